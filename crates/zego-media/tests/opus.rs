@@ -1,0 +1,153 @@
+//! Opus behaviour the audio path relies on: a tone comes back at its frequency and level,
+//! lost packets are concealed or rebuilt from FEC, and bad input is an error.
+
+use zego_media::{MediaError, OpusDecoder, OpusEncoder, SyntheticMicrophone};
+
+const RATE: u32 = 48_000;
+const FRAME: usize = 960; // 20 ms per channel
+
+fn rms(samples: &[i16]) -> f64 {
+    (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
+}
+
+/// Frequency from rising zero crossings of one channel of interleaved audio.
+fn frequency(samples: &[i16], channels: usize) -> f64 {
+    let mono: Vec<i16> = samples.iter().step_by(channels).copied().collect();
+    let crossings: Vec<usize> = mono
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
+        .map(|(i, _)| i)
+        .collect();
+    let periods = (crossings.len() - 1) as f64;
+    let span = (crossings[crossings.len() - 1] - crossings[0]) as f64;
+    f64::from(RATE) * periods / span
+}
+
+fn encode_tone(channels: u16, tone: f32, frames: usize, enc: &mut OpusEncoder) -> Vec<Vec<u8>> {
+    let mut mic = SyntheticMicrophone::new(RATE, channels, tone);
+    let mut pcm = vec![0i16; FRAME * usize::from(channels)];
+    (0..frames)
+        .map(|_| {
+            mic.read(&mut pcm);
+            enc.encode(&pcm).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_tone_round_trips_with_its_frequency_and_energy() {
+    for (channels, tone) in [(2u16, 440.0f32), (1, 1000.0)] {
+        let mut enc = OpusEncoder::new(RATE, channels, 64_000).unwrap();
+        let mut dec = OpusDecoder::new(RATE, channels).unwrap();
+        let packets = encode_tone(channels, tone, 50, &mut enc);
+        let mut decoded = Vec::new();
+        let mut out = Vec::new();
+        for p in &packets {
+            assert!(p.len() > 10 && p.len() < 400, "packet of {} bytes", p.len());
+            let n = dec.decode(Some(p), &mut out).unwrap();
+            assert_eq!(n, FRAME);
+            assert_eq!(out.len(), FRAME * usize::from(channels));
+            decoded.extend_from_slice(&out);
+        }
+        // Skip the first 100 ms while the codec ramps up.
+        let steady = &decoded[FRAME * 5 * usize::from(channels)..];
+        let f = frequency(steady, usize::from(channels));
+        assert!(
+            (f - f64::from(tone)).abs() < f64::from(tone) * 0.01,
+            "{channels} ch: {f:.1} Hz for a {tone} Hz tone"
+        );
+        // The source is a sine at half of full scale: RMS 16384 / sqrt(2).
+        let level = rms(steady) / (16384.0 / 2f64.sqrt());
+        assert!(
+            (0.8..=1.2).contains(&level),
+            "{channels} ch: level {level:.2}"
+        );
+    }
+}
+
+#[test]
+fn a_lost_packet_is_concealed_with_sound_of_the_right_length() {
+    let mut enc = OpusEncoder::new(RATE, 2, 48_000).unwrap();
+    let mut dec = OpusDecoder::new(RATE, 2).unwrap();
+    let packets = encode_tone(2, 440.0, 20, &mut enc);
+    let mut out = Vec::new();
+    for p in &packets[..10] {
+        dec.decode(Some(p), &mut out).unwrap();
+    }
+    let n = dec.decode(None, &mut out).unwrap();
+    assert_eq!(n, FRAME);
+    assert_eq!(out.len(), FRAME * 2);
+    assert!(
+        rms(&out) > 1000.0,
+        "concealment is silent: rms {}",
+        rms(&out)
+    );
+    // Decoding carries on after the gap.
+    assert_eq!(dec.decode(Some(&packets[11]), &mut out).unwrap(), FRAME);
+}
+
+#[test]
+fn fec_rebuilds_a_lost_packet_from_the_next_one() {
+    let mut enc = OpusEncoder::new(RATE, 1, 32_000).unwrap();
+    enc.set_packet_loss_percent(20);
+    let mut dec = OpusDecoder::new(RATE, 1).unwrap();
+    let packets = encode_tone(1, 440.0, 30, &mut enc);
+    let mut out = Vec::new();
+    for p in &packets[..20] {
+        dec.decode(Some(p), &mut out).unwrap();
+    }
+    // Packet 20 is lost; 21 arrives and carries its FEC copy.
+    let n = dec.decode_fec(&packets[21], &mut out).unwrap();
+    assert_eq!(n, FRAME);
+    let rebuilt = rms(&out) / (16384.0 / 2f64.sqrt());
+    assert!((0.5..=1.5).contains(&rebuilt), "FEC level {rebuilt:.2}");
+    let f = frequency(&out, 1);
+    assert!((f - 440.0).abs() < 10.0, "FEC frequency {f:.1}");
+    assert_eq!(dec.decode(Some(&packets[21]), &mut out).unwrap(), FRAME);
+}
+
+#[test]
+fn bitrate_setting_changes_packet_sizes() {
+    let mut enc = OpusEncoder::new(RATE, 2, 24_000).unwrap();
+    let low: usize = encode_tone(2, 440.0, 25, &mut enc)
+        .iter()
+        .map(Vec::len)
+        .sum();
+    enc.set_bitrate(128_000);
+    let high: usize = encode_tone(2, 440.0, 25, &mut enc)
+        .iter()
+        .map(Vec::len)
+        .sum();
+    // 25 packets = 0.5 s.
+    let (low_bps, high_bps) = (low * 16, high * 16);
+    println!("24 kb/s -> {low_bps} b/s, 128 kb/s -> {high_bps} b/s");
+    assert!(high_bps > low_bps * 2, "{low_bps} vs {high_bps}");
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    assert!(OpusEncoder::new(44_100, 2, 64_000).is_err());
+    assert!(OpusEncoder::new(RATE, 3, 64_000).is_err());
+    assert!(OpusEncoder::new(RATE, 2, 1_000).is_err());
+    assert!(OpusDecoder::new(RATE, 0).is_err());
+
+    let mut enc = OpusEncoder::new(RATE, 2, 64_000).unwrap();
+    assert!(matches!(
+        enc.encode(&[0; 1000]),
+        Err(MediaError::InvalidParameter(_))
+    ));
+    assert!(enc.encode(&[0; 959]).is_err());
+    assert!(enc.encode(&[]).is_err());
+    assert!(enc.encode(&[0; 480 * 2]).is_ok()); // 10 ms is a valid frame
+
+    let mut dec = OpusDecoder::new(RATE, 2).unwrap();
+    let mut out = Vec::new();
+    assert!(dec.decode(Some(&[]), &mut out).is_err());
+    // TOC code 3 with a frame count of zero is malformed.
+    assert!(matches!(
+        dec.decode(Some(&[0xFB, 0x00]), &mut out),
+        Err(MediaError::Opus { .. } | MediaError::InvalidParameter(_))
+    ));
+    assert!(dec.decode_fec(&[], &mut out).is_err());
+}

@@ -1,0 +1,645 @@
+//! Token04: the shared vectors decode and re-mint byte for byte, both modes round-trip, every kind of bad
+//! token is refused with its own code, payload privileges gate login and publishing, and no input panics.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use zego_protocol::error;
+use zego_protocol::token04::{
+    decode, generate, may_login, may_publish, verify, Claims, Mode, Privilege, VERSION,
+};
+
+const SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
+const OTHER_SECRET: &str = "00000000000000000000000000000000";
+
+/// The reference vectors (token04-vectors.json), built from the published byte layout.
+const VECTORS: &str = r#"
+{
+ "about": "Token04 vectors built from the published byte layout (see token04.md); secret is ZEGO's public sample secret.",
+ "vectors": [
+  {
+   "name": "gcm_basic_no_payload",
+   "mode": "gcm",
+   "app_id": 1234567890,
+   "user_id": "user1",
+   "nonce": 123456789,
+   "ctime": 1700000000,
+   "expire": 1700003600,
+   "payload": "",
+   "iv": "0123456789ab",
+   "secret": "fa94dd0f974cf2e293728a526b028271",
+   "plaintext": "{\"app_id\":1234567890,\"user_id\":\"user1\",\"nonce\":123456789,\"ctime\":1700000000,\"expire\":1700003600,\"payload\":\"\"}",
+   "token": "04AAAAAGVT/xAADDAxMjM0NTY3ODlhYgB9Cyp4BFmXo9vH6W6l6qsgemNorDRlqgACz7VEZ9ATqvGMPGkJqxXGWRcJ1E92POo0XybiZWFtVJrzsyoqmO0N62uR382QgEuGBOrLjU6XqXTiuCmr7kpgOKL4yFl1OVUPLGoGhy7UI6LxzPoT9LQl5GnWcYsyNtJcdwaJFxAB"
+  },
+  {
+   "name": "gcm_privilege_login_publish",
+   "mode": "gcm",
+   "app_id": 1234567890,
+   "user_id": "user1",
+   "nonce": 123456789,
+   "ctime": 1700000000,
+   "expire": 1700003600,
+   "payload": "{\"room_id\":\"room1\",\"privilege\":{\"1\":1,\"2\":1},\"stream_id_list\":null}",
+   "iv": "0123456789ab",
+   "secret": "fa94dd0f974cf2e293728a526b028271",
+   "plaintext": "{\"app_id\":1234567890,\"user_id\":\"user1\",\"nonce\":123456789,\"ctime\":1700000000,\"expire\":1700003600,\"payload\":\"{\\\"room_id\\\":\\\"room1\\\",\\\"privilege\\\":{\\\"1\\\":1,\\\"2\\\":1},\\\"stream_id_list\\\":null}\"}",
+   "token": "04AAAAAGVT/xAADDAxMjM0NTY3ODlhYgDMCyp4BFmXo9vH6W6l6qsgemNorDRlqgACz7VEZ9ATqvGMPGkJqxXGWRcJ1E92POo0XybiZWFtVJrzsyoqmO0N62uR382QgEuGBOrLjU6XqXTiuCmr7kpgOKL4yFl1OVUPLGoGhy7UI6LxzPpK1VsFxMR4c3QT/uwLr7uKX9K6BAmMPgCw1HJVbCmmULfvB2ZJnQppebJBAmo5GVmnFwvKWWjrL9Vo7bGhavOVNoa9/UstzwjnGCX8NOui/cxVGQTgOh0XjcLbyYmBTF96AQ=="
+  },
+  {
+   "name": "gcm_privilege_login_only",
+   "mode": "gcm",
+   "app_id": 42,
+   "user_id": "viewer-7",
+   "nonce": -5,
+   "ctime": 1800000000,
+   "expire": 1800086400,
+   "payload": "{\"room_id\":\"room1\",\"privilege\":{\"1\":1,\"2\":0},\"stream_id_list\":null}",
+   "iv": "zyxwvutsrqpo",
+   "secret": "fa94dd0f974cf2e293728a526b028271",
+   "plaintext": "{\"app_id\":42,\"user_id\":\"viewer-7\",\"nonce\":-5,\"ctime\":1800000000,\"expire\":1800086400,\"payload\":\"{\\\"room_id\\\":\\\"room1\\\",\\\"privilege\\\":{\\\"1\\\":1,\\\"2\\\":0},\\\"stream_id_list\\\":null}\"}",
+   "token": "04AAAAAGtLI4AADHp5eHd2dXRzcnFwbwDAi7ukyg34jOAmEzxuZ4biWA9cnidLnYjhf7KLQ0HbtPgzbcqt0rDtN7r0jpxxKpH4wzkZpSyReuQyVA1YrutLS5HDGN4HZOZa4sO0cEjfCUtYOndvn6CH+HlBfZ9FEqSE2nhTurAqub4UJNzZvYKAnzjPAYtR5AnKQWJGoaGlqf3KRAp63n2tsIa5Hck4y+vQJsMicO9LqgdgwWCTNo8D7IbrLolSOEpyowjRGkWUqvjgoUoMRHeOuCC+ujCvSVYpAQ=="
+  },
+  {
+   "name": "gcm_stream_list",
+   "mode": "gcm",
+   "app_id": 42,
+   "user_id": "anchor",
+   "nonce": 2147483647,
+   "ctime": 1800000000,
+   "expire": 1800086400,
+   "payload": "{\"room_id\":\"live-1\",\"privilege\":{\"1\":1,\"2\":1},\"stream_id_list\":[\"s1\",\"s2\"]}",
+   "iv": "aaaaaaaaaaaa",
+   "secret": "fa94dd0f974cf2e293728a526b028271",
+   "plaintext": "{\"app_id\":42,\"user_id\":\"anchor\",\"nonce\":2147483647,\"ctime\":1800000000,\"expire\":1800086400,\"payload\":\"{\\\"room_id\\\":\\\"live-1\\\",\\\"privilege\\\":{\\\"1\\\":1,\\\"2\\\":1},\\\"stream_id_list\\\":[\\\"s1\\\",\\\"s2\\\"]}\"}",
+   "token": "04AAAAAGtLI4AADGFhYWFhYWFhYWFhYQDSlZNZ7zG0ed/m3nb2RzX5wxn3LT20Fb6OWjNU+bBeRtdKRHrHerfuSnFVlhBIC2Ndf+pMvTkGNguuWhKlaJvgEWOA9iZ7YVsE2Y4biqqlPSnrRP9nAMcP3Q/vQiOet0nB/Wg1VsM7cIMS6lPaYpw/Cu+dmJu1+izy8SxeEMZpZ6aBtAeuN+v67jOV0pB4Pb68LmSz+rCL3jinzovwm5mG3lsDhMdTHxxr+2EL9bInRZ9SXZOKdvLwYK8iGcyT523M/Ca6FpalSHAdI2nhA/KSV+JZAQ=="
+  },
+  {
+   "name": "gcm_unicode_user",
+   "mode": "gcm",
+   "app_id": 7,
+   "user_id": "用户一",
+   "nonce": 1,
+   "ctime": 1800000000,
+   "expire": 1800000060,
+   "payload": "",
+   "iv": "000000000000",
+   "secret": "fa94dd0f974cf2e293728a526b028271",
+   "plaintext": "{\"app_id\":7,\"user_id\":\"用户一\",\"nonce\":1,\"ctime\":1800000000,\"expire\":1800000060,\"payload\":\"\"}",
+   "token": "04AAAAAGtJ0jwADDAwMDAwMDAwMDAwMABwzQMffQ9NINwiG9jlNlpPK6mD2uACg+7gFQBMiAYXYbIGhJJ7+s/31+mRL2joiqZwy7crCnU2346y81uAxwBniI9rJNiPEY6s78JhkJDTDOPSUY3j+SLs/n/h06DmsIE8AQpmuM508qXxwdfBmro70wE="
+  },
+  {
+   "name": "cbc_legacy_basic",
+   "mode": "cbc",
+   "app_id": 1234567890,
+   "user_id": "user1",
+   "nonce": 123456789,
+   "ctime": 1700000000,
+   "expire": 1700003600,
+   "payload": "",
+   "iv": "0123456789abcdef",
+   "secret": "fa94dd0f974cf2e293728a526b028271",
+   "plaintext": "{\"app_id\":1234567890,\"user_id\":\"user1\",\"nonce\":123456789,\"ctime\":1700000000,\"expire\":1700003600,\"payload\":\"\"}",
+   "token": "04AAAAAGVT/xAAEDAxMjM0NTY3ODlhYmNkZWYAcK/oyydKytM1aQ+0EzyZaCrKfJWJQIVBzfCfER5aaXlYVWhM9hV86d0kI2fSypVBvev00tVGYB097qTYwSou2PNVur/20fg1KvNMbFlHdPty17aH1X6T+9xMEcBoa7g1gpH5nXTwww7336Ga5zGk9D4="
+  },
+  {
+   "name": "cbc_legacy_privilege",
+   "mode": "cbc",
+   "app_id": 42,
+   "user_id": "anchor",
+   "nonce": 99,
+   "ctime": 1800000000,
+   "expire": 1800086400,
+   "payload": "{\"room_id\":\"live-1\",\"privilege\":{\"1\":1,\"2\":1},\"stream_id_list\":null}",
+   "iv": "abcdefghijklmnop",
+   "secret": "fa94dd0f974cf2e293728a526b028271",
+   "plaintext": "{\"app_id\":42,\"user_id\":\"anchor\",\"nonce\":99,\"ctime\":1800000000,\"expire\":1800086400,\"payload\":\"{\\\"room_id\\\":\\\"live-1\\\",\\\"privilege\\\":{\\\"1\\\":1,\\\"2\\\":1},\\\"stream_id_list\\\":null}\"}",
+   "token": "04AAAAAGtLI4AAEGFiY2RlZmdoaWprbG1ub3AAsPuytF0zkIMpSm76RW2A+Im9115TpRrFiFw1NZETTg4h+zXa9zPXl+64q6Zou3ZxZU+L2Bl3gzxqj5z0RWmBASSGozF8DZIiBgYSjq95qgk9bDqMTAGLHbeVyY9eZY1CdKdKF4zR+uzq/ulM24SqYn3uhjh5D1LFE25KJ5L7mG9Ue4MOWQjwDfWI/Ga7A+uiNjA2M7lmIU2KAyvChVoGB8GHe3F9bgdd8AVUF51WSyA0"
+  }
+ ]
+}
+"#;
+
+struct Vector {
+    name: String,
+    mode: Mode,
+    claims: Claims,
+    iv: Vec<u8>,
+    secret: String,
+    plaintext: String,
+    token: String,
+}
+
+fn vectors() -> Vec<Vector> {
+    let doc: Value = serde_json::from_str(VECTORS).unwrap();
+    let vectors: Vec<Vector> = doc["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            Vector {
+                name: s("name"),
+                mode: match v["mode"].as_str().unwrap() {
+                    "gcm" => Mode::Gcm,
+                    "cbc" => Mode::Cbc,
+                    other => panic!("unknown mode {other}"),
+                },
+                claims: Claims {
+                    app_id: v["app_id"].as_u64().unwrap().try_into().unwrap(),
+                    user_id: s("user_id"),
+                    nonce: v["nonce"].as_i64().unwrap(),
+                    ctime: v["ctime"].as_i64().unwrap(),
+                    expire: v["expire"].as_i64().unwrap(),
+                    payload: s("payload"),
+                },
+                iv: s("iv").into_bytes(),
+                secret: s("secret"),
+                plaintext: s("plaintext"),
+                token: s("token"),
+            }
+        })
+        .collect();
+    assert_eq!(vectors.len(), 7);
+    vectors
+}
+
+fn vector(name: &str) -> Vector {
+    vectors().into_iter().find(|v| v.name == name).unwrap()
+}
+
+fn claims(payload: &str) -> Claims {
+    Claims {
+        app_id: 42,
+        user_id: "anchor".into(),
+        nonce: -123,
+        ctime: 1_800_000_000,
+        expire: 1_800_003_600,
+        payload: payload.into(),
+    }
+}
+
+fn privilege(room: &str, login: bool, publish: bool, streams: Option<&[&str]>) -> Privilege {
+    Privilege {
+        room_id: room.into(),
+        login_room: login,
+        publish,
+        stream_id_list: streams.map(|s| s.iter().map(|x| x.to_string()).collect()),
+    }
+}
+
+fn token_bytes(token: &str) -> Vec<u8> {
+    STANDARD.decode(&token[2..]).unwrap()
+}
+
+fn token_from(bytes: &[u8]) -> String {
+    format!("04{}", STANDARD.encode(bytes))
+}
+
+/// Offset of the ciphertext in a decoded token: expire(8) + iv_len(2) + iv + len(2).
+fn sealed_offset(bytes: &[u8]) -> usize {
+    8 + 2 + usize::from(u16::from_be_bytes([bytes[8], bytes[9]])) + 2
+}
+
+#[test]
+fn every_vector_decodes_with_its_mode_and_fields() {
+    for v in vectors() {
+        let (claims, mode) =
+            decode(&v.secret, &v.token).unwrap_or_else(|e| panic!("{}: {e}", v.name));
+        assert_eq!(mode, v.mode, "{}", v.name);
+        assert_eq!(claims, v.claims, "{}", v.name);
+
+        // The sealed plaintext is the vector's plaintext, compared as JSON values.
+        let ours: Value = serde_json::to_value(&claims).unwrap();
+        let theirs: Value = serde_json::from_str(&v.plaintext).unwrap();
+        assert_eq!(ours, theirs, "{}", v.name);
+
+        let bytes = token_bytes(&v.token);
+        assert_eq!(&bytes[..8], &v.claims.expire.to_be_bytes(), "{}", v.name);
+        assert_eq!(&bytes[10..10 + v.iv.len()], v.iv.as_slice(), "{}", v.name);
+    }
+}
+
+#[test]
+fn generate_with_the_vector_iv_reproduces_the_token_byte_for_byte() {
+    // The vectors' plaintext field order is the one generate() writes, so tokens match exactly.
+    for v in vectors() {
+        let token = generate(&v.secret, &v.claims, v.mode, Some(&v.iv)).unwrap();
+        assert_eq!(token, v.token, "{}", v.name);
+    }
+}
+
+#[test]
+fn plaintext_field_order_does_not_matter() {
+    // Another generator's field order, sealed by hand with the same layout.
+    use aes_gcm::aead::Aead;
+    use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+    let plaintext = br#"{"payload":"","expire":1800003600,"ctime":1800000000,"user_id":"anchor","nonce":-123,"app_id":42}"#;
+    let iv = b"abcdefghijkl";
+    let sealed = Aes256Gcm::new_from_slice(SECRET.as_bytes())
+        .unwrap()
+        .encrypt(Nonce::from_slice(iv), plaintext.as_slice())
+        .unwrap();
+    let mut bytes = 1_800_003_600i64.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&12u16.to_be_bytes());
+    bytes.extend_from_slice(iv);
+    bytes.extend_from_slice(&(sealed.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(&sealed);
+    bytes.push(1);
+    let (decoded, mode) = decode(SECRET, &token_from(&bytes)).unwrap();
+    assert_eq!(mode, Mode::Gcm);
+    assert_eq!(decoded, claims(""));
+}
+
+#[test]
+fn both_modes_round_trip_with_random_ivs() {
+    let payload = privilege("room-9", true, true, Some(&["a", "b"])).to_payload();
+    for mode in [Mode::Gcm, Mode::Cbc] {
+        let original = claims(&payload);
+        let first = generate(SECRET, &original, mode, None).unwrap();
+        let second = generate(SECRET, &original, mode, None).unwrap();
+        assert!(first.starts_with(VERSION));
+        assert_ne!(first, second, "{mode:?}: the IV is random");
+        for token in [first, second] {
+            assert_eq!(decode(SECRET, &token).unwrap(), (original.clone(), mode));
+            assert_eq!(
+                verify(SECRET, &token, 42, "anchor", 1_800_000_000).unwrap(),
+                original
+            );
+        }
+    }
+}
+
+#[test]
+fn privilege_payload_round_trips_and_matches_the_generators() {
+    let v = vector("gcm_stream_list");
+    let p = v.claims.privilege().unwrap().unwrap();
+    assert_eq!(p, privilege("live-1", true, true, Some(&["s1", "s2"])));
+    assert_eq!(p.to_payload(), v.claims.payload);
+    assert_eq!(vector("gcm_basic_no_payload").claims.privilege(), Ok(None));
+}
+
+#[test]
+fn tampered_tokens_are_refused() {
+    for v in vectors() {
+        let bytes = token_bytes(&v.token);
+        let start = sealed_offset(&bytes);
+        let end = if v.mode == Mode::Gcm {
+            bytes.len() - 1
+        } else {
+            bytes.len()
+        };
+        // First ciphertext byte, last byte before the tag / last CBC block, and the tag's last byte.
+        for at in [start, end - 17, end - 1] {
+            let mut t = bytes.clone();
+            t[at] ^= 0x01;
+            assert_eq!(
+                decode(&v.secret, &token_from(&t)),
+                Err(error::ROOM_TOKEN_INNER_ERROR),
+                "{} byte {at}",
+                v.name
+            );
+        }
+        // The clear expire header is checked against the sealed one.
+        let mut t = bytes.clone();
+        t[7] ^= 0x01;
+        assert_eq!(
+            decode(&v.secret, &token_from(&t)),
+            Err(error::ROOM_TOKEN_INNER_ERROR),
+            "{} expire header",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn truncated_or_malformed_layouts_are_format_errors() {
+    for v in vectors() {
+        let bytes = token_bytes(&v.token);
+        for len in [0, 5, 8, 9, 10, 21, bytes.len() - 2] {
+            assert_eq!(
+                decode(&v.secret, &token_from(&bytes[..len])),
+                Err(error::ROOM_TOKEN_FORMAT_ERROR),
+                "{} cut to {len}",
+                v.name
+            );
+        }
+        // Two bytes after the ciphertext: neither mode.
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[1, 1]);
+        assert_eq!(
+            decode(&v.secret, &token_from(&longer)),
+            Err(error::ROOM_TOKEN_FORMAT_ERROR),
+            "{}",
+            v.name
+        );
+    }
+    // GCM with an unknown mode byte.
+    let v = vector("gcm_basic_no_payload");
+    let mut bytes = token_bytes(&v.token);
+    *bytes.last_mut().unwrap() = 2;
+    assert_eq!(
+        decode(SECRET, &token_from(&bytes)),
+        Err(error::ROOM_TOKEN_FORMAT_ERROR)
+    );
+    // The token "04" alone.
+    assert_eq!(decode(SECRET, "04"), Err(error::ROOM_TOKEN_FORMAT_ERROR));
+}
+
+#[test]
+fn plaintext_with_missing_or_mistyped_fields_is_a_format_error() {
+    use aes_gcm::aead::Aead;
+    use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+    let seal = |plaintext: &str| {
+        let iv = b"abcdefghijkl";
+        let sealed = Aes256Gcm::new_from_slice(SECRET.as_bytes())
+            .unwrap()
+            .encrypt(Nonce::from_slice(iv), plaintext.as_bytes())
+            .unwrap();
+        let mut bytes = 100i64.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&12u16.to_be_bytes());
+        bytes.extend_from_slice(iv);
+        bytes.extend_from_slice(&(sealed.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&sealed);
+        bytes.push(1);
+        token_from(&bytes)
+    };
+    for plaintext in [
+        r#"{"app_id":1,"user_id":"u","nonce":1,"ctime":1,"payload":""}"#,
+        r#"{"app_id":-1,"user_id":"u","nonce":1,"ctime":1,"expire":100,"payload":""}"#,
+        r#"{"app_id":4294967296,"user_id":"u","nonce":1,"ctime":1,"expire":100,"payload":""}"#,
+        r#"{"app_id":1,"user_id":7,"nonce":1,"ctime":1,"expire":100,"payload":""}"#,
+        r#"not json"#,
+        r#"[]"#,
+    ] {
+        assert_eq!(
+            decode(SECRET, &seal(plaintext)),
+            Err(error::ROOM_TOKEN_FORMAT_ERROR),
+            "{plaintext}"
+        );
+    }
+    let ok =
+        r#"{"app_id":4294967295,"user_id":"u","nonce":-9,"ctime":1,"expire":100,"payload":""}"#;
+    let (claims, _) = decode(SECRET, &seal(ok)).unwrap();
+    assert_eq!((claims.app_id, claims.nonce), (u32::MAX, -9));
+}
+
+#[test]
+fn wrong_iv_length_is_a_nonce_error() {
+    for v in vectors() {
+        let bytes = token_bytes(&v.token);
+        let iv_len = usize::from(u16::from_be_bytes([bytes[8], bytes[9]]));
+        // Move one byte from the IV into... nowhere: declare it one shorter and drop its last byte.
+        let mut t = bytes[..8].to_vec();
+        t.extend_from_slice(&((iv_len - 1) as u16).to_be_bytes());
+        t.extend_from_slice(&bytes[10..10 + iv_len - 1]);
+        t.extend_from_slice(&bytes[10 + iv_len..]);
+        assert_eq!(
+            decode(&v.secret, &token_from(&t)),
+            Err(error::ROOM_TOKEN_NONCE_ERROR),
+            "{}",
+            v.name
+        );
+    }
+    let c = claims("");
+    assert_eq!(
+        generate(SECRET, &c, Mode::Gcm, Some(&[0; 16])),
+        Err(error::ROOM_TOKEN_NONCE_ERROR)
+    );
+    assert_eq!(
+        generate(SECRET, &c, Mode::Cbc, Some(&[0; 12])),
+        Err(error::ROOM_TOKEN_NONCE_ERROR)
+    );
+}
+
+#[test]
+fn wrong_or_malformed_secret_is_an_inner_error() {
+    for v in vectors() {
+        assert_eq!(
+            decode(OTHER_SECRET, &v.token),
+            Err(error::ROOM_TOKEN_INNER_ERROR),
+            "{}",
+            v.name
+        );
+        assert_eq!(
+            decode(&v.secret[..31], &v.token),
+            Err(error::ROOM_TOKEN_INNER_ERROR),
+            "{}",
+            v.name
+        );
+    }
+    assert_eq!(
+        generate("short", &claims(""), Mode::Gcm, None),
+        Err(error::ROOM_TOKEN_INNER_ERROR)
+    );
+}
+
+#[test]
+fn verify_checks_app_user_and_expiry() {
+    let v = vector("gcm_privilege_login_publish");
+    let (app, user, expire) = (v.claims.app_id, v.claims.user_id.as_str(), v.claims.expire);
+    assert_eq!(
+        verify(SECRET, &v.token, app, user, expire - 1),
+        Ok(v.claims.clone())
+    );
+    assert_eq!(
+        verify(SECRET, &v.token, app + 1, user, expire - 1),
+        Err(error::ROOM_TOKEN_APP_ID_ERROR)
+    );
+    assert_eq!(
+        verify(SECRET, &v.token, app, "user2", expire - 1),
+        Err(error::ROOM_TOKEN_USER_ID_ERROR)
+    );
+    assert_eq!(
+        verify(SECRET, &v.token, app, user, expire),
+        Err(error::ROOM_TOKEN_EXPIRED)
+    );
+    assert_eq!(
+        verify(SECRET, &v.token, app, user, expire + 1),
+        Err(error::ROOM_TOKEN_EXPIRED)
+    );
+    // Same checks on a legacy CBC token.
+    let v = vector("cbc_legacy_privilege");
+    assert_eq!(
+        verify(SECRET, &v.token, 42, "anchor", 0),
+        Ok(v.claims.clone())
+    );
+    assert_eq!(
+        verify(SECRET, &v.token, 43, "anchor", 0),
+        Err(error::ROOM_TOKEN_APP_ID_ERROR)
+    );
+    assert_eq!(
+        verify(SECRET, &v.token, 42, "Anchor", 0),
+        Err(error::ROOM_TOKEN_USER_ID_ERROR)
+    );
+    assert_eq!(
+        verify(SECRET, &v.token, 42, "anchor", v.claims.expire),
+        Err(error::ROOM_TOKEN_EXPIRED)
+    );
+}
+
+#[test]
+fn wrong_version_and_bad_base64_are_refused() {
+    let v = vector("gcm_basic_no_payload");
+    let as_03 = format!("03{}", &v.token[2..]);
+    assert_eq!(decode(SECRET, &as_03), Err(error::ROOM_TOKEN_VERSION_ERROR));
+    assert_eq!(decode(SECRET, ""), Err(error::ROOM_TOKEN_VERSION_ERROR));
+    assert_eq!(
+        decode(SECRET, &v.token[2..]),
+        Err(error::ROOM_TOKEN_VERSION_ERROR)
+    );
+    for body in ["!!!!", "AAAAA", "AAAA=A==", "AB==x", " AAAA"] {
+        assert_eq!(
+            decode(SECRET, &format!("04{body}")),
+            Err(error::ROOM_TOKEN_FORMAT_ERROR),
+            "{body}"
+        );
+    }
+    // Unpadded base64 of a valid token is not standard padded base64.
+    let padded = vector("gcm_privilege_login_publish").token;
+    let unpadded = padded.trim_end_matches('=');
+    assert_ne!(unpadded, padded);
+    assert_eq!(
+        decode(SECRET, unpadded),
+        Err(error::ROOM_TOKEN_FORMAT_ERROR)
+    );
+}
+
+#[test]
+fn empty_payload_places_no_restriction() {
+    let c = vector("gcm_basic_no_payload").claims;
+    assert_eq!(may_login(&c, "any-room"), Ok(()));
+    assert_eq!(may_publish(&c, "any-room", "any-stream"), Ok(()));
+}
+
+#[test]
+fn login_only_token_cannot_publish() {
+    let c = vector("gcm_privilege_login_only").claims;
+    assert_eq!(may_login(&c, "room1"), Ok(()));
+    assert_eq!(
+        may_publish(&c, "room1", "s1"),
+        Err(error::PUBLISHER_AUTH_FAILED)
+    );
+}
+
+#[test]
+fn privileges_hold_only_for_their_room() {
+    let c = vector("gcm_privilege_login_publish").claims;
+    assert_eq!(may_login(&c, "room1"), Ok(()));
+    assert_eq!(may_publish(&c, "room1", "whatever"), Ok(()));
+    assert_eq!(
+        may_login(&c, "room2"),
+        Err(error::ROOM_AUTHENTICATION_FAILED)
+    );
+    assert_eq!(
+        may_publish(&c, "room2", "whatever"),
+        Err(error::PUBLISHER_AUTH_FAILED)
+    );
+}
+
+#[test]
+fn stream_id_list_limits_publishable_streams() {
+    let c = vector("gcm_stream_list").claims;
+    assert_eq!(may_publish(&c, "live-1", "s1"), Ok(()));
+    assert_eq!(may_publish(&c, "live-1", "s2"), Ok(()));
+    assert_eq!(
+        may_publish(&c, "live-1", "s3"),
+        Err(error::PUBLISHER_AUTH_FAILED)
+    );
+    assert_eq!(
+        may_publish(&c, "live-2", "s1"),
+        Err(error::PUBLISHER_AUTH_FAILED)
+    );
+    // An empty list allows no stream at all.
+    let c = claims(&privilege("live-1", true, true, Some(&[])).to_payload());
+    assert_eq!(
+        may_publish(&c, "live-1", "s1"),
+        Err(error::PUBLISHER_AUTH_FAILED)
+    );
+}
+
+#[test]
+fn publish_only_token_cannot_log_in() {
+    let c = claims(&privilege("r", false, true, None).to_payload());
+    assert_eq!(may_login(&c, "r"), Err(error::ROOM_AUTHENTICATION_FAILED));
+    assert_eq!(may_publish(&c, "r", "s"), Ok(()));
+}
+
+#[test]
+fn malformed_payloads_are_refused() {
+    for payload in [
+        "x",
+        "{}",
+        r#"{"room_id":"r"}"#,
+        r#"{"room_id":"r","privilege":{"1":2}}"#,
+        r#"{"room_id":"r","privilege":{"1":"1"}}"#,
+        r#"{"room_id":1,"privilege":{"1":1}}"#,
+        r#"{"room_id":"r","privilege":{"1":1},"stream_id_list":"s"}"#,
+    ] {
+        let c = claims(payload);
+        assert_eq!(
+            c.privilege(),
+            Err(error::ROOM_TOKEN_FORMAT_ERROR),
+            "{payload}"
+        );
+        assert_eq!(
+            may_login(&c, "r"),
+            Err(error::ROOM_TOKEN_FORMAT_ERROR),
+            "{payload}"
+        );
+        assert_eq!(
+            may_publish(&c, "r", "s"),
+            Err(error::PUBLISHER_AUTH_FAILED),
+            "{payload}"
+        );
+    }
+    // Missing privilege keys are "not granted"; a missing stream_id_list is "any stream".
+    let c = claims(r#"{"room_id":"r","privilege":{"1":1}}"#);
+    assert_eq!(c.privilege(), Ok(Some(privilege("r", true, false, None))));
+}
+
+#[test]
+fn no_input_panics() {
+    let mut rng = StdRng::seed_from_u64(0x0404);
+    let originals: Vec<Vec<u8>> = vectors().iter().map(|v| token_bytes(&v.token)).collect();
+    for i in 0..20_000 {
+        let token = match i % 4 {
+            // Random bytes behind the version.
+            0 => {
+                let len = rng.gen_range(0..200);
+                let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+                token_from(&bytes)
+            }
+            // A real token with a few bytes changed, cut or extended.
+            1 | 2 => {
+                let mut bytes = originals[rng.gen_range(0..originals.len())].clone();
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..bytes.len());
+                    bytes[at] = rng.gen();
+                }
+                match rng.gen_range(0..3) {
+                    0 => bytes.truncate(rng.gen_range(0..bytes.len())),
+                    1 => bytes.extend((0..rng.gen_range(0..4)).map(|_| rng.gen::<u8>())),
+                    _ => {}
+                }
+                token_from(&bytes)
+            }
+            // Arbitrary text, including non-ASCII, with or without the version.
+            _ => {
+                let len = rng.gen_range(0..80);
+                let text: String = (0..len).map(|_| rng.gen::<char>()).collect();
+                if rng.gen() {
+                    format!("04{text}")
+                } else {
+                    text
+                }
+            }
+        };
+        if let Ok((claims, _)) = decode(SECRET, &token) {
+            let _ = may_login(&claims, "room1");
+            let _ = may_publish(&claims, "room1", "s1");
+        }
+        let _ = verify(SECRET, &token, 42, "anchor", 0);
+    }
+}

@@ -1,0 +1,45 @@
+//! The relay's metrics, written by the I/O thread and read by anyone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::RelayMetrics;
+
+/// One writer (the I/O thread), many readers: relaxed atomics are enough, a snapshot need not be consistent
+/// across fields.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub publishers: AtomicU64,
+    pub players: AtomicU64,
+    pub packets_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub packets_forwarded: AtomicU64,
+    pub bytes_forwarded: AtomicU64,
+    pub retransmissions: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub datagrams_dropped: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set(counter: &AtomicU64, n: u64) {
+        counter.store(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> RelayMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RelayMetrics {
+            publishers: get(&self.publishers),
+            players: get(&self.players),
+            packets_received: get(&self.packets_received),
+            bytes_received: get(&self.bytes_received),
+            packets_forwarded: get(&self.packets_forwarded),
+            bytes_forwarded: get(&self.bytes_forwarded),
+            retransmissions: get(&self.retransmissions),
+            keyframe_requests: get(&self.keyframe_requests),
+            datagrams_dropped: get(&self.datagrams_dropped),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The media relay (SFU): every WebRTC peer of the server on ONE UDP port.
+//!
+//! Publishers send H.264 video and Opus audio; the relay forwards each publisher's RTP to every player of that
+//! stream. The WebRTC protocol work (ICE-lite, DTLS-SRTP, RTP/RTCP) is done by the sans-IO str0m core; this crate
+//! owns the socket, demultiplexes datagrams to peers, and routes media between them.
+//!
+//! All sockets and str0m `Rtc` instances live on one dedicated I/O thread (see `io_loop`). The async methods of
+//! [`Relay`] send commands to that thread and await its replies, so nothing blocking runs on the caller's runtime.
+
+mod counters;
+mod h264;
+mod io_loop;
+mod keyframe;
+mod rewrite;
+mod route;
+mod session;
+mod thread_cpu;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::counters::Counters;
+use crate::io_loop::{Command, IoLoop};
+use crate::thread_cpu::ThreadCpuClock;
+
+/// Where the relay listens and what it announces in its ICE candidate.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The one UDP socket of all media.
+    pub bind: SocketAddr,
+    /// The address put in the ICE candidate of every SDP answer (for a server behind NAT, or an impairment relay in
+    /// front of it). Defaults to the bound address.
+    pub announce: Option<SocketAddr>,
+}
+
+/// Timing knobs of the relay; [`Relay::start`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// A session whose ICE and DTLS have not completed this long after its answer was made is closed.
+    pub connect_timeout: Duration,
+    /// A session from which no datagram arrived for this long is closed (WebRTC peers send STUN consent checks
+    /// every few seconds even without media).
+    pub idle_timeout: Duration,
+    /// At most one keyframe request per stream is sent to its publisher in this interval.
+    pub keyframe_request_interval: Duration,
+    /// A player still waiting for its first keyframe this long after the last request asks again.
+    pub keyframe_retry_after: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(10),
+            keyframe_request_interval: Duration::from_millis(500),
+            keyframe_retry_after: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// A stream is identified per app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub app_id: u32,
+    pub stream_id: String,
+}
+
+/// One publisher or player peer connection.
+pub type SessionId = u64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("the SDP offer was rejected: {0}")]
+    BadOffer(String),
+    #[error("the stream is not published")]
+    StreamNotPublished,
+    #[error("the stream is already published")]
+    AlreadyPublished,
+    #[error("the relay has shut down")]
+    Closed,
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Counters since start, for `/metrics`.
+///
+/// `publishers` and `players` are the sessions open now; every other field is a total since start. Packet and byte
+/// counts are of RTP media (bytes are RTP payload bytes), so `bytes_forwarded` is `bytes_received` times the number
+/// of players that got it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayMetrics {
+    /// Publisher sessions open now.
+    pub publishers: u64,
+    /// Player sessions open now.
+    pub players: u64,
+    /// RTP media packets accepted from publishers (authenticated, not duplicates).
+    pub packets_received: u64,
+    /// RTP payload bytes of those packets.
+    pub bytes_received: u64,
+    /// RTP media packets forwarded to players (first transmissions).
+    pub packets_forwarded: u64,
+    /// RTP payload bytes of those packets.
+    pub bytes_forwarded: u64,
+    /// RTX packets sent to players in answer to their NACKs.
+    pub retransmissions: u64,
+    /// Keyframe requests (PLI) sent to publishers.
+    pub keyframe_requests: u64,
+    /// Datagrams no session would take: garbage, unknown senders, or input a session rejected.
+    pub datagrams_dropped: u64,
+}
+
+/// What happens to sessions, for the signaling side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// ICE and DTLS completed.
+    Connected(SessionId),
+    /// The peer went away (ICE timeout, DTLS close) or was closed.
+    Disconnected(SessionId),
+}
+
+/// A handle to the running relay; cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<RelayEvent>,
+    counters: Arc<Counters>,
+    local_addr: SocketAddr,
+    announced_addr: SocketAddr,
+    io_thread_cpu: ThreadCpuClock,
+}
+
+/// How many session events a slow subscriber may lag behind before it misses some.
+const EVENT_CAPACITY: usize = 1024;
+
+/// Socket buffers sized for bursts of many peers' media (the kernel caps them at its maximum).
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+impl Relay {
+    /// Binds the socket and starts the relay's I/O thread.
+    pub async fn start(config: RelayConfig) -> io::Result<Relay> {
+        Self::start_with_options(config, RelayOptions::default()).await
+    }
+
+    /// Like [`Relay::start`], with explicit timing options.
+    pub async fn start_with_options(config: RelayConfig, options: RelayOptions) -> io::Result<Relay> {
+        let socket = bind_socket(config.bind)?;
+        let local_addr = socket.local_addr()?;
+        let announced_addr = config.announce.unwrap_or(local_addr);
+        if announced_addr.ip().is_unspecified() {
+            tracing::warn!(%announced_addr, "the relay announces an unspecified address; set RelayConfig::announce");
+        }
+
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let counters = Arc::new(Counters::default());
+        let io_thread_cpu = ThreadCpuClock::default();
+        let (ready_tx, ready_rx) = oneshot::channel();
+
+        let io_loop = IoLoop::new(
+            local_addr,
+            announced_addr,
+            options,
+            command_rx,
+            events.clone(),
+            counters.clone(),
+        )
+        .map_err(|e| io::Error::other(format!("relay setup failed: {e}")))?;
+        let cpu_clock = io_thread_cpu.clone();
+        std::thread::Builder::new()
+            .name("zego-relay-io".into())
+            .spawn(move || io_loop::run_thread(io_loop, socket, cpu_clock, ready_tx))?;
+        ready_rx
+            .await
+            .map_err(|_| io::Error::other("the relay I/O thread died while starting"))??;
+
+        tracing::info!(%local_addr, %announced_addr, "media relay started");
+        Ok(Relay {
+            inner: Arc::new(Inner {
+                commands,
+                events,
+                counters,
+                local_addr,
+                announced_addr,
+                io_thread_cpu,
+            }),
+        })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The address announced in ICE candidates.
+    pub fn announced_addr(&self) -> SocketAddr {
+        self.inner.announced_addr
+    }
+
+    /// Accepts a publisher's offer (send-only H.264 + Opus) and returns its session and the SDP answer.
+    ///
+    /// A stream that already has a publisher gets the new one instead: the old publisher session is closed, and the
+    /// players stay attached and continue with the new publisher's media, starting at a keyframe.
+    pub async fn publish(&self, key: StreamKey, offer_sdp: &str) -> Result<(SessionId, String), RelayError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Publish {
+            key,
+            offer: offer_sdp.to_owned(),
+            reply,
+        })?;
+        answer.await.map_err(|_| RelayError::Closed)?
+    }
+
+    /// Accepts a player's offer (receive-only video + audio) for a published stream and returns its session and the
+    /// SDP answer. The publisher is asked for a keyframe at once (throttled per stream).
+    pub async fn play(&self, key: StreamKey, offer_sdp: &str) -> Result<(SessionId, String), RelayError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Play {
+            key,
+            offer: offer_sdp.to_owned(),
+            reply,
+        })?;
+        answer.await.map_err(|_| RelayError::Closed)?
+    }
+
+    /// Ends a session. Closing a publisher stops the media of its players; the signaling side tells them.
+    pub fn close_session(&self, id: SessionId) {
+        // After shutdown there is nothing left to close.
+        let _ = self.send(Command::Close(id));
+    }
+
+    /// Session events (connected / disconnected).
+    pub fn events(&self) -> broadcast::Receiver<RelayEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn metrics(&self) -> RelayMetrics {
+        self.inner.counters.snapshot()
+    }
+
+    /// CPU time the relay's I/O thread has used so far (Linux; `None` elsewhere or once the thread has ended).
+    pub fn io_thread_cpu_time(&self) -> Option<Duration> {
+        self.inner.io_thread_cpu.cpu_time()
+    }
+
+    /// Closes every session and stops the I/O thread.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Command::Shutdown { reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<(), RelayError> {
+        self.inner.commands.send(command).map_err(|_| RelayError::Closed)
+    }
+}
+
+fn bind_socket(bind: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it just absorbs shorter bursts.
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!("could not enlarge the receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!("could not enlarge the send buffer: {e}");
+    }
+    socket.bind(&bind.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}

@@ -1,0 +1,517 @@
+//! One peer connection: a str0m `Rtc` in RTP mode plus what the relay knows about its tracks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::counters::Counters;
+use crate::h264;
+use crate::rewrite::{SeqTimeRewriter, SourceId};
+use crate::{RelayError, SessionId};
+
+/// The one H.264 format we take and give: constrained baseline 3.1, non-interleaved packetization.
+const H264_PT: u8 = 108;
+const H264_RTX_PT: u8 = 109;
+const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
+const VIDEO_CLOCK_RATE: u32 = 90_000;
+const AUDIO_CLOCK_RATE: u32 = 48_000;
+
+/// What every session shares: crypto, one DTLS certificate (generating one per peer would cost a key generation
+/// per join), and the address to announce.
+pub(crate) struct RtcEnv {
+    pub crypto: Arc<CryptoProvider>,
+    pub cert: DtlsCert,
+    pub announced: SocketAddr,
+}
+
+impl RtcEnv {
+    pub fn new(announced: SocketAddr) -> Result<Self, String> {
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let cert = crypto
+            .dtls_provider
+            .generate_certificate()
+            .ok_or("the crypto provider cannot make a DTLS certificate")?;
+        Ok(RtcEnv {
+            crypto,
+            cert,
+            announced,
+        })
+    }
+
+    fn new_rtc(&self, now: Instant) -> Rtc {
+        let mut config = Rtc::builder()
+            .set_ice_lite(true)
+            // Packets are forwarded as they arrive instead of being reassembled into frames.
+            .set_rtp_mode(true)
+            .set_crypto_provider(self.crypto.clone())
+            .set_dtls_cert(self.cert.clone())
+            .clear_codecs()
+            .enable_opus(true, false);
+        config.codec_config().add_h264(
+            H264_PT.into(),
+            Some(H264_RTX_PT.into()),
+            true,
+            H264_PROFILE_LEVEL_ID,
+        );
+        config.build(now)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoleKind {
+    Publisher,
+    Player,
+}
+
+/// The incoming tracks of a publisher, told apart by payload type.
+#[derive(Debug, Default)]
+pub(crate) struct PublisherTracks {
+    video: Option<(Mid, Pt)>,
+    audio: Option<Pt>,
+}
+
+/// One outgoing track of a player.
+#[derive(Debug)]
+pub(crate) struct OutTrack {
+    ssrc: Ssrc,
+    rtx: Option<Ssrc>,
+    pt: Pt,
+    rewriter: SeqTimeRewriter,
+    /// Video only: nothing is sent until a keyframe starts, so the decoder never starts mid-GOP.
+    waiting_keyframe: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PlayerTracks {
+    video: Option<OutTrack>,
+    audio: Option<OutTrack>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Role {
+    Publisher(PublisherTracks),
+    Player(PlayerTracks),
+}
+
+/// What a session hands to the relay after being driven.
+#[derive(Debug)]
+pub(crate) enum SessionOutput {
+    Connected,
+    /// Media from a publisher.
+    Media(MediaKind, RtpPacket),
+    /// A player asks for a keyframe.
+    KeyframeRequest,
+}
+
+pub(crate) struct Session {
+    pub id: SessionId,
+    pub route: u64,
+    pub role: Role,
+    rtc: Rtc,
+    pub created_at: Instant,
+    pub last_rx: Instant,
+    pub connected: bool,
+    pub next_timeout: Instant,
+    /// Media was written since the session was last driven by a timeout.
+    pub dirty: bool,
+    /// Source addresses indexed for this session, to forget them with it.
+    pub addrs: Vec<SocketAddr>,
+    /// Why the session ended, once it has.
+    pub gone: Option<&'static str>,
+}
+
+impl Session {
+    /// Builds the session for an offer and returns it with the SDP answer.
+    pub fn accept(
+        id: SessionId,
+        role: RoleKind,
+        offer_sdp: &str,
+        env: &RtcEnv,
+        now: Instant,
+    ) -> Result<(Session, String), RelayError> {
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| RelayError::BadOffer(e.to_string()))?;
+        let mut rtc = env.new_rtc(now);
+        let candidate = Candidate::host(env.announced, "udp")
+            .map_err(|e| RelayError::BadOffer(format!("cannot announce {}: {e}", env.announced)))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| RelayError::BadOffer(e.to_string()))?;
+
+        // The m-lines of the offer come out as MediaAdded events.
+        let mut medias = Vec::new();
+        let next_timeout = loop {
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Event(Event::MediaAdded(m))) => medias.push((m.mid, m.kind, m.direction)),
+                Ok(_) => {}
+                Err(e) => return Err(RelayError::BadOffer(e.to_string())),
+            }
+        };
+
+        let role = match role {
+            RoleKind::Publisher => Role::Publisher(publisher_tracks(&rtc, &medias)?),
+            RoleKind::Player => Role::Player(player_tracks(&mut rtc, &medias)?),
+        };
+
+        let session = Session {
+            id,
+            route: 0,
+            role,
+            rtc,
+            created_at: now,
+            last_rx: now,
+            connected: false,
+            next_timeout,
+            dirty: false,
+            addrs: Vec::new(),
+            gone: None,
+        };
+        Ok((session, answer.to_sdp_string()))
+    }
+
+    pub fn is_publisher(&self) -> bool {
+        matches!(self.role, Role::Publisher(_))
+    }
+
+    pub fn accepts(&self, input: &Input) -> bool {
+        self.rtc.accepts(input)
+    }
+
+    /// Feeds one datagram and drains the results.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        input: Input,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) {
+        self.last_rx = now;
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!(session = self.id, "input rejected: {e}");
+            Counters::add(&counters.datagrams_dropped, 1);
+            if !self.rtc.is_alive() {
+                self.gone = Some("the peer's input ended the connection");
+            }
+        }
+        self.drain(outbox, outputs, counters);
+    }
+
+    /// Drives time forward and drains the results.
+    pub fn timeout(
+        &mut self,
+        now: Instant,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) {
+        self.dirty = false;
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::warn!(session = self.id, "timeout handling failed: {e}");
+            self.rtc.disconnect();
+            self.gone = Some("internal error");
+        }
+        self.drain(outbox, outputs, counters);
+    }
+
+    /// Asks the publisher for a keyframe. False when its video stream is not known yet.
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) -> bool {
+        let Role::Publisher(PublisherTracks {
+            video: Some((mid, _)), ..
+        }) = self.role
+        else {
+            return false;
+        };
+        if !self.connected {
+            return false;
+        }
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, None) else {
+            return false;
+        };
+        stream.request_keyframe(KeyframeRequestKind::Pli);
+        self.drain(outbox, outputs, counters);
+        // The PLI goes out with the RTCP produced on the next timeout: do it now rather than waiting.
+        self.timeout(now, outbox, outputs, counters);
+        true
+    }
+
+    /// Player: from now on video waits for the next keyframe (the publisher changed).
+    pub fn restart_video(&mut self) {
+        if let Role::Player(PlayerTracks { video: Some(v), .. }) = &mut self.role {
+            v.waiting_keyframe = true;
+        }
+    }
+
+    /// Player: whether video is held back until a keyframe.
+    pub fn waiting_keyframe(&self) -> bool {
+        matches!(&self.role, Role::Player(PlayerTracks { video: Some(v), .. }) if v.waiting_keyframe)
+    }
+
+    /// Player: queues one forwarded packet. Returns whether it was written (the session then needs a timeout to
+    /// send it, see [`Session::dirty`]).
+    pub fn forward(
+        &mut self,
+        source: SourceId,
+        kind: MediaKind,
+        packet: &RtpPacket,
+        counters: &Counters,
+    ) -> bool {
+        if !self.connected || self.gone.is_some() {
+            return false;
+        }
+        let Role::Player(tracks) = &mut self.role else {
+            return false;
+        };
+        let track = match kind {
+            MediaKind::Video => tracks.video.as_mut(),
+            MediaKind::Audio => tracks.audio.as_mut(),
+        };
+        let Some(track) = track else {
+            return false;
+        };
+        if track.waiting_keyframe {
+            if !h264::starts_keyframe(&packet.payload) {
+                return false;
+            }
+            track.waiting_keyframe = false;
+        }
+        let Some((seq, time)) = track
+            .rewriter
+            .map(source, *packet.seq_no, packet.header.timestamp, packet.timestamp)
+        else {
+            return false;
+        };
+
+        let mut ext = ExtensionValues::default();
+        ext.audio_level = packet.header.ext_vals.audio_level;
+        ext.voice_activity = packet.header.ext_vals.voice_activity;
+        ext.video_orientation = packet.header.ext_vals.video_orientation;
+
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx(&track.ssrc) else {
+            return false;
+        };
+        stream.write_rtp(
+            RtpWrite::new(track.pt, seq.into(), time, packet.timestamp, packet.payload.clone())
+                .marker(packet.header.marker)
+                .ext_vals(ext)
+                // Kept in str0m's per-stream send buffer (the payload is shared with every other player) to answer
+                // NACKs with RTX.
+                .nackable(true),
+        );
+        Counters::add(&counters.packets_forwarded, 1);
+        Counters::add(&counters.bytes_forwarded, packet.payload.len() as u64);
+        true
+    }
+
+    /// Drains after a write without transmitting: the str0m contract is one drain per mutation, and the packets
+    /// themselves leave on the next timeout (see [`Session::timeout`]).
+    pub fn drain_after_write(
+        &mut self,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) {
+        self.drain(outbox, outputs, counters);
+    }
+
+    /// Starts a graceful close (RTCP BYE, DTLS close_notify) and sends what that produces.
+    pub fn close(&mut self, outbox: &mut impl Outbox, counters: &Counters) {
+        if self.rtc.close().is_ok() {
+            let mut ignored = Vec::new();
+            self.drain(outbox, &mut ignored, counters);
+        }
+        self.rtc.disconnect();
+    }
+
+    fn drain(
+        &mut self,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.next_timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if self.is_retransmission(&t.contents) {
+                        Counters::add(&counters.retransmissions, 1);
+                    }
+                    outbox.send(t.destination, &t.contents);
+                }
+                Ok(Output::Event(event)) => self.on_event(event, outputs, counters),
+                Err(e) => {
+                    tracing::warn!(session = self.id, "session failed: {e}");
+                    self.rtc.disconnect();
+                    self.gone = Some("internal error");
+                    break;
+                }
+            }
+        }
+        if !self.rtc.is_alive() && self.gone.is_none() {
+            self.gone = Some("connection closed");
+        }
+    }
+
+    fn on_event(&mut self, event: Event, outputs: &mut Vec<(SessionId, SessionOutput)>, counters: &Counters) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                outputs.push((self.id, SessionOutput::Connected));
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.gone = Some("ICE disconnected");
+            }
+            Event::Closed => self.gone = Some("the peer closed the connection"),
+            Event::RtpPacket(packet) => {
+                let Role::Publisher(tracks) = &self.role else {
+                    return;
+                };
+                let pt = packet.header.payload_type;
+                let kind = if tracks.video.is_some_and(|(_, v)| v == pt) {
+                    MediaKind::Video
+                } else if tracks.audio == Some(pt) {
+                    MediaKind::Audio
+                } else {
+                    return;
+                };
+                Counters::add(&counters.packets_received, 1);
+                Counters::add(&counters.bytes_received, packet.payload.len() as u64);
+                outputs.push((self.id, SessionOutput::Media(kind, packet)));
+            }
+            Event::KeyframeRequest(_) => {
+                if matches!(self.role, Role::Player(_)) {
+                    outputs.push((self.id, SessionOutput::KeyframeRequest));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// RTX packets carry the RTX SSRC in their (unencrypted) RTP header; the relay only sends them for NACKs.
+    fn is_retransmission(&self, datagram: &[u8]) -> bool {
+        let Role::Player(tracks) = &self.role else {
+            return false;
+        };
+        if datagram.len() < 12 || datagram[0] >> 6 != 2 || (64..96).contains(&(datagram[1] & 0x7F)) {
+            return false;
+        }
+        let ssrc = Ssrc::from(u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]));
+        [&tracks.video, &tracks.audio]
+            .into_iter()
+            .flatten()
+            .any(|t| t.rtx == Some(ssrc))
+    }
+}
+
+/// Where a session's datagrams go.
+pub(crate) trait Outbox {
+    fn send(&mut self, destination: SocketAddr, datagram: &[u8]);
+}
+
+fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+    let remote = rtc.media(mid)?.remote_pts();
+    rtc.codec_config()
+        .params()
+        .iter()
+        .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
+        .map(|p| p.pt())
+}
+
+fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Result<PublisherTracks, RelayError> {
+    let mut tracks = PublisherTracks::default();
+    for &(mid, kind, direction) in medias {
+        if !direction.is_receiving() {
+            continue;
+        }
+        match kind {
+            MediaKind::Video if tracks.video.is_none() => {
+                tracks.video = negotiated_pt(rtc, mid, Codec::H264).map(|pt| (mid, pt));
+            }
+            MediaKind::Audio if tracks.audio.is_none() => tracks.audio = negotiated_pt(rtc, mid, Codec::Opus),
+            _ => {}
+        }
+    }
+    if tracks.video.is_none() && tracks.audio.is_none() {
+        return Err(RelayError::BadOffer(
+            "a publisher must send H.264 (packetization-mode=1, profile-level-id=42e01f) video or Opus audio".into(),
+        ));
+    }
+    Ok(tracks)
+}
+
+fn player_tracks(rtc: &mut Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Result<PlayerTracks, RelayError> {
+    let mut tracks = PlayerTracks::default();
+    for &(mid, kind, direction) in medias {
+        if !direction.is_sending() {
+            continue;
+        }
+        let (codec, clock_rate) = match kind {
+            MediaKind::Video if tracks.video.is_none() => (Codec::H264, VIDEO_CLOCK_RATE),
+            MediaKind::Audio if tracks.audio.is_none() => (Codec::Opus, AUDIO_CLOCK_RATE),
+            _ => continue,
+        };
+        let Some(pt) = negotiated_pt(rtc, mid, codec) else {
+            continue;
+        };
+        let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) else {
+            continue;
+        };
+        let track = OutTrack {
+            ssrc: stream.ssrc(),
+            rtx: stream.rtx(),
+            pt,
+            rewriter: SeqTimeRewriter::new(clock_rate),
+            waiting_keyframe: kind == MediaKind::Video,
+        };
+        match kind {
+            MediaKind::Video => tracks.video = Some(track),
+            MediaKind::Audio => tracks.audio = Some(track),
+        }
+    }
+    if tracks.video.is_none() && tracks.audio.is_none() {
+        return Err(RelayError::BadOffer(
+            "a player must receive H.264 (packetization-mode=1, profile-level-id=42e01f) video or Opus audio".into(),
+        ));
+    }
+    Ok(tracks)
+}
+
+/// A received datagram as str0m input. Its destination is the relay's announced address: that is the local ICE
+/// candidate, even when the socket is bound to another address behind a NAT or an impairment relay.
+pub(crate) fn receive_input<'a>(
+    now: Instant,
+    source: SocketAddr,
+    announced: SocketAddr,
+    contents: str0m::net::DatagramRecv<'a>,
+) -> Input<'a> {
+    Input::Receive(
+        now,
+        Receive {
+            proto: Protocol::Udp,
+            source,
+            destination: announced,
+            contents,
+        },
+    )
+}

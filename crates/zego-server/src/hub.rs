@@ -1,0 +1,351 @@
+//! The glue between connections, the room core and the relay.
+//!
+//! One lock guards the [`Registry`] and the map from sessions to connections. Outputs are queued to connections
+//! while that lock is held, so every client sees events in the order the core decided them, its replies included.
+//! Queues are bounded: a connection that does not keep up is disconnected instead of slowing anyone else down.
+//! Relay calls and relay-session closing happen after the lock is released.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use zego_protocol::error::{self, ErrorCode};
+use zego_protocol::message::ServerMessage;
+use zego_relay::{Relay, RelayError};
+
+use crate::cancel::Cancel;
+use crate::clock::Now;
+use crate::metrics::{self, SignalingCounters};
+use crate::registry::{
+    CloseReason, LoginRequest, Output, PlayGrant, Prepared, PublishGrant, Registry, RelayOutcome, RelayRefusal,
+    SessionId,
+};
+
+/// One signaling connection, unique for the server's lifetime.
+pub type ConnId = u64;
+
+/// How long a publish or play may wait for the relay before it is answered with an internal error.
+const RELAY_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a connection's writer sends.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Text(Utf8Bytes),
+    /// A close frame with this code and reason, then the end of the connection.
+    Close(u16, &'static str),
+}
+
+/// How the hub reaches a connection.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub conn: ConnId,
+    pub tx: mpsc::Sender<Outgoing>,
+    /// Ends the connection at once (no close frame): for slow readers and replaced connections.
+    pub kill: Cancel,
+}
+
+impl Link {
+    /// Queues a message without waiting; `false` if the connection is gone or too far behind.
+    fn offer(&self, out: Outgoing, counters: &SignalingCounters) -> bool {
+        match self.tx.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(conn = self.conn, "send queue full: disconnecting a slow reader");
+                SignalingCounters::bump(&counters.slow_reader_disconnects);
+                self.kill.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+struct State {
+    registry: Registry,
+    links: HashMap<SessionId, Link>,
+}
+
+/// Work left for after the lock.
+#[derive(Default)]
+struct Effects {
+    close_relay: Vec<zego_relay::SessionId>,
+    start_play: Vec<PlayGrant>,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    relay: Relay,
+    pub counters: SignalingCounters,
+}
+
+pub fn encode(msg: &ServerMessage) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(msg).expect("server messages always serialize"))
+}
+
+impl Hub {
+    pub fn new(registry: Registry, relay: Relay) -> Arc<Self> {
+        Arc::new(Hub {
+            state: Mutex::new(State {
+                registry,
+                links: HashMap::new(),
+            }),
+            relay,
+            counters: SignalingCounters::default(),
+        })
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// Applies outputs under the lock; returns what must be done after it.
+    fn apply(&self, state: &mut State, outputs: Vec<Output>, effects: &mut Effects) {
+        for output in outputs {
+            match output {
+                Output::Send { to, msg } => {
+                    let text = encode(&msg);
+                    for session in to {
+                        let Some(link) = state.links.get(&session) else {
+                            continue;
+                        };
+                        if link.offer(Outgoing::Text(text.clone()), &self.counters) {
+                            SignalingCounters::bump(&self.counters.messages_sent);
+                        } else {
+                            state.links.remove(&session);
+                        }
+                    }
+                }
+                Output::Detach { session, close } => {
+                    if let (Some(link), Some(reason)) = (state.links.remove(&session), close) {
+                        link.offer(close_frame(reason), &self.counters);
+                    }
+                }
+                Output::CloseRelay(id) => effects.close_relay.push(id),
+                Output::StartPlay(grant) => effects.start_play.push(grant),
+            }
+        }
+    }
+
+    fn after(self: &Arc<Self>, effects: Effects) {
+        for id in effects.close_relay {
+            self.relay.close_session(id);
+        }
+        for grant in effects.start_play {
+            let hub = self.clone();
+            tokio::spawn(async move { hub.run_play(grant).await });
+        }
+    }
+
+    /// Runs a core step on a session this connection owns. `false`: the connection has no such session
+    /// (never logged in, logged out, kicked, timed out, or resumed elsewhere).
+    pub fn with_session(
+        self: &Arc<Self>,
+        conn: ConnId,
+        session: SessionId,
+        step: impl FnOnce(&mut Registry, Now) -> Vec<Output>,
+    ) -> bool {
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            if !owns(&state, conn, session) {
+                return false;
+            }
+            let now = Now::system();
+            state.registry.touch(session, now);
+            let outputs = step(&mut state.registry, now);
+            self.apply(&mut state, outputs, &mut effects);
+        }
+        self.after(effects);
+        true
+    }
+
+    /// A login: on success the session is linked to this connection before anything is sent to it.
+    pub fn login(self: &Arc<Self>, link: &Link, req: LoginRequest) -> Result<SessionId, ErrorCode> {
+        let mut effects = Effects::default();
+        let result = {
+            let mut state = self.state.lock();
+            let result = state.registry.login(req, Now::system());
+            if let Ok(ok) = &result {
+                if let Some(old) = state.links.insert(ok.session, link.clone()) {
+                    if old.conn != link.conn {
+                        old.offer(close_frame(CloseReason::Resumed), &self.counters);
+                    }
+                }
+            }
+            match result {
+                Ok(ok) => {
+                    let session = ok.session;
+                    if ok.resumed {
+                        SignalingCounters::bump(&self.counters.resumes);
+                    }
+                    self.apply(&mut state, ok.outputs, &mut effects);
+                    Ok(session)
+                }
+                Err(code) => Err(code),
+            }
+        };
+        self.after(effects);
+        if result.is_ok() {
+            SignalingCounters::bump(&self.counters.logins);
+        } else {
+            SignalingCounters::bump(&self.counters.login_failures);
+        }
+        result
+    }
+
+    /// The connection went away: the session stays (the client may resume) until its heartbeat times out.
+    pub fn connection_lost(&self, conn: ConnId, session: SessionId) {
+        let mut state = self.state.lock();
+        if owns(&state, conn, session) {
+            state.links.remove(&session);
+            tracing::info!(conn, session, "connection lost; the session waits for a resume or its heartbeat timeout");
+        }
+    }
+
+    pub fn tick(self: &Arc<Self>, now: Now) {
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            let outputs = state.registry.handle_timeout(now);
+            self.apply(&mut state, outputs, &mut effects);
+        }
+        self.after(effects);
+    }
+
+    pub async fn publish(
+        self: &Arc<Self>,
+        conn: ConnId,
+        session: SessionId,
+        req_id: u64,
+        stream_id: &str,
+        extra_info: &str,
+        sdp: &str,
+    ) -> bool {
+        let mut grant = None;
+        let owned = self.with_session(conn, session, |registry, now| {
+            let Prepared { outputs, grant: g } =
+                registry.prepare_publish(session, req_id, stream_id, extra_info, sdp, now);
+            grant = g;
+            outputs
+        });
+        let Some(grant) = grant else {
+            return owned;
+        };
+        let outcome = relay_outcome(
+            tokio::time::timeout(RELAY_CALL_TIMEOUT, self.relay.publish(grant.key.clone(), sdp)).await,
+            error::PUBLISHER_INNER_ERROR,
+        );
+        self.finish_publish(grant, extra_info, outcome);
+        true
+    }
+
+    fn finish_publish(self: &Arc<Self>, grant: PublishGrant, extra_info: &str, outcome: RelayOutcome) {
+        if outcome.is_err() {
+            SignalingCounters::bump(&self.counters.relay_refusals);
+        }
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            let outputs = state.registry.finish_publish(grant, extra_info, outcome);
+            self.apply(&mut state, outputs, &mut effects);
+        }
+        self.after(effects);
+    }
+
+    pub async fn play(
+        self: &Arc<Self>,
+        conn: ConnId,
+        session: SessionId,
+        req_id: u64,
+        stream_id: &str,
+        sdp: &str,
+        wait: bool,
+    ) -> bool {
+        let mut grant = None;
+        let owned = self.with_session(conn, session, |registry, now| {
+            let Prepared { outputs, grant: g } = registry.prepare_play(session, req_id, stream_id, sdp, wait, now);
+            grant = g;
+            outputs
+        });
+        if let Some(grant) = grant {
+            self.run_play(grant).await;
+        }
+        owned
+    }
+
+    async fn run_play(self: &Arc<Self>, grant: PlayGrant) {
+        let outcome = relay_outcome(
+            tokio::time::timeout(RELAY_CALL_TIMEOUT, self.relay.play(grant.key.clone(), &grant.offer)).await,
+            error::PLAYER_INNER_ERROR,
+        );
+        if outcome.is_err() {
+            SignalingCounters::bump(&self.counters.relay_refusals);
+        }
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            let outputs = state.registry.finish_play(grant, outcome);
+            self.apply(&mut state, outputs, &mut effects);
+        }
+        self.after(effects);
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let (census, totals) = {
+            let state = self.state.lock();
+            (state.registry.census(), state.registry.totals())
+        };
+        metrics::render(census, totals, &self.counters, &self.relay.metrics())
+    }
+
+    /// Closes every connection (going away) for a server shutdown.
+    pub fn close_all(&self) {
+        let mut state = self.state.lock();
+        for (_, link) in state.links.drain() {
+            link.offer(Outgoing::Close(1001, "server shutting down"), &self.counters);
+        }
+    }
+}
+
+fn owns(state: &State, conn: ConnId, session: SessionId) -> bool {
+    state.links.get(&session).is_some_and(|l| l.conn == conn) && state.registry.has_session(session)
+}
+
+fn close_frame(reason: CloseReason) -> Outgoing {
+    match reason {
+        CloseReason::Kicked => Outgoing::Close(1000, "kicked"),
+        CloseReason::HeartbeatTimeout => Outgoing::Close(1000, "heartbeat timeout"),
+        CloseReason::Resumed => Outgoing::Close(1000, "session resumed on another connection"),
+    }
+}
+
+/// The relay's answer as the core sees it. `inner`: the code for failures that are the server's own.
+fn relay_outcome(
+    result: Result<Result<(zego_relay::SessionId, String), RelayError>, tokio::time::error::Elapsed>,
+    inner: ErrorCode,
+) -> RelayOutcome {
+    let refusal = |code, message: String| Err(RelayRefusal { code, message });
+    match result {
+        Ok(Ok(ok)) => Ok(ok),
+        Ok(Err(e @ RelayError::BadOffer(_))) => refusal(error::COMMON_INVALID_PARAMETER, e.to_string()),
+        Ok(Err(RelayError::StreamNotPublished)) => refusal(
+            error::PLAYER_STREAM_NOT_EXIST,
+            error::message(error::PLAYER_STREAM_NOT_EXIST).to_owned(),
+        ),
+        Ok(Err(RelayError::AlreadyPublished)) => refusal(
+            error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED,
+            error::message(error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED).to_owned(),
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "relay failure");
+            refusal(inner, format!("media relay: {e}"))
+        }
+        Err(_) => {
+            tracing::error!("relay did not answer within {RELAY_CALL_TIMEOUT:?}");
+            refusal(inner, "media relay did not answer".to_owned())
+        }
+    }
+}

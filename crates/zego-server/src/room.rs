@@ -1,0 +1,127 @@
+//! The state of one room, one user session and one stream. Plain data: the rules live in [`crate::registry`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use zego_protocol::limits;
+use zego_protocol::message::{RoomExtraInfo, StreamInfo, User};
+
+use crate::auth::Grant;
+use crate::rate::RateLimit;
+use crate::registry::{RelaySessionId, SessionId};
+
+/// A room of an app: who is in it, which streams it has, its extra info.
+#[derive(Debug)]
+pub struct Room {
+    /// Session ids grow with each login, so this set lists members in the order they joined.
+    pub members: BTreeSet<SessionId>,
+    /// Stream ids published (or being published) in this room.
+    pub streams: BTreeSet<String>,
+    pub extra_info: BTreeMap<String, RoomExtraInfo>,
+    /// 0 = no limit; set by the login that created the room.
+    pub max_member_count: u32,
+    pub last_message_id: u64,
+    pub next_online_count: Instant,
+}
+
+impl Room {
+    pub fn new(max_member_count: u32, next_online_count: Instant) -> Self {
+        Room {
+            members: BTreeSet::new(),
+            streams: BTreeSet::new(),
+            extra_info: BTreeMap::new(),
+            max_member_count,
+            last_message_id: 0,
+            next_online_count,
+        }
+    }
+}
+
+/// A play of one stream by one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Play {
+    /// The stream does not exist yet; the offer is kept to start the play when it appears.
+    Waiting { offer: String },
+    /// The relay is being asked; `attempt` tells a stale relay answer from the current one. `direct`: the
+    /// client's Play request still waits for its reply (otherwise the play had waited for the stream).
+    Starting { attempt: u64, direct: bool },
+    Active { relay: RelaySessionId },
+}
+
+/// A logged-in user in a room, possibly without a connection for a while (it may resume).
+#[derive(Debug)]
+pub struct Session {
+    pub app_id: u32,
+    pub room_id: String,
+    pub user: User,
+    pub notify_users: bool,
+    /// The secret a client gives back as `resume_session`.
+    pub resume_token: String,
+    pub last_seen: Instant,
+    pub grant: Grant,
+    /// When the token expires, on the monotonic clock.
+    pub token_expire_at: Option<Instant>,
+    pub token_warned: bool,
+    pub publishing: BTreeSet<String>,
+    pub plays: BTreeMap<String, Play>,
+    pub broadcast_rate: RateLimit,
+    pub command_rate: RateLimit,
+    pub room_info_rate: RateLimit,
+}
+
+impl Session {
+    pub fn new(
+        app_id: u32,
+        room_id: String,
+        user: User,
+        notify_users: bool,
+        resume_token: String,
+        now: Instant,
+    ) -> Self {
+        Session {
+            app_id,
+            room_id,
+            user,
+            notify_users,
+            resume_token,
+            last_seen: now,
+            grant: Grant::AppSign,
+            token_expire_at: None,
+            token_warned: false,
+            publishing: BTreeSet::new(),
+            plays: BTreeMap::new(),
+            broadcast_rate: RateLimit::per_second(limits::BROADCAST_PER_SECOND),
+            command_rate: RateLimit::per_second(limits::CUSTOM_COMMAND_PER_SECOND),
+            room_info_rate: RateLimit::per_second(limits::ROOM_EXTRA_INFO_PER_SECOND),
+        }
+    }
+}
+
+/// A stream of an app, owned by the session that publishes it.
+#[derive(Debug)]
+pub struct Stream {
+    pub room_id: String,
+    pub owner: SessionId,
+    pub user: User,
+    pub extra_info: String,
+    /// The publisher's relay session; `None` until the first publish completes (the stream is not visible yet).
+    pub relay: Option<RelaySessionId>,
+    /// A publish in flight at the relay.
+    pub attempt: Option<u64>,
+    /// Sessions playing it (starting or active).
+    pub players: BTreeSet<SessionId>,
+}
+
+impl Stream {
+    pub fn is_live(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    pub fn info(&self, stream_id: &str) -> StreamInfo {
+        StreamInfo {
+            user: self.user.clone(),
+            stream_id: stream_id.to_owned(),
+            extra_info: self.extra_info.clone(),
+        }
+    }
+}

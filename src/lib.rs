@@ -1,0 +1,13 @@
+//! zego-express: a self-hostable ultra-low-latency live streaming SDK with the ZEGO Express API.
+//!
+//! Media flows one way through the folders that name its stages:
+//! capture (`zego_media::capture`, [`publisher`]) → encode ([`publisher`]) → transport ([`transport`]) →
+//! decode ([`player`]) → render ([`event::Event::RemoteVideoFrame`]). [`room`] is the signaling session with the
+//! server, [`engine`] ties them together, and [`ffi`] is the C ABI over [`engine::Engine`].
+
+pub mod config;
+pub mod engine;
+pub mod event;
+
+pub use engine::Engine;
+pub use zego_protocol::error;
