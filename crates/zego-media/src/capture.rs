@@ -69,13 +69,15 @@ impl SyntheticCamera {
         let (w, h) = (self.width as usize, self.height as usize);
         let t = frame_number as usize;
 
-        // A luma ramp across the lower third that scrolls four pixels a frame.
+        // Luma ramps, an eighth of the width each, across the lower third; they scroll four
+        // pixels a frame.
         let ramp_top = h * 2 / 3;
         let ramp_h = (h / 6).max(1);
+        let period = (w / 8).max(1);
         for y in ramp_top..(ramp_top + ramp_h).min(h) {
             let row = &mut f.y[y * w..][..w];
             for (x, px) in row.iter_mut().enumerate() {
-                *px = 16 + (((x + 4 * t) % w) * 219 / w) as u8;
+                *px = 16 + (((x + 4 * t) % period) * 219 / period) as u8;
             }
         }
 

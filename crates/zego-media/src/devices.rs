@@ -149,6 +149,17 @@ impl Ring {
     }
 }
 
+/// A default device that cannot be reached (ALSA's `default` with no sound card behind it)
+/// is no device at all; anything else is an error of a device that exists.
+fn device_error(kind: &'static str, action: &str, e: cpal::Error) -> MediaError {
+    if e.kind() == cpal::ErrorKind::DeviceNotAvailable {
+        tracing::debug!(error = %e, "default {kind} is not available");
+        MediaError::NoDevice(kind)
+    } else {
+        MediaError::Device(format!("{action} {kind}: {e}"))
+    }
+}
+
 fn pick_config(
     configs: impl Iterator<Item = SupportedStreamConfigRange>,
     channels: u16,
@@ -197,7 +208,7 @@ impl Microphone {
             .ok_or(MediaError::NoDevice("microphone"))?;
         let configs = device
             .supported_input_configs()
-            .map_err(|e| MediaError::Device(format!("cannot query microphone: {e}")))?;
+            .map_err(|e| device_error("microphone", "cannot query", e))?;
         let (config, format) = pick_config(configs, channels).ok_or_else(|| {
             MediaError::Device(format!(
                 "microphone offers no {SAMPLE_RATE} Hz {channels}-channel i16 or f32 capture"
@@ -283,7 +294,7 @@ where
             move |e| error_ring.fail(e.to_string()),
             None,
         )
-        .map_err(|e| MediaError::Device(format!("cannot open microphone stream: {e}")))
+        .map_err(|e| device_error("microphone", "cannot open", e))
 }
 
 /// The default audio output, at 48 kHz.
@@ -303,7 +314,7 @@ impl Speaker {
             .ok_or(MediaError::NoDevice("speaker"))?;
         let configs = device
             .supported_output_configs()
-            .map_err(|e| MediaError::Device(format!("cannot query speaker: {e}")))?;
+            .map_err(|e| device_error("speaker", "cannot query", e))?;
         let (config, format) = pick_config(configs, channels).ok_or_else(|| {
             MediaError::Device(format!(
                 "speaker offers no {SAMPLE_RATE} Hz {channels}-channel i16 or f32 playback"
@@ -374,5 +385,5 @@ where
             move |e| error_ring.fail(e.to_string()),
             None,
         )
-        .map_err(|e| MediaError::Device(format!("cannot open speaker stream: {e}")))
+        .map_err(|e| device_error("speaker", "cannot open", e))
 }

@@ -308,7 +308,7 @@ impl VideoFrame {
             let r0 = &data[2 * cy * stride..][..row_bytes as usize];
             let r1 = &data[(2 * cy + 1).min(h - 1) * stride..][..row_bytes as usize];
             for cx in 0..cw {
-                let avg = |i: usize| ((u16::from(r0[i]) + u16::from(r1[i]) + 1) / 2) as u8;
+                let avg = |i: usize| (u16::from(r0[i]) + u16::from(r1[i])).div_ceil(2) as u8;
                 frame.u[cy * cw + cx] = avg(cx * 4 + 1);
                 frame.v[cy * cw + cx] = avg(cx * 4 + 3);
             }
@@ -490,8 +490,8 @@ mod tests {
             for x in 0..w {
                 // Smooth colour field: chroma subsampling loses little on it.
                 data.extend_from_slice(&[
-                    (x * 255 / w.max(2)) as u8,
-                    (y * 255 / h.max(2)) as u8,
+                    (40 + x * 160 / w.max(64)) as u8,
+                    (40 + y * 160 / h.max(64)) as u8,
                     128,
                     255,
                 ]);

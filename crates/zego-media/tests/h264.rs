@@ -34,6 +34,8 @@ fn stamps_survive_encode_and_decode_exactly_at_every_size() {
         (320, 180, 250_000),
         (640, 360, 600_000),
         (1280, 720, 2_500_000),
+        // Far below what anyone watches: the stamp still has margin.
+        (640, 360, 100_000),
     ] {
         let mut cam = SyntheticCamera::new(w, h);
         let mut enc = H264Encoder::new(H264Config::new(w, h, FPS, bps)).unwrap();
@@ -211,9 +213,9 @@ fn bitrate_changes_take_effect_mid_stream() {
     };
     let (a, b, c) = (rate(&first), rate(&second), rate(&third));
     println!("1.2 Mb/s -> {a:.0}, 400 kb/s -> {b:.0}, 900 kb/s -> {c:.0}");
-    assert!((0.5..=1.5).contains(&(a / 1_200_000.0)), "{a}");
-    assert!((0.5..=1.5).contains(&(b / 400_000.0)), "{b}");
-    assert!((0.5..=1.5).contains(&(c / 900_000.0)), "{c}");
+    assert!((0.75..=1.25).contains(&(a / 1_200_000.0)), "{a}");
+    assert!((0.75..=1.25).contains(&(b / 400_000.0)), "{b}");
+    assert!((0.75..=1.25).contains(&(c / 900_000.0)), "{c}");
 }
 
 #[test]
@@ -264,4 +266,31 @@ fn padded_strides_encode_like_tight_ones() {
         a.encode(&tight, false).unwrap(),
         b.encode(&padded, false).unwrap()
     );
+}
+
+#[test]
+fn one_decoder_follows_a_resolution_change_at_a_keyframe() {
+    let mut dec = H264Decoder::new().unwrap();
+    for (w, h) in [(320, 180), (640, 360), (320, 180)] {
+        let mut cam = SyntheticCamera::new(w, h);
+        let mut enc = H264Encoder::new(H264Config::new(w, h, FPS, 400_000)).unwrap();
+        for (n, data, _) in encode_run(&mut cam, &mut enc, 0..5, None) {
+            let f = dec.decode(&data).unwrap().expect("picture");
+            assert_eq!(
+                (f.width, f.height, stamp::read(&f).unwrap().frame_number),
+                (w, h, n)
+            );
+        }
+    }
+}
+
+#[test]
+fn codecs_can_move_to_their_own_threads() {
+    fn send<T: Send>() {}
+    send::<H264Encoder>();
+    send::<H264Decoder>();
+    send::<zego_media::OpusEncoder>();
+    send::<zego_media::OpusDecoder>();
+    send::<SyntheticCamera>();
+    send::<zego_media::SyntheticMicrophone>();
 }

@@ -93,17 +93,43 @@ fn fec_rebuilds_a_lost_packet_from_the_next_one() {
     enc.set_packet_loss_percent(20);
     let mut dec = OpusDecoder::new(RATE, 1).unwrap();
     let packets = encode_tone(1, 440.0, 30, &mut enc);
+    let mut concealing = OpusDecoder::new(RATE, 1).unwrap();
+    let mut reference = OpusDecoder::new(RATE, 1).unwrap();
     let mut out = Vec::new();
     for p in &packets[..20] {
         dec.decode(Some(p), &mut out).unwrap();
+        concealing.decode(Some(p), &mut out).unwrap();
+        reference.decode(Some(p), &mut out).unwrap();
     }
+    let mut expected = Vec::new();
+    reference.decode(Some(&packets[20]), &mut expected).unwrap();
+
     // Packet 20 is lost; 21 arrives and carries its FEC copy.
-    let n = dec.decode_fec(&packets[21], &mut out).unwrap();
+    let mut rebuilt = Vec::new();
+    let n = dec.decode_fec(&packets[21], &mut rebuilt).unwrap();
     assert_eq!(n, FRAME);
-    let rebuilt = rms(&out) / (16384.0 / 2f64.sqrt());
-    assert!((0.5..=1.5).contains(&rebuilt), "FEC level {rebuilt:.2}");
-    let f = frequency(&out, 1);
+    let level = rms(&rebuilt) / (16384.0 / 2f64.sqrt());
+    assert!((0.5..=1.5).contains(&level), "FEC level {level:.2}");
+    let f = frequency(&rebuilt, 1);
     assert!((f - 440.0).abs() < 10.0, "FEC frequency {f:.1}");
+
+    // FEC is closer to what was lost than plain concealment.
+    let mut concealed = Vec::new();
+    concealing.decode(None, &mut concealed).unwrap();
+    let error = |got: &[i16]| {
+        let diff: Vec<i16> = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        rms(&diff)
+    };
+    let (fec_err, plc_err) = (error(&rebuilt), error(&concealed));
+    println!("error vs. the lost frame: FEC {fec_err:.0}, concealment {plc_err:.0}");
+    assert!(
+        fec_err < plc_err,
+        "FEC {fec_err:.0} vs concealment {plc_err:.0}"
+    );
     assert_eq!(dec.decode(Some(&packets[21]), &mut out).unwrap(), FRAME);
 }
 

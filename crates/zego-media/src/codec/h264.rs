@@ -3,7 +3,8 @@
 //! keyframes on request. Output is Annex-B; every IDR carries its SPS and PPS, so a receiver can
 //! start decoding at any keyframe.
 
-use std::os::raw::c_void;
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_void};
 
 use openh264::decoder::{Decoder, DecoderConfig};
 use openh264::encoder::{
@@ -13,8 +14,10 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 use openh264_sys2::{
-    SBitrateInfo, ENCODER_OPTION, ENCODER_OPTION_BITRATE, ENCODER_OPTION_FRAME_RATE,
-    ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
+    SBitrateInfo, WelsTraceCallback, ENCODER_OPTION, ENCODER_OPTION_BITRATE,
+    ENCODER_OPTION_FRAME_RATE, ENCODER_OPTION_MAX_BITRATE, ENCODER_OPTION_TRACE_CALLBACK,
+    ENCODER_OPTION_TRACE_LEVEL, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL, WELS_LOG_ERROR,
+    WELS_LOG_WARNING,
 };
 
 use crate::error::{MediaError, Result};
@@ -145,7 +148,6 @@ pub struct H264Encoder {
     encoder: Encoder,
     /// OpenH264 initialises itself on the first frame; options can only be set after that.
     started: bool,
-    frames_in: u64,
 }
 
 impl H264Encoder {
@@ -157,13 +159,26 @@ impl H264Encoder {
             config,
             encoder,
             started: false,
-            frames_in: 0,
         })
     }
 
     fn build(config: &H264Config) -> Result<Encoder> {
-        Encoder::with_api_config(OpenH264API::from_source(), config.openh264())
-            .map_err(|e| MediaError::Encoder(format!("cannot create encoder: {e}")))
+        let mut encoder =
+            Encoder::with_api_config(OpenH264API::from_source(), config.openh264())
+                .map_err(|e| MediaError::Encoder(format!("cannot create encoder: {e}")))?;
+        // OpenH264 logs to stderr by default; route it to tracing instead. This is one of the
+        // few options accepted before the encoder initialises.
+        let mut callback: WelsTraceCallback = Some(openh264_log);
+        // SAFETY: the option takes a pointer to a WelsTraceCallback, read during the call.
+        let rc = unsafe {
+            encoder
+                .raw_api()
+                .set_option(ENCODER_OPTION_TRACE_CALLBACK, (&raw mut callback).cast())
+        };
+        if rc != 0 {
+            tracing::debug!(rc, "OpenH264 log callback not installed");
+        }
+        Ok(encoder)
     }
 
     pub fn config(&self) -> &H264Config {
@@ -187,14 +202,21 @@ impl H264Encoder {
         if force_keyframe && self.started {
             self.encoder.force_intra_frame();
         }
-        self.frames_in += 1;
         let timestamp = Timestamp::from_millis(frame.capture_time_us / 1000);
-        let bitstream = self
-            .encoder
-            .encode_at(&FrameSource(frame), timestamp)
-            .map_err(|e| MediaError::Encoder(format!("encoding frame failed: {e}")))?;
-        self.started = true;
-        let keyframe = match bitstream.frame_type() {
+        let (frame_type, data) = {
+            let bitstream = self
+                .encoder
+                .encode_at(&FrameSource(frame), timestamp)
+                .map_err(|e| MediaError::Encoder(format!("encoding frame failed: {e}")))?;
+            (bitstream.frame_type(), bitstream.to_vec())
+        };
+        if !self.started {
+            self.started = true;
+            // The first encode initialised the encoder and muted its log; keep warnings.
+            let mut level = WELS_LOG_WARNING as c_int;
+            self.set_option(ENCODER_OPTION_TRACE_LEVEL, (&raw mut level).cast());
+        }
+        let keyframe = match frame_type {
             FrameType::IDR => true,
             FrameType::I | FrameType::P | FrameType::IPMixed => false,
             FrameType::Skip | FrameType::Invalid => {
@@ -202,7 +224,6 @@ impl H264Encoder {
                 return Ok(None);
             }
         };
-        let data = bitstream.to_vec();
         if data.is_empty() {
             return Ok(None);
         }
@@ -220,15 +241,16 @@ impl H264Encoder {
         }
         // OpenH264 rejects a target above the maximum, so raise the maximum first when going up
         // and lower it last when going down.
-        let target =
-            |e: &mut Self| e.set_bitrate_option(ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, bps);
-        let max =
-            |e: &mut Self| e.set_bitrate_option(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, bps);
-        let ok = if bps >= old {
-            max(self) && target(self)
+        let target = (ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL);
+        let max = (ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0);
+        let order = if bps >= old {
+            [max, target]
         } else {
-            target(self) && max(self)
+            [target, max]
         };
+        let ok = order
+            .into_iter()
+            .all(|(option, layer)| self.set_bitrate_option(option, layer, bps));
         if ok {
             tracing::debug!(bps, "H.264 bitrate changed");
         } else {
@@ -274,6 +296,24 @@ impl H264Encoder {
         // SAFETY: the encoder is initialised (a frame went through), and `value` points to the
         // type OpenH264 documents for `option`, alive for the duration of the call.
         unsafe { self.encoder.raw_api().set_option(option, value) == 0 }
+    }
+}
+
+/// Forwards OpenH264's log lines to tracing. Its warnings are mostly notes about adjusted
+/// parameters (such as rate control without frame skipping), so they go out at debug level.
+unsafe extern "C" fn openh264_log(_ctx: *mut c_void, level: c_int, line: *const c_char) {
+    if line.is_null() {
+        return;
+    }
+    // SAFETY: OpenH264 passes a NUL-terminated buffer that lives for the call.
+    let line = unsafe { CStr::from_ptr(line) }.to_string_lossy();
+    let line = line.trim_end();
+    if level <= WELS_LOG_ERROR as c_int {
+        tracing::warn!(target: "openh264", "{line}");
+    } else if level <= WELS_LOG_WARNING as c_int {
+        tracing::debug!(target: "openh264", "{line}");
+    } else {
+        tracing::trace!(target: "openh264", "{line}");
     }
 }
 
