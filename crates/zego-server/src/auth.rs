@@ -33,6 +33,7 @@ impl AppKeys {
         })
     }
 
+    #[cfg(test)]
     pub fn server_secret(&self) -> &str {
         &self.server_secret
     }
@@ -82,7 +83,13 @@ pub fn check_token(
         return Err(error::ROOM_NO_TOKEN_NO_APP_SIGN);
     }
     validate::token(token)?;
-    let claims = token04::verify(&keys.server_secret, token, keys.app_id, user_id, now.unix_secs())?;
+    let claims = token04::verify(
+        &keys.server_secret,
+        token,
+        keys.app_id,
+        user_id,
+        now.unix_secs(),
+    )?;
     token04::may_login(&claims, room_id)?;
     Ok(TokenGrant {
         expire: claims.expire,
@@ -108,7 +115,7 @@ impl ReplayGuard {
         }
     }
 
-    /// Records a signature; `false` if it was seen within the window.
+    /// Records a signature; refused if it was seen within the window, or if too many are remembered.
     fn first_use(&mut self, signature: &str, now: Instant) -> Result<(), ErrorCode> {
         self.forget_expired(now);
         if self.seen.contains_key(signature) {
@@ -124,6 +131,7 @@ impl ReplayGuard {
         Ok(())
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.seen.len()
     }
@@ -139,7 +147,9 @@ pub fn check_login(
     replay: &mut ReplayGuard,
 ) -> Result<Grant, ErrorCode> {
     match credentials {
-        Credentials::Token { token } => check_token(keys, token, user_id, room_id, now).map(Grant::Token),
+        Credentials::Token { token } => {
+            check_token(keys, token, user_id, room_id, now).map(Grant::Token)
+        }
         Credentials::AppSign {
             timestamp_ms,
             nonce,
@@ -148,14 +158,25 @@ pub fn check_login(
             if sig.is_empty() {
                 return Err(error::ROOM_NO_TOKEN_NO_APP_SIGN);
             }
-            if nonce.is_empty() || nonce.len() > NONCE_MAX || sig.len() > 2 * limits::APP_SIGN_HEX_LEN {
+            if nonce.is_empty()
+                || nonce.len() > NONCE_MAX
+                || sig.len() > 2 * limits::APP_SIGN_HEX_LEN
+            {
                 return Err(error::ROOM_AUTHENTICATION_FAILED);
             }
             let skew = Duration::from_millis(timestamp_ms.abs_diff(now.unix_ms));
             if skew > limits::SIGNATURE_MAX_SKEW {
                 return Err(error::ROOM_AUTHENTICATION_FAILED);
             }
-            if !signature::verify(&keys.app_sign, keys.app_id, user_id, room_id, *timestamp_ms, nonce, sig) {
+            if !signature::verify(
+                &keys.app_sign,
+                keys.app_id,
+                user_id,
+                room_id,
+                *timestamp_ms,
+                nonce,
+                sig,
+            ) {
                 return Err(error::ENGINE_APP_SIGN_INCORRECT);
             }
             replay.first_use(&sig.to_ascii_lowercase(), now.mono)?;
@@ -174,9 +195,8 @@ mod tests {
         AppKeys::new(&AppConfig::dev()).unwrap()
     }
 
-    fn app_sign(now: Now, ts: u64, nonce: &str) -> Credentials {
+    fn app_sign(ts: u64, nonce: &str) -> Credentials {
         let key = validate::app_sign(DEV_APP_SIGN).unwrap();
-        let _ = now;
         Credentials::AppSign {
             timestamp_ms: ts,
             nonce: nonce.into(),
@@ -188,21 +208,32 @@ mod tests {
     fn app_sign_is_accepted_once_and_within_the_skew() {
         let now = Now::system();
         let mut replay = ReplayGuard::default();
-        let creds = app_sign(now, now.unix_ms, "n1");
-        assert!(matches!(check_login(&keys(), &creds, "u1", "r1", now, &mut replay), Ok(Grant::AppSign)));
+        let creds = app_sign(now.unix_ms, "n1");
+        assert!(matches!(
+            check_login(&keys(), &creds, "u1", "r1", now, &mut replay),
+            Ok(Grant::AppSign)
+        ));
         assert_eq!(
             check_login(&keys(), &creds, "u1", "r1", now, &mut replay).unwrap_err(),
             error::ROOM_AUTHENTICATION_FAILED,
             "a replayed signature is refused"
         );
-        let stale = app_sign(now, now.unix_ms - 11 * 60 * 1000, "n2");
+        let stale = app_sign(now.unix_ms - 11 * 60 * 1000, "n2");
         assert_eq!(
             check_login(&keys(), &stale, "u1", "r1", now, &mut replay).unwrap_err(),
             error::ROOM_AUTHENTICATION_FAILED
         );
         // Signed for another room: the signature does not match.
         assert_eq!(
-            check_login(&keys(), &app_sign(now, now.unix_ms, "n3"), "u1", "r2", now, &mut replay).unwrap_err(),
+            check_login(
+                &keys(),
+                &app_sign(now.unix_ms, "n3"),
+                "u1",
+                "r2",
+                now,
+                &mut replay
+            )
+            .unwrap_err(),
             error::ENGINE_APP_SIGN_INCORRECT
         );
     }
@@ -222,7 +253,9 @@ mod tests {
     fn empty_credentials_are_neither_given() {
         let now = Now::system();
         let mut replay = ReplayGuard::default();
-        let creds = Credentials::Token { token: String::new() };
+        let creds = Credentials::Token {
+            token: String::new(),
+        };
         assert_eq!(
             check_login(&keys(), &creds, "u1", "r1", now, &mut replay).unwrap_err(),
             error::ROOM_NO_TOKEN_NO_APP_SIGN

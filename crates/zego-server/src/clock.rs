@@ -27,6 +27,7 @@ impl Now {
     }
 
     /// The same moment seen `d` later on both clocks.
+    #[cfg(test)]
     pub fn after(self, d: Duration) -> Self {
         Now {
             mono: self.mono + d,

@@ -16,9 +16,11 @@ pub const DEV_APP_SIGN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef
 pub const DEV_SERVER_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// HTTP/WebSocket address of a bare `zego-server` binary.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9180);
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9180);
 /// UDP media address of a bare `zego-server` binary.
-pub const DEFAULT_MEDIA: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9181);
+pub const DEFAULT_MEDIA: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9181);
 
 /// One app: its id and the two keys its users prove themselves with.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -44,14 +46,15 @@ impl AppConfig {
     /// Parses the `APP_ID:APP_SIGN:SERVER_SECRET` form of the `--app` flag.
     pub fn parse_flag(value: &str) -> Result<Self, ConfigError> {
         let mut parts = value.splitn(3, ':');
-        let (Some(id), Some(sign), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(id), Some(sign), Some(secret)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(ConfigError::Invalid(format!(
                 "--app wants APP_ID:APP_SIGN:SERVER_SECRET, got {value:?}"
             )));
         };
-        let app_id = id
-            .parse()
-            .map_err(|_| ConfigError::Invalid(format!("app_id {id:?} is not a 32-bit unsigned number")))?;
+        let app_id = id.parse().map_err(|_| {
+            ConfigError::Invalid(format!("app_id {id:?} is not a 32-bit unsigned number"))
+        })?;
         let app = AppConfig {
             app_id,
             app_sign: sign.to_owned(),
@@ -130,7 +133,10 @@ impl ServerConfig {
         for app in &self.apps {
             app.validate()?;
             if !ids.insert(app.app_id) {
-                return Err(ConfigError::Invalid(format!("app {} is configured twice", app.app_id)));
+                return Err(ConfigError::Invalid(format!(
+                    "app {} is configured twice",
+                    app.app_id
+                )));
             }
         }
         if self.heartbeat_interval.is_zero() || self.online_count_interval.is_zero() {
@@ -145,14 +151,18 @@ impl ServerConfig {
             )));
         }
         if self.send_queue_capacity == 0 {
-            return Err(ConfigError::Invalid("send_queue_capacity must be above zero".into()));
+            return Err(ConfigError::Invalid(
+                "send_queue_capacity must be above zero".into(),
+            ));
         }
         Ok(())
     }
 
     /// Whether the only app is the public development app.
     pub fn uses_dev_app(&self) -> bool {
-        self.apps.iter().any(|a| a.app_id == DEV_APP_ID && a.app_sign == DEV_APP_SIGN)
+        self.apps
+            .iter()
+            .any(|a| a.app_id == DEV_APP_ID && a.app_sign == DEV_APP_SIGN)
     }
 }
 

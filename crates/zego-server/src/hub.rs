@@ -20,8 +20,8 @@ use crate::cancel::Cancel;
 use crate::clock::Now;
 use crate::metrics::{self, SignalingCounters};
 use crate::registry::{
-    CloseReason, LoginRequest, Output, PlayGrant, Prepared, PublishGrant, Registry, RelayOutcome, RelayRefusal,
-    SessionId,
+    CloseReason, LoginRequest, Output, PlayGrant, Prepared, PublishGrant, Registry, RelayOutcome,
+    RelayRefusal, SessionId,
 };
 
 /// One signaling connection, unique for the server's lifetime.
@@ -53,7 +53,10 @@ impl Link {
         match self.tx.try_send(out) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(conn = self.conn, "send queue full: disconnecting a slow reader");
+                tracing::warn!(
+                    conn = self.conn,
+                    "send queue full: disconnecting a slow reader"
+                );
                 SignalingCounters::bump(&counters.slow_reader_disconnects);
                 self.kill.cancel();
                 false
@@ -95,10 +98,6 @@ impl Hub {
             relay,
             counters: SignalingCounters::default(),
         })
-    }
-
-    pub fn relay(&self) -> &Relay {
-        &self.relay
     }
 
     /// Applies outputs under the lock; returns what must be done after it.
@@ -170,8 +169,12 @@ impl Hub {
             let result = state.registry.login(req, Now::system());
             if let Ok(ok) = &result {
                 if let Some(old) = state.links.insert(ok.session, link.clone()) {
+                    // A resume while the old connection is still open: that one is over.
                     if old.conn != link.conn {
-                        old.offer(close_frame(CloseReason::Resumed), &self.counters);
+                        old.offer(
+                            Outgoing::Close(1000, "session resumed on another connection"),
+                            &self.counters,
+                        );
                     }
                 }
             }
@@ -201,8 +204,22 @@ impl Hub {
         let mut state = self.state.lock();
         if owns(&state, conn, session) {
             state.links.remove(&session);
-            tracing::info!(conn, session, "connection lost; the session waits for a resume or its heartbeat timeout");
+            tracing::info!(
+                conn,
+                session,
+                "connection lost; the session waits for a resume or its heartbeat timeout"
+            );
         }
+    }
+
+    pub fn relay_disconnected(self: &Arc<Self>, relay: zego_relay::SessionId) {
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            let outputs = state.registry.relay_disconnected(relay, Now::system());
+            self.apply(&mut state, outputs, &mut effects);
+        }
+        self.after(effects);
     }
 
     pub fn tick(self: &Arc<Self>, now: Now) {
@@ -235,14 +252,23 @@ impl Hub {
             return owned;
         };
         let outcome = relay_outcome(
-            tokio::time::timeout(RELAY_CALL_TIMEOUT, self.relay.publish(grant.key.clone(), sdp)).await,
+            tokio::time::timeout(
+                RELAY_CALL_TIMEOUT,
+                self.relay.publish(grant.key.clone(), sdp),
+            )
+            .await,
             error::PUBLISHER_INNER_ERROR,
         );
         self.finish_publish(grant, extra_info, outcome);
         true
     }
 
-    fn finish_publish(self: &Arc<Self>, grant: PublishGrant, extra_info: &str, outcome: RelayOutcome) {
+    fn finish_publish(
+        self: &Arc<Self>,
+        grant: PublishGrant,
+        extra_info: &str,
+        outcome: RelayOutcome,
+    ) {
         if outcome.is_err() {
             SignalingCounters::bump(&self.counters.relay_refusals);
         }
@@ -266,7 +292,8 @@ impl Hub {
     ) -> bool {
         let mut grant = None;
         let owned = self.with_session(conn, session, |registry, now| {
-            let Prepared { outputs, grant: g } = registry.prepare_play(session, req_id, stream_id, sdp, wait, now);
+            let Prepared { outputs, grant: g } =
+                registry.prepare_play(session, req_id, stream_id, sdp, wait, now);
             grant = g;
             outputs
         });
@@ -278,7 +305,11 @@ impl Hub {
 
     async fn run_play(self: &Arc<Self>, grant: PlayGrant) {
         let outcome = relay_outcome(
-            tokio::time::timeout(RELAY_CALL_TIMEOUT, self.relay.play(grant.key.clone(), &grant.offer)).await,
+            tokio::time::timeout(
+                RELAY_CALL_TIMEOUT,
+                self.relay.play(grant.key.clone(), &grant.offer),
+            )
+            .await,
             error::PLAYER_INNER_ERROR,
         );
         if outcome.is_err() {
@@ -305,7 +336,10 @@ impl Hub {
     pub fn close_all(&self) {
         let mut state = self.state.lock();
         for (_, link) in state.links.drain() {
-            link.offer(Outgoing::Close(1001, "server shutting down"), &self.counters);
+            link.offer(
+                Outgoing::Close(1001, "server shutting down"),
+                &self.counters,
+            );
         }
     }
 }
@@ -318,19 +352,23 @@ fn close_frame(reason: CloseReason) -> Outgoing {
     match reason {
         CloseReason::Kicked => Outgoing::Close(1000, "kicked"),
         CloseReason::HeartbeatTimeout => Outgoing::Close(1000, "heartbeat timeout"),
-        CloseReason::Resumed => Outgoing::Close(1000, "session resumed on another connection"),
     }
 }
 
 /// The relay's answer as the core sees it. `inner`: the code for failures that are the server's own.
 fn relay_outcome(
-    result: Result<Result<(zego_relay::SessionId, String), RelayError>, tokio::time::error::Elapsed>,
+    result: Result<
+        Result<(zego_relay::SessionId, String), RelayError>,
+        tokio::time::error::Elapsed,
+    >,
     inner: ErrorCode,
 ) -> RelayOutcome {
     let refusal = |code, message: String| Err(RelayRefusal { code, message });
     match result {
         Ok(Ok(ok)) => Ok(ok),
-        Ok(Err(e @ RelayError::BadOffer(_))) => refusal(error::COMMON_INVALID_PARAMETER, e.to_string()),
+        Ok(Err(e @ RelayError::BadOffer(_))) => {
+            refusal(error::COMMON_INVALID_PARAMETER, e.to_string())
+        }
         Ok(Err(RelayError::StreamNotPublished)) => refusal(
             error::PLAYER_STREAM_NOT_EXIST,
             error::message(error::PLAYER_STREAM_NOT_EXIST).to_owned(),

@@ -1,1 +1,37 @@
-//! zego-server
+//! zego-server: the self-hosted cloud side of the zego-express SDK.
+//!
+//! It keeps rooms, users and streams per app, checks logins (app_sign signature or Token04), keeps sessions alive
+//! with heartbeats, sends room events, and hands WebRTC offers to the media relay ([`zego_relay`]), which carries
+//! all media on one UDP port. Signaling is JSON over a WebSocket at [`zego_protocol::message::SIGNALING_PATH`];
+//! `/healthz` and `/metrics` (Prometheus) sit beside it.
+//!
+//! Where things live: `registry` is the sans-IO room core (apps → rooms → sessions, streams, plays) driven by
+//! inputs and the current time; `hub` applies its outputs to connections and the relay; `connection` serves
+//! one WebSocket; `server` starts and stops it all.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), zego_server::StartError> {
+//! let server = zego_server::Server::start(zego_server::ServerConfig::default()).await?;
+//! println!("connect to {}", server.ws_url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod cancel;
+pub mod cli;
+mod clock;
+pub mod config;
+mod connection;
+mod http;
+mod hub;
+mod metrics;
+mod rate;
+mod registry;
+mod room;
+pub mod server;
+
+pub use config::{
+    AppConfig, ConfigError, FileConfig, ServerConfig, DEV_APP_ID, DEV_APP_SIGN, DEV_SERVER_SECRET,
+};
+pub use server::{EmbeddedServer, Server, ServerHandle, StartError};

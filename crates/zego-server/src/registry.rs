@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::message::{
-    stream_delete_reason, BroadcastMessage, Credentials, ReplyResult, RoomExtraInfo, ServerMessage, StreamDeleteReason,
-    StreamInfo, UpdateType, User,
+    stream_delete_reason, BroadcastMessage, Credentials, ReplyResult, RoomExtraInfo, ServerMessage,
+    StreamDeleteReason, StreamInfo, UpdateType, User,
 };
 use zego_protocol::{limits, validate, PROTOCOL_VERSION};
 use zego_relay::StreamKey;
@@ -62,17 +62,21 @@ pub enum CloseReason {
     Kicked,
     /// The session was silent past the heartbeat timeout and is gone.
     HeartbeatTimeout,
-    /// Another connection resumed the session.
-    Resumed,
 }
 
 /// What the caller must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Deliver to the connections of these sessions (a session without a connection misses it).
-    Send { to: Vec<SessionId>, msg: ServerMessage },
+    Send {
+        to: Vec<SessionId>,
+        msg: ServerMessage,
+    },
     /// The session ended: forget its connection, and close that connection when a reason is given.
-    Detach { session: SessionId, close: Option<CloseReason> },
+    Detach {
+        session: SessionId,
+        close: Option<CloseReason>,
+    },
     /// End a relay session.
     CloseRelay(RelaySessionId),
     /// A waiting play can start: ask the relay, then call [`Registry::finish_play`].
@@ -138,7 +142,10 @@ pub struct Prepared<G> {
 
 impl<G> Prepared<G> {
     fn refused(outputs: Vec<Output>) -> Self {
-        Prepared { outputs, grant: None }
+        Prepared {
+            outputs,
+            grant: None,
+        }
     }
 }
 
@@ -250,10 +257,6 @@ impl Registry {
         }
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     pub fn census(&self) -> Census {
         let mut census = Census {
             sessions: self.sessions.len(),
@@ -297,7 +300,10 @@ impl Registry {
         validate::room_id(&req.room_id)?;
         validate::user_id(&req.user.user_id)?;
         validate::user_name(&req.user.user_name)?;
-        let app = self.apps.get_mut(&req.app_id).ok_or(error::ENGINE_APP_ID_INCORRECT)?;
+        let app = self
+            .apps
+            .get_mut(&req.app_id)
+            .ok_or(error::ENGINE_APP_ID_INCORRECT)?;
         let grant = auth::check_login(
             &app.keys,
             &req.credentials,
@@ -312,6 +318,7 @@ impl Registry {
         }
 
         // Capacity, counting the slot a same-user session in this room is about to free.
+        let app = &self.apps[&req.app_id];
         let previous = app.users.get(&req.user.user_id).copied();
         if let Some(room) = app.rooms.get(&req.room_id) {
             let mut members = room.members.len();
@@ -388,11 +395,13 @@ impl Registry {
     fn resumable(&self, req: &LoginRequest) -> Option<SessionId> {
         let id = *self.by_resume_token.get(req.resume_session.as_deref()?)?;
         let session = self.sessions.get(&id)?;
-        (session.app_id == req.app_id && session.room_id == req.room_id && session.user.user_id == req.user.user_id)
+        (session.app_id == req.app_id
+            && session.room_id == req.room_id
+            && session.user.user_id == req.user.user_id)
             .then_some(id)
     }
 
-    /// Moves an existing session onto a new connection: nobody else hears of it.
+    /// Moves an existing session onto a new connection (the caller closes the old one): nobody else hears of it.
     fn resume(&mut self, id: SessionId, req: LoginRequest, grant: Grant, now: Now) -> LoginOk {
         let session = self.sessions.get_mut(&id).expect("resumable checked it");
         session.last_seen = now.mono;
@@ -405,13 +414,7 @@ impl Registry {
         LoginOk {
             session: id,
             resumed: true,
-            outputs: vec![
-                Output::Detach {
-                    session: id,
-                    close: Some(CloseReason::Resumed),
-                },
-                send(id, self.login_reply(id, req.req_id, now)),
-            ],
+            outputs: vec![send(id, self.login_reply(id, req.req_id, now))],
         }
     }
 
@@ -421,14 +424,22 @@ impl Registry {
         let app = &self.apps[&session.app_id];
         let room = &app.rooms[&session.room_id];
         let users = if session.notify_users {
-            room.members.iter().map(|m| self.sessions[m].user.clone()).collect()
+            room.members
+                .iter()
+                .map(|m| self.sessions[m].user.clone())
+                .collect()
         } else {
             Vec::new()
         };
         let streams = room
             .streams
             .iter()
-            .filter_map(|sid| app.streams.get(sid).filter(|s| s.is_live()).map(|s| s.info(sid)))
+            .filter_map(|sid| {
+                app.streams
+                    .get(sid)
+                    .filter(|s| s.is_live())
+                    .map(|s| s.info(sid))
+            })
             .collect();
         ServerMessage::reply(
             req_id,
@@ -494,7 +505,10 @@ impl Registry {
 
         let session = self.sessions.remove(&id).expect("present above");
         self.by_resume_token.remove(&session.resume_token);
-        let app = self.apps.get_mut(&app_id).expect("sessions belong to known apps");
+        let app = self
+            .apps
+            .get_mut(&app_id)
+            .expect("sessions belong to known apps");
         if app.users.get(&user.user_id) == Some(&id) {
             app.users.remove(&user.user_id);
         }
@@ -558,7 +572,13 @@ impl Registry {
     }
 
     /// Deletes streams of one app (all of one owner): players are stopped, the room hears one Delete.
-    fn delete_streams(&mut self, app_id: u32, stream_ids: &[String], reason: u32, outputs: &mut Vec<Output>) {
+    fn delete_streams(
+        &mut self,
+        app_id: u32,
+        stream_ids: &[String],
+        reason: u32,
+        outputs: &mut Vec<Output>,
+    ) {
         let app = self.apps.get_mut(&app_id).expect("known app");
         let mut deleted: Vec<(String, StreamInfo)> = Vec::new();
         let mut owner = None;
@@ -600,7 +620,9 @@ impl Registry {
         }
         let Some(owner) = owner else { return };
         // One owner means one room.
-        let Some((room_id, _)) = deleted.first() else { return };
+        let Some((room_id, _)) = deleted.first() else {
+            return;
+        };
         let room_id = room_id.clone();
         let to: Vec<SessionId> = app
             .rooms
@@ -655,20 +677,27 @@ impl Registry {
     }
 
     /// A new token for the session: same checks as at login, and it must allow every stream being published.
-    pub fn renew_token(&mut self, id: SessionId, req_id: u64, token: &str, now: Now) -> Vec<Output> {
+    pub fn renew_token(
+        &mut self,
+        id: SessionId,
+        req_id: u64,
+        token: &str,
+        now: Now,
+    ) -> Vec<Output> {
         let Some(session) = self.sessions.get(&id) else {
             return Vec::new();
         };
         let keys = &self.apps[&session.app_id].keys;
-        let checked = auth::check_token(keys, token, &session.user.user_id, &session.room_id, now).and_then(|t| {
-            let grant = Grant::Token(t);
-            for stream_id in &session.publishing {
-                grant
-                    .may_publish(&session.room_id, stream_id)
-                    .map_err(|_| error::ROOM_RENEWED_TOKEN_NO_PUBLISH_PRIVILEGE)?;
-            }
-            Ok(grant)
-        });
+        let checked = auth::check_token(keys, token, &session.user.user_id, &session.room_id, now)
+            .and_then(|t| {
+                let grant = Grant::Token(t);
+                for stream_id in &session.publishing {
+                    grant
+                        .may_publish(&session.room_id, stream_id)
+                        .map_err(|_| error::ROOM_RENEWED_TOKEN_NO_PUBLISH_PRIVILEGE)?;
+                }
+                Ok(grant)
+            });
         match checked {
             Ok(grant) => {
                 let session = self.sessions.get_mut(&id).expect("present above");
@@ -709,7 +738,11 @@ impl Registry {
                 expired.push(id);
             } else if !session.token_warned && now.mono + notice >= expire_at {
                 session.token_warned = true;
-                let remain = session.grant.token_expire().unwrap_or(0).saturating_sub(now.unix_ms / 1000);
+                let remain = session
+                    .grant
+                    .token_expire()
+                    .unwrap_or(0)
+                    .saturating_sub(now.unix_ms / 1000);
                 outputs.push(send(
                     id,
                     ServerMessage::TokenWillExpire {
@@ -726,6 +759,34 @@ impl Registry {
         for id in expired {
             self.totals.token_expiries += 1;
             self.remove_session(id, Removal::TokenExpired, &mut outputs);
+        }
+
+        // Streams whose media ended at the relay and were not published again in time.
+        let grace = self.settings.heartbeat_timeout;
+        let mut lost: Vec<(u32, String)> = Vec::new();
+        for app in self.apps.values() {
+            for (stream_id, stream) in &app.streams {
+                if stream
+                    .media_lost_at
+                    .is_some_and(|at| now.mono.saturating_duration_since(at) >= grace)
+                {
+                    lost.push((app.keys.app_id, stream_id.clone()));
+                }
+            }
+        }
+        lost.sort();
+        for (app_id, stream_id) in lost {
+            tracing::info!(
+                app_id,
+                stream_id,
+                "stream deleted: its media did not come back"
+            );
+            self.delete_streams(
+                app_id,
+                &[stream_id],
+                stream_delete_reason::DISCONNECTED,
+                &mut outputs,
+            );
         }
 
         let interval = self.settings.online_count_interval;
@@ -752,9 +813,63 @@ impl Registry {
         outputs
     }
 
+    /// The relay ended a session on its own (ICE or DTLS failed, the peer went silent). Sessions the server
+    /// closed or replaced are no longer known here and are ignored.
+    ///
+    /// A publisher gets the grace of one heartbeat timeout to publish again (the SDK restoring its media keeps
+    /// the players); after it the stream is deleted with reason 5. A player's play is over: PlayStopped (5).
+    pub fn relay_disconnected(&mut self, relay: RelaySessionId, now: Now) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        for app in self.apps.values_mut() {
+            for (stream_id, stream) in &mut app.streams {
+                if stream.relay == Some(relay) && stream.media_lost_at.is_none() {
+                    tracing::info!(
+                        relay_session = relay,
+                        stream_id,
+                        "publisher media lost; waiting for it to return"
+                    );
+                    stream.media_lost_at = Some(now.mono);
+                    return outputs;
+                }
+            }
+        }
+        let player = self.sessions.iter().find_map(|(id, s)| {
+            s.plays
+                .iter()
+                .find(|(_, p)| **p == Play::Active { relay })
+                .map(|(stream_id, _)| (*id, stream_id.clone()))
+        });
+        if let Some((session, stream_id)) = player {
+            tracing::info!(
+                relay_session = relay,
+                session,
+                stream_id,
+                "player media lost"
+            );
+            self.end_play(session, &stream_id, &mut outputs);
+            // The relay already forgot the session.
+            outputs.retain(|o| *o != Output::CloseRelay(relay));
+            outputs.push(send(
+                session,
+                ServerMessage::PlayStopped {
+                    stream_id,
+                    code: stream_delete_reason::DISCONNECTED,
+                },
+            ));
+        }
+        outputs
+    }
+
     // ── room extra info, messages ───────────────────────────────────────────────────────────────────────────
 
-    pub fn set_room_extra_info(&mut self, id: SessionId, req_id: u64, key: &str, value: &str, now: Now) -> Vec<Output> {
+    pub fn set_room_extra_info(
+        &mut self,
+        id: SessionId,
+        req_id: u64,
+        key: &str,
+        value: &str,
+        now: Now,
+    ) -> Vec<Output> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return Vec::new();
         };
@@ -762,9 +877,19 @@ impl Registry {
             return vec![reply(id, req_id, code, None)];
         }
         let app = self.apps.get_mut(&session.app_id).expect("known app");
-        let room = app.rooms.get_mut(&session.room_id).expect("a session's room exists");
-        if !room.extra_info.contains_key(key) && room.extra_info.len() >= limits::ROOM_EXTRA_INFO_KEYS_MAX {
-            return vec![reply(id, req_id, error::ROOM_EXTRA_INFO_KEY_COUNT_EXCEEDED, None)];
+        let room = app
+            .rooms
+            .get_mut(&session.room_id)
+            .expect("a session's room exists");
+        if !room.extra_info.contains_key(key)
+            && room.extra_info.len() >= limits::ROOM_EXTRA_INFO_KEYS_MAX
+        {
+            return vec![reply(
+                id,
+                req_id,
+                error::ROOM_EXTRA_INFO_KEY_COUNT_EXCEEDED,
+                None,
+            )];
         }
         if !session.room_info_rate.try_take(now.mono) {
             return vec![reply(id, req_id, error::ROOM_RATE_LIMITED_EXTRA_INFO, None)];
@@ -790,7 +915,13 @@ impl Registry {
         outputs
     }
 
-    pub fn broadcast(&mut self, id: SessionId, req_id: u64, message: &str, now: Now) -> Vec<Output> {
+    pub fn broadcast(
+        &mut self,
+        id: SessionId,
+        req_id: u64,
+        message: &str,
+        now: Now,
+    ) -> Vec<Output> {
         let Some(session) = self.sessions.get_mut(&id) else {
             return Vec::new();
         };
@@ -801,7 +932,10 @@ impl Registry {
             return vec![reply(id, req_id, error::IM_BROADCAST_RATE_EXCEEDED, None)];
         }
         let app = self.apps.get_mut(&session.app_id).expect("known app");
-        let room = app.rooms.get_mut(&session.room_id).expect("a session's room exists");
+        let room = app
+            .rooms
+            .get_mut(&session.room_id)
+            .expect("a session's room exists");
         room.last_message_id += 1;
         let message_id = room.last_message_id;
         let to: Vec<SessionId> = room.members.iter().copied().filter(|m| *m != id).collect();
@@ -913,7 +1047,9 @@ impl Registry {
         let attempt = self.next_attempt();
         let app = self.apps.get_mut(&app_id).expect("known app");
         match app.streams.get_mut(stream_id) {
-            Some(stream) if stream.owner != id => return refuse(error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED),
+            Some(stream) if stream.owner != id => {
+                return refuse(error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED)
+            }
             Some(stream) => stream.attempt = Some(attempt),
             None => {
                 app.streams.insert(
@@ -926,6 +1062,7 @@ impl Registry {
                         relay: None,
                         attempt: Some(attempt),
                         players: BTreeSet::new(),
+                        media_lost_at: None,
                     },
                 );
                 app.rooms
@@ -956,13 +1093,20 @@ impl Registry {
 
     /// Records the relay's answer to a publish: the publisher gets its SDP answer, the room its stream Add,
     /// and plays waiting for the stream start.
-    pub fn finish_publish(&mut self, grant: PublishGrant, extra_info: &str, outcome: RelayOutcome) -> Vec<Output> {
+    pub fn finish_publish(
+        &mut self,
+        grant: PublishGrant,
+        extra_info: &str,
+        outcome: RelayOutcome,
+    ) -> Vec<Output> {
         let mut outputs = Vec::new();
         let id = grant.session;
         let stream_id = grant.key.stream_id.as_str();
-        let current = self.apps.get(&grant.key.app_id).and_then(|a| a.streams.get(stream_id)).is_some_and(|s| {
-            s.owner == id && s.attempt == Some(grant.attempt)
-        });
+        let current = self
+            .apps
+            .get(&grant.key.app_id)
+            .and_then(|a| a.streams.get(stream_id))
+            .is_some_and(|s| s.owner == id && s.attempt == Some(grant.attempt));
         if !current {
             // The session left or stopped the stream while the relay worked.
             if let Ok((relay, _)) = outcome {
@@ -1002,6 +1146,7 @@ impl Registry {
             }
         };
         let was_live = stream.relay.replace(relay).is_some();
+        stream.media_lost_at = None;
         let extra_changed = stream.extra_info != extra_info;
         stream.extra_info = extra_info.to_owned();
         let info = stream.info(stream_id);
@@ -1030,7 +1175,12 @@ impl Registry {
             }
             return outputs;
         }
-        tracing::info!(session = id, app_id = grant.key.app_id, stream_id, "stream published");
+        tracing::info!(
+            session = id,
+            app_id = grant.key.app_id,
+            stream_id,
+            "stream published"
+        );
         if !others.is_empty() {
             outputs.push(Output::Send {
                 to: others,
@@ -1048,7 +1198,11 @@ impl Registry {
 
     /// Turns the plays waiting for a stream that just appeared into starting plays.
     fn start_waiting_plays(&mut self, key: &StreamKey, outputs: &mut Vec<Output>) {
-        let Some(waiters) = self.apps.get_mut(&key.app_id).and_then(|a| a.waiting.remove(&key.stream_id)) else {
+        let Some(waiters) = self
+            .apps
+            .get_mut(&key.app_id)
+            .and_then(|a| a.waiting.remove(&key.stream_id))
+        else {
             return;
         };
         for waiter in waiters {
@@ -1059,10 +1213,20 @@ impl Registry {
             let Some(play) = session.plays.get_mut(&key.stream_id) else {
                 continue;
             };
-            let Play::Waiting { offer } = std::mem::replace(play, Play::Starting { attempt, direct: false }) else {
+            let Play::Waiting { offer } = std::mem::replace(
+                play,
+                Play::Starting {
+                    attempt,
+                    direct: false,
+                },
+            ) else {
                 continue;
             };
-            if let Some(stream) = self.apps.get_mut(&key.app_id).and_then(|a| a.streams.get_mut(&key.stream_id)) {
+            if let Some(stream) = self
+                .apps
+                .get_mut(&key.app_id)
+                .and_then(|a| a.streams.get_mut(&key.stream_id))
+            {
                 stream.players.insert(waiter);
             }
             outputs.push(Output::StartPlay(PlayGrant {
@@ -1075,7 +1239,13 @@ impl Registry {
         }
     }
 
-    pub fn stop_publish(&mut self, id: SessionId, req_id: u64, stream_id: &str, _now: Now) -> Vec<Output> {
+    pub fn stop_publish(
+        &mut self,
+        id: SessionId,
+        req_id: u64,
+        stream_id: &str,
+        _now: Now,
+    ) -> Vec<Output> {
         let Some(session) = self.sessions.get(&id) else {
             return Vec::new();
         };
@@ -1090,7 +1260,12 @@ impl Registry {
         }
         let app_id = session.app_id;
         outputs.push(reply(id, req_id, error::SUCCESS, None));
-        self.delete_streams(app_id, &[stream_id.to_owned()], stream_delete_reason::STOPPED, &mut outputs);
+        self.delete_streams(
+            app_id,
+            &[stream_id.to_owned()],
+            stream_delete_reason::STOPPED,
+            &mut outputs,
+        );
         tracing::info!(session = id, stream_id, "stream stopped");
         outputs
     }
@@ -1106,12 +1281,23 @@ impl Registry {
         let Some(session) = self.sessions.get(&id) else {
             return Vec::new();
         };
-        if let Err(code) = validate::stream_id(stream_id).and_then(|_| validate::stream_extra_info(extra_info)) {
+        if let Err(code) =
+            validate::stream_id(stream_id).and_then(|_| validate::stream_extra_info(extra_info))
+        {
             return vec![reply(id, req_id, code, None)];
         }
         let app = self.apps.get_mut(&session.app_id).expect("known app");
-        let Some(stream) = app.streams.get_mut(stream_id).filter(|s| s.owner == id && s.is_live()) else {
-            return vec![reply(id, req_id, error::PUBLISHER_UPDATE_EXTRA_INFO_FAILED, None)];
+        let Some(stream) = app
+            .streams
+            .get_mut(stream_id)
+            .filter(|s| s.owner == id && s.is_live())
+        else {
+            return vec![reply(
+                id,
+                req_id,
+                error::PUBLISHER_UPDATE_EXTRA_INFO_FAILED,
+                None,
+            )];
         };
         stream.extra_info = extra_info.to_owned();
         let info = stream.info(stream_id);
@@ -1166,7 +1352,13 @@ impl Registry {
         match app.streams.get_mut(stream_id).filter(|s| s.is_live()) {
             Some(stream) => {
                 stream.players.insert(id);
-                session.plays.insert(stream_id.to_owned(), Play::Starting { attempt, direct: true });
+                session.plays.insert(
+                    stream_id.to_owned(),
+                    Play::Starting {
+                        attempt,
+                        direct: true,
+                    },
+                );
                 Prepared {
                     // Closing a play this one replaces.
                     outputs,
@@ -1189,7 +1381,10 @@ impl Registry {
                         offer: offer.to_owned(),
                     },
                 );
-                app.waiting.entry(stream_id.to_owned()).or_default().insert(id);
+                app.waiting
+                    .entry(stream_id.to_owned())
+                    .or_default()
+                    .insert(id);
                 outputs.push(reply(
                     id,
                     req_id,
@@ -1218,7 +1413,9 @@ impl Registry {
             .sessions
             .get(&id)
             .and_then(|s| s.plays.get(stream_id))
-            .is_some_and(|p| matches!(p, Play::Starting { attempt, .. } if *attempt == grant.attempt));
+            .is_some_and(
+                |p| matches!(p, Play::Starting { attempt, .. } if *attempt == grant.attempt),
+            );
         if !current {
             // The play was stopped, replaced, or its stream or session went away meanwhile. A waited play was
             // told by whoever ended it; a direct play still owes its request a reply.
@@ -1233,8 +1430,15 @@ impl Registry {
         let session = self.sessions.get_mut(&id).expect("checked");
         match outcome {
             Ok((relay, answer)) => {
-                session.plays.insert(stream_id.to_owned(), Play::Active { relay });
-                tracing::info!(session = id, app_id = grant.key.app_id, stream_id, "play started");
+                session
+                    .plays
+                    .insert(stream_id.to_owned(), Play::Active { relay });
+                tracing::info!(
+                    session = id,
+                    app_id = grant.key.app_id,
+                    stream_id,
+                    "play started"
+                );
                 outputs.push(match grant.req_id {
                     Some(req_id) => reply(
                         id,
@@ -1256,7 +1460,11 @@ impl Registry {
             }
             Err(refusal) => {
                 session.plays.remove(stream_id);
-                if let Some(stream) = self.apps.get_mut(&grant.key.app_id).and_then(|a| a.streams.get_mut(stream_id)) {
+                if let Some(stream) = self
+                    .apps
+                    .get_mut(&grant.key.app_id)
+                    .and_then(|a| a.streams.get_mut(stream_id))
+                {
                     stream.players.remove(&id);
                 }
                 tracing::warn!(session = id, stream_id, code = refusal.code, reason = %refusal.message, "play refused by the relay");
@@ -1283,7 +1491,13 @@ impl Registry {
         outputs
     }
 
-    pub fn stop_play(&mut self, id: SessionId, req_id: u64, stream_id: &str, _now: Now) -> Vec<Output> {
+    pub fn stop_play(
+        &mut self,
+        id: SessionId,
+        req_id: u64,
+        stream_id: &str,
+        _now: Now,
+    ) -> Vec<Output> {
         if !self.sessions.contains_key(&id) {
             return Vec::new();
         }
@@ -1309,3 +1523,6 @@ fn apply_grant(session: &mut Session, grant: Grant, now: Now) {
     session.token_warned = false;
     session.grant = grant;
 }
+
+#[cfg(test)]
+mod tests;

@@ -41,11 +41,18 @@ impl Room {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Play {
     /// The stream does not exist yet; the offer is kept to start the play when it appears.
-    Waiting { offer: String },
+    Waiting {
+        offer: String,
+    },
     /// The relay is being asked; `attempt` tells a stale relay answer from the current one. `direct`: the
     /// client's Play request still waits for its reply (otherwise the play had waited for the stream).
-    Starting { attempt: u64, direct: bool },
-    Active { relay: RelaySessionId },
+    Starting {
+        attempt: u64,
+        direct: bool,
+    },
+    Active {
+        relay: RelaySessionId,
+    },
 }
 
 /// A logged-in user in a room, possibly without a connection for a while (it may resume).
@@ -110,6 +117,9 @@ pub struct Stream {
     pub attempt: Option<u64>,
     /// Sessions playing it (starting or active).
     pub players: BTreeSet<SessionId>,
+    /// When the publisher's media connection ended at the relay; the stream is deleted if it is not published
+    /// again within the grace period.
+    pub media_lost_at: Option<Instant>,
 }
 
 impl Stream {

@@ -1,0 +1,419 @@
+//! The `zego-server` command line: serve (the default), and `token generate` / `token verify`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use zego_protocol::error::{self, ErrorCode};
+use zego_protocol::token04::{self, Claims, Mode, Privilege};
+
+use crate::config::{
+    AppConfig, ConfigError, FileConfig, ServerConfig, DEFAULT_LISTEN, DEFAULT_MEDIA, DEV_APP_ID,
+    DEV_APP_SIGN, DEV_SERVER_SECRET,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zego-server",
+    version,
+    about = "Self-hosted signaling server and WebRTC media relay for the zego-express SDK",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mint or inspect Token04 room tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Serving options; each overrides the same key of the `--config` file.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// HTTP/WebSocket listen address [default: 127.0.0.1:9180].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The one UDP address of all media [default: 127.0.0.1:9181].
+    #[arg(long, value_name = "ADDR")]
+    pub media: Option<SocketAddr>,
+    /// The media address announced in ICE candidates [default: the bound media address].
+    #[arg(long, value_name = "ADDR")]
+    pub announce: Option<SocketAddr>,
+    /// An app, as APP_ID:APP_SIGN:SERVER_SECRET (repeatable). Without any, the development app is served.
+    #[arg(long = "app", value_name = "APP_ID:APP_SIGN:SECRET", value_parser = parse_app)]
+    pub apps: Vec<AppConfig>,
+    /// Heartbeat interval asked of clients, in milliseconds [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Silence after which a session is removed, in milliseconds [default: 30000].
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_timeout_ms: Option<u64>,
+    /// How often rooms get their online user count, in milliseconds [default: 30000].
+    #[arg(long, value_name = "MS")]
+    pub online_count_interval_ms: Option<u64>,
+    /// Log filter (tracing EnvFilter syntax) [default: $RUST_LOG, else "info"].
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+fn parse_app(value: &str) -> Result<AppConfig, String> {
+    AppConfig::parse_flag(value).map_err(|e| e.to_string())
+}
+
+impl ServeArgs {
+    /// The server configuration and log filter: flags over the file over the defaults.
+    pub fn resolve(&self) -> Result<(ServerConfig, Option<String>), ConfigError> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = ServerConfig {
+            listen: self.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
+            media_bind: self.media.or(file.media).unwrap_or(DEFAULT_MEDIA),
+            media_announce: self.announce.or(file.announce),
+            ..ServerConfig::default()
+        };
+        if !self.apps.is_empty() {
+            config.apps = self.apps.clone();
+        } else if !file.apps.is_empty() {
+            config.apps = file.apps.clone();
+        }
+        let ms = Duration::from_millis;
+        if let Some(v) = self.heartbeat_interval_ms.or(file.heartbeat_interval_ms) {
+            config.heartbeat_interval = ms(v);
+        }
+        if let Some(v) = self.heartbeat_timeout_ms.or(file.heartbeat_timeout_ms) {
+            config.heartbeat_timeout = ms(v);
+        }
+        if let Some(v) = self
+            .online_count_interval_ms
+            .or(file.online_count_interval_ms)
+        {
+            config.online_count_interval = ms(v);
+        }
+        config.validate()?;
+        Ok((config, self.log.clone().or(file.log)))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new token.
+    Generate(GenerateArgs),
+    /// Print what a token contains and whether it is valid (exit status 1 if not).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    pub app_id: u32,
+    /// The app's 32-character server secret.
+    #[arg(long)]
+    pub secret: String,
+    #[arg(long)]
+    pub user_id: String,
+    /// Restrict the token to this room (a privilege payload); without it the token allows any room.
+    #[arg(long)]
+    pub room_id: Option<String>,
+    /// Grant logging in to --room-id.
+    #[arg(long, requires = "room_id")]
+    pub login: bool,
+    /// Grant publishing in --room-id.
+    #[arg(long, requires = "room_id")]
+    pub publish: bool,
+    /// Only these stream ids may be published (repeatable; default: any).
+    #[arg(long = "stream-id", requires = "room_id")]
+    pub stream_ids: Vec<String>,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 3600)]
+    pub lifetime: i64,
+    /// The legacy AES-CBC format instead of AES-GCM.
+    #[arg(long)]
+    pub cbc: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The app's 32-character server secret.
+    #[arg(long)]
+    pub secret: String,
+    /// Check the token is for this app.
+    #[arg(long)]
+    pub app_id: Option<u32>,
+    /// Check the token is for this user.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Also check the token allows logging in to this room.
+    #[arg(long)]
+    pub room_id: Option<String>,
+    pub token: String,
+}
+
+/// A refusal in the words of the error table: `1002078 ROOM_TOKEN_EXPIRED: Token expired.`
+pub fn describe(code: ErrorCode) -> String {
+    format!(
+        "{code} {}: {}",
+        error::name(code).unwrap_or("UNKNOWN"),
+        error::message(code)
+    )
+}
+
+fn now_unix() -> i64 {
+    crate::clock::Now::system().unix_secs()
+}
+
+pub fn generate(args: &GenerateArgs) -> Result<String, String> {
+    if args.lifetime <= 0 {
+        return Err("--lifetime must be above zero".into());
+    }
+    let payload = match &args.room_id {
+        None => String::new(),
+        Some(room_id) => Privilege {
+            room_id: room_id.clone(),
+            login_room: args.login,
+            publish: args.publish,
+            stream_id_list: (!args.stream_ids.is_empty()).then(|| args.stream_ids.clone()),
+        }
+        .to_payload(),
+    };
+    let now = now_unix();
+    let claims = Claims {
+        app_id: args.app_id,
+        user_id: args.user_id.clone(),
+        nonce: rand::random::<i32>() as i64,
+        ctime: now,
+        expire: now + args.lifetime,
+        payload,
+    };
+    let mode = if args.cbc { Mode::Cbc } else { Mode::Gcm };
+    token04::generate(&args.secret, &claims, mode, None).map_err(describe)
+}
+
+/// The report `token verify` prints, and whether the token passed every check asked for.
+pub fn verify(args: &VerifyArgs) -> (String, bool) {
+    let mut out = String::new();
+    let (claims, mode) = match token04::decode(&args.secret, args.token.trim()) {
+        Ok(decoded) => decoded,
+        Err(code) => return (format!("invalid: {}\n", describe(code)), false),
+    };
+    let now = now_unix();
+    out.push_str(&format!(
+        "mode:     {}\n",
+        if mode == Mode::Gcm {
+            "AES-GCM"
+        } else {
+            "AES-CBC (legacy)"
+        }
+    ));
+    out.push_str(&format!("app_id:   {}\n", claims.app_id));
+    out.push_str(&format!("user_id:  {}\n", claims.user_id));
+    out.push_str(&format!("nonce:    {}\n", claims.nonce));
+    out.push_str(&format!(
+        "ctime:    {} ({})\n",
+        claims.ctime,
+        relative(claims.ctime - now)
+    ));
+    out.push_str(&format!(
+        "expire:   {} ({})\n",
+        claims.expire,
+        relative(claims.expire - now)
+    ));
+    match claims.privilege() {
+        Ok(None) => out.push_str("payload:  (none: any room, any stream)\n"),
+        Ok(Some(p)) => {
+            out.push_str(&format!("room_id:  {}\n", p.room_id));
+            out.push_str(&format!("login:    {}\n", p.login_room));
+            out.push_str(&format!("publish:  {}\n", p.publish));
+            match &p.stream_id_list {
+                None => out.push_str("streams:  any\n"),
+                Some(list) => out.push_str(&format!("streams:  {}\n", list.join(", "))),
+            }
+        }
+        Err(code) => out.push_str(&format!(
+            "payload:  {:?} ({})\n",
+            claims.payload,
+            describe(code)
+        )),
+    }
+    let app_id = args.app_id.unwrap_or(claims.app_id);
+    let user_id = args
+        .user_id
+        .clone()
+        .unwrap_or_else(|| claims.user_id.clone());
+    let checked = token04::verify(&args.secret, args.token.trim(), app_id, &user_id, now).and_then(
+        |claims| match &args.room_id {
+            Some(room_id) => token04::may_login(&claims, room_id),
+            None => Ok(()),
+        },
+    );
+    match checked {
+        Ok(()) => {
+            out.push_str("valid\n");
+            (out, true)
+        }
+        Err(code) => {
+            out.push_str(&format!("invalid: {}\n", describe(code)));
+            (out, false)
+        }
+    }
+}
+
+fn relative(seconds: i64) -> String {
+    if seconds >= 0 {
+        format!("in {seconds} s")
+    } else {
+        format!("{} s ago", -seconds)
+    }
+}
+
+/// What a bare server prints for humans after the machine-readable line.
+pub fn how_to_connect(ws_url: &str, config: &ServerConfig) -> String {
+    let mut out = format!("Signaling: {ws_url}\n");
+    if config.uses_dev_app() {
+        out.push_str(&format!(
+            "Development app (public keys: never expose this server):\n  app_id        = {DEV_APP_ID}\n  app_sign      = {DEV_APP_SIGN}\n  server_secret = {DEV_SERVER_SECRET}\n"
+        ));
+        out.push_str(&format!(
+            "Token for a user: zego-server token generate --app-id {DEV_APP_ID} --secret {DEV_SERVER_SECRET} --user-id USER\n"
+        ));
+    } else {
+        let ids: Vec<String> = config.apps.iter().map(|a| a.app_id.to_string()).collect();
+        out.push_str(&format!("Apps: {}\n", ids.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("zego-server").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn bare_start_serves_the_dev_app_on_the_default_ports() {
+        let cli = parse(&[]);
+        assert!(cli.command.is_none());
+        let (config, log) = cli.serve.resolve().unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.media_bind, DEFAULT_MEDIA);
+        assert!(config.uses_dev_app());
+        assert_eq!(log, None);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("zego-server-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nmedia = \"127.0.0.1:2\"\nheartbeat_timeout_ms = 9000\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let cli = parse(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval-ms",
+            "100",
+        ]);
+        let (config, log) = cli.serve.resolve().unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.media_bind.port(), 2);
+        assert_eq!(config.heartbeat_timeout, Duration::from_millis(9000));
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(100));
+        assert_eq!(log.as_deref(), Some("debug"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn token_generate_then_verify() {
+        let cli = parse(&[
+            "token",
+            "generate",
+            "--app-id",
+            "7",
+            "--secret",
+            DEV_SERVER_SECRET,
+            "--user-id",
+            "alice",
+            "--room-id",
+            "r1",
+            "--login",
+            "--publish",
+            "--stream-id",
+            "s1",
+            "--stream-id",
+            "s2",
+            "--lifetime",
+            "60",
+        ]);
+        let Some(Command::Token(TokenCommand::Generate(args))) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        let token = generate(&args).unwrap();
+        let verify_args = |user: &str, room: &str| VerifyArgs {
+            secret: DEV_SERVER_SECRET.into(),
+            app_id: Some(7),
+            user_id: Some(user.into()),
+            room_id: Some(room.into()),
+            token: token.clone(),
+        };
+        let (report, ok) = verify(&verify_args("alice", "r1"));
+        assert!(ok, "{report}");
+        assert!(report.contains("streams:  s1, s2"), "{report}");
+        let (report, ok) = verify(&verify_args("bob", "r1"));
+        assert!(!ok);
+        assert!(
+            report.contains("1002077 ROOM_TOKEN_USER_ID_ERROR"),
+            "{report}"
+        );
+        let (report, ok) = verify(&verify_args("alice", "r2"));
+        assert!(!ok);
+        assert!(report.contains("1002033"), "{report}");
+    }
+
+    #[test]
+    fn verify_explains_a_wrong_secret() {
+        let (report, ok) = verify(&VerifyArgs {
+            secret: "x".repeat(32),
+            app_id: None,
+            user_id: None,
+            room_id: None,
+            token: "04AAAA".into(),
+        });
+        assert!(!ok);
+        assert!(report.starts_with("invalid: 1002075"), "{report}");
+    }
+
+    #[test]
+    fn generate_flags_need_a_room() {
+        assert!(Cli::try_parse_from([
+            "zego-server",
+            "token",
+            "generate",
+            "--app-id",
+            "1",
+            "--secret",
+            "s",
+            "--user-id",
+            "u",
+            "--publish"
+        ])
+        .is_err());
+    }
+}
