@@ -62,7 +62,10 @@ mod tests {
     fn fu_a_start_of_idr_only() {
         assert!(starts_keyframe(&[0x7c, 0x85, 0x88]), "FU-A start of IDR");
         assert!(!starts_keyframe(&[0x7c, 0x05, 0x88]), "FU-A middle of IDR");
-        assert!(!starts_keyframe(&[0x7c, 0x81, 0x88]), "FU-A start of non-IDR");
+        assert!(
+            !starts_keyframe(&[0x7c, 0x81, 0x88]),
+            "FU-A start of non-IDR"
+        );
         assert!(!starts_keyframe(&[0x7c]), "FU-A without header");
     }
 }

@@ -27,10 +27,20 @@ use crate::{RelayError, RelayEvent, RelayOptions, SessionId, StreamKey};
 type Reply = oneshot::Sender<Result<(SessionId, String), RelayError>>;
 
 pub(crate) enum Command {
-    Publish { key: StreamKey, offer: String, reply: Reply },
-    Play { key: StreamKey, offer: String, reply: Reply },
+    Publish {
+        key: StreamKey,
+        offer: String,
+        reply: Reply,
+    },
+    Play {
+        key: StreamKey,
+        offer: String,
+        reply: Reply,
+    },
     Close(SessionId),
-    Shutdown { reply: oneshot::Sender<()> },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Datagrams read per wake-up before players transmit: batching lets one str0m timeout per player send a burst.
@@ -51,7 +61,10 @@ pub(crate) fn run_thread(
     ready: oneshot::Sender<io::Result<()>>,
 ) {
     cpu_clock.register_current_thread();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -167,7 +180,9 @@ impl IoLoop {
                 continue;
             }
 
-            let deadline = self.next_deadline(now).min(last_maintenance + MAINTENANCE_INTERVAL);
+            let deadline = self
+                .next_deadline(now)
+                .min(last_maintenance + MAINTENANCE_INTERVAL);
             let backlog = !outbox.backlog.is_empty();
             tokio::select! {
                 biased;
@@ -220,7 +235,8 @@ impl IoLoop {
         outbox: &mut SocketOutbox,
     ) -> Result<(SessionId, String), RelayError> {
         let id = self.next_session_id;
-        let (mut session, answer) = Session::accept(id, RoleKind::Publisher, offer, &self.env, now)?;
+        let (mut session, answer) =
+            Session::accept(id, RoleKind::Publisher, offer, &self.env, now)?;
         self.next_session_id += 1;
 
         let route_id = self.route_id(&key);
@@ -228,10 +244,18 @@ impl IoLoop {
         let previous = self.routes.get(&route_id).and_then(|r| r.publisher);
         if let Some(previous) = previous {
             // The same stream from a new peer connection: the old one is over.
-            tracing::info!(session = previous, replaced_by = id, ?key, "publisher replaced");
+            tracing::info!(
+                session = previous,
+                replaced_by = id,
+                ?key,
+                "publisher replaced"
+            );
             self.remove_session(previous, "replaced by a new publisher", true, outbox);
         }
-        let route = self.routes.entry(route_id).or_insert_with(|| Route::new(self.options.keyframe_request_interval));
+        let route = self
+            .routes
+            .entry(route_id)
+            .or_insert_with(|| Route::new(self.options.keyframe_request_interval));
         route.publisher = Some(id);
         for player in &route.players {
             if let Some(player) = self.sessions.get_mut(player) {
@@ -254,8 +278,15 @@ impl IoLoop {
         now: Instant,
         outbox: &mut SocketOutbox,
     ) -> Result<(SessionId, String), RelayError> {
-        let route_id = *self.route_ids.get(&key).ok_or(RelayError::StreamNotPublished)?;
-        if self.routes.get(&route_id).is_none_or(|r| r.publisher.is_none()) {
+        let route_id = *self
+            .route_ids
+            .get(&key)
+            .ok_or(RelayError::StreamNotPublished)?;
+        if self
+            .routes
+            .get(&route_id)
+            .is_none_or(|r| r.publisher.is_none())
+        {
             return Err(RelayError::StreamNotPublished);
         }
         let id = self.next_session_id;
@@ -280,11 +311,18 @@ impl IoLoop {
         let id = self.next_route_id;
         self.next_route_id += 1;
         self.route_ids.insert(key.clone(), id);
-        self.routes.insert(id, Route::new(self.options.keyframe_request_interval));
+        self.routes
+            .insert(id, Route::new(self.options.keyframe_request_interval));
         id
     }
 
-    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant, outbox: &mut SocketOutbox) {
+    fn on_datagram(
+        &mut self,
+        data: &[u8],
+        source: SocketAddr,
+        now: Instant,
+        outbox: &mut SocketOutbox,
+    ) {
         let Ok(contents) = DatagramRecv::try_from(data) else {
             self.drop_datagram(source, "not STUN, DTLS or RTP");
             return;
@@ -300,7 +338,10 @@ impl IoLoop {
             Some(id) => id,
             None => {
                 // A new address: STUN names its session by ICE credentials.
-                let Some(session) = self.sessions.values_mut().find(|s| s.gone.is_none() && s.accepts(&input))
+                let Some(session) = self
+                    .sessions
+                    .values_mut()
+                    .find(|s| s.gone.is_none() && s.accepts(&input))
                 else {
                     self.drop_datagram(source, "no session accepts it");
                     return;
@@ -323,12 +364,15 @@ impl IoLoop {
 
     /// Acts on what sessions reported until nothing is left (acting may make more).
     fn act_on_outputs(&mut self, now: Instant, outbox: &mut SocketOutbox) {
-        while !self.outputs.is_empty() {
-            let outputs = mem::take(&mut self.outputs);
-            for (id, output) in outputs {
+        // Two buffers swapped back and forth keep their capacity: no allocation per packet.
+        let mut batch = mem::take(&mut self.outputs);
+        loop {
+            for (id, output) in batch.drain(..) {
                 match output {
                     SessionOutput::Connected => self.on_connected(id, now, outbox),
-                    SessionOutput::Media(kind, packet) => self.forward(id, kind, &packet, now, outbox),
+                    SessionOutput::Media(kind, packet) => {
+                        self.forward(id, kind, &packet, now, outbox)
+                    }
                     SessionOutput::KeyframeRequest => {
                         let Some(route_id) = self.sessions.get(&id).map(|s| s.route) else {
                             continue;
@@ -340,7 +384,12 @@ impl IoLoop {
                     }
                 }
             }
+            if self.outputs.is_empty() {
+                break;
+            }
+            mem::swap(&mut batch, &mut self.outputs);
         }
+        self.outputs = batch;
     }
 
     fn on_connected(&mut self, id: SessionId, now: Instant, outbox: &mut SocketOutbox) {
@@ -365,7 +414,14 @@ impl IoLoop {
     }
 
     /// Writes one publisher packet into every player of its stream.
-    fn forward(&mut self, from: SessionId, kind: MediaKind, packet: &RtpPacket, now: Instant, outbox: &mut SocketOutbox) {
+    fn forward(
+        &mut self,
+        from: SessionId,
+        kind: MediaKind,
+        packet: &RtpPacket,
+        now: Instant,
+        outbox: &mut SocketOutbox,
+    ) {
         let Some(route_id) = self.sessions.get(&from).map(|s| s.route) else {
             return;
         };
@@ -375,7 +431,14 @@ impl IoLoop {
         if route.publisher != Some(from) {
             return;
         }
-        if kind == MediaKind::Video && h264::starts_keyframe(&packet.payload) {
+        let opens_keyframe = kind == MediaKind::Video
+            && route.starts_access_unit(
+                *packet.header.ssrc,
+                *packet.seq_no,
+                packet.header.timestamp,
+            )
+            && h264::starts_keyframe(&packet.payload);
+        if opens_keyframe {
             route.keyframes.keyframe_seen();
         }
         let source = (from, *packet.header.ssrc);
@@ -383,7 +446,7 @@ impl IoLoop {
             let Some(player) = self.sessions.get_mut(player_id) else {
                 continue;
             };
-            if player.forward(source, kind, packet, &self.counters) {
+            if player.forward(source, kind, packet, opens_keyframe, &self.counters) {
                 player.drain_after_write(outbox, &mut self.outputs, &self.counters);
                 if !player.dirty {
                     player.dirty = true;
@@ -426,7 +489,8 @@ impl IoLoop {
 
     fn drive_timeouts(&mut self, now: Instant, outbox: &mut SocketOutbox) {
         for session in self.sessions.values_mut() {
-            if session.next_timeout <= now {
+            // Skip sessions driven a moment ago by `transmit_dirty`: they are up to date.
+            if session.next_timeout <= now && session.last_driven < now {
                 session.timeout(now, outbox, &mut self.outputs, &self.counters);
             }
         }
@@ -452,7 +516,11 @@ impl IoLoop {
         }
         for route_id in waiting_routes {
             if let Some(route) = self.routes.get_mut(&route_id) {
-                if route.keyframes.last_sent().is_none_or(|t| now >= t + options.keyframe_retry_after) {
+                if route
+                    .keyframes
+                    .last_sent()
+                    .is_none_or(|t| now >= t + options.keyframe_retry_after)
+                {
                     route.keyframes.want();
                 }
             }
@@ -493,7 +561,13 @@ impl IoLoop {
     }
 
     /// Forgets a session; `graceful` closes it towards the peer first (DTLS close_notify).
-    fn remove_session(&mut self, id: SessionId, reason: &str, graceful: bool, outbox: &mut SocketOutbox) {
+    fn remove_session(
+        &mut self,
+        id: SessionId,
+        reason: &str,
+        graceful: bool,
+        outbox: &mut SocketOutbox,
+    ) {
         let Some(mut session) = self.sessions.remove(&id) else {
             return;
         };
@@ -533,7 +607,10 @@ impl IoLoop {
     fn update_gauges(&self) {
         let publishers = self.sessions.values().filter(|s| s.is_publisher()).count() as u64;
         Counters::set(&self.counters.publishers, publishers);
-        Counters::set(&self.counters.players, self.sessions.len() as u64 - publishers);
+        Counters::set(
+            &self.counters.players,
+            self.sessions.len() as u64 - publishers,
+        );
     }
 
     fn drop_datagram(&mut self, source: SocketAddr, why: &str) {
@@ -552,7 +629,10 @@ struct DropLog {
 impl DropLog {
     fn note(&mut self, source: SocketAddr, why: &str) {
         let now = Instant::now();
-        if self.last_logged.is_some_and(|t| now < t + DROP_LOG_INTERVAL) {
+        if self
+            .last_logged
+            .is_some_and(|t| now < t + DROP_LOG_INTERVAL)
+        {
             self.suppressed += 1;
             return;
         }
@@ -591,7 +671,10 @@ impl SocketOutbox {
 
     fn log_error(&mut self, e: &io::Error) {
         let now = Instant::now();
-        if self.last_error_log.is_none_or(|t| now >= t + DROP_LOG_INTERVAL) {
+        if self
+            .last_error_log
+            .is_none_or(|t| now >= t + DROP_LOG_INTERVAL)
+        {
             self.last_error_log = Some(now);
             tracing::warn!("send failed: {e}");
         }

@@ -46,7 +46,10 @@ impl KeyframeThrottle {
         if !self.wanted {
             return None;
         }
-        Some(self.last_sent.map_or_else(Instant::now, |t| t + self.interval))
+        Some(
+            self.last_sent
+                .map_or_else(Instant::now, |t| t + self.interval),
+        )
     }
 
     /// The publisher sent the start of a keyframe.

@@ -78,6 +78,8 @@ pub enum RelayError {
     BadOffer(String),
     #[error("the stream is not published")]
     StreamNotPublished,
+    /// Kept for callers that enforce uniqueness themselves; the relay never returns it, since publishing a published
+    /// stream replaces its publisher (see [`Relay::publish`]).
     #[error("the stream is already published")]
     AlreadyPublished,
     #[error("the relay has shut down")]
@@ -150,7 +152,10 @@ impl Relay {
     }
 
     /// Like [`Relay::start`], with explicit timing options.
-    pub async fn start_with_options(config: RelayConfig, options: RelayOptions) -> io::Result<Relay> {
+    pub async fn start_with_options(
+        config: RelayConfig,
+        options: RelayOptions,
+    ) -> io::Result<Relay> {
         let socket = bind_socket(config.bind)?;
         let local_addr = socket.local_addr()?;
         let announced_addr = config.announce.unwrap_or(local_addr);
@@ -208,7 +213,11 @@ impl Relay {
     ///
     /// A stream that already has a publisher gets the new one instead: the old publisher session is closed, and the
     /// players stay attached and continue with the new publisher's media, starting at a keyframe.
-    pub async fn publish(&self, key: StreamKey, offer_sdp: &str) -> Result<(SessionId, String), RelayError> {
+    pub async fn publish(
+        &self,
+        key: StreamKey,
+        offer_sdp: &str,
+    ) -> Result<(SessionId, String), RelayError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Publish {
             key,
@@ -220,7 +229,11 @@ impl Relay {
 
     /// Accepts a player's offer (receive-only video + audio) for a published stream and returns its session and the
     /// SDP answer. The publisher is asked for a keyframe at once (throttled per stream).
-    pub async fn play(&self, key: StreamKey, offer_sdp: &str) -> Result<(SessionId, String), RelayError> {
+    pub async fn play(
+        &self,
+        key: StreamKey,
+        offer_sdp: &str,
+    ) -> Result<(SessionId, String), RelayError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Play {
             key,
@@ -259,7 +272,10 @@ impl Relay {
     }
 
     fn send(&self, command: Command) -> Result<(), RelayError> {
-        self.inner.commands.send(command).map_err(|_| RelayError::Closed)
+        self.inner
+            .commands
+            .send(command)
+            .map_err(|_| RelayError::Closed)
     }
 }
 

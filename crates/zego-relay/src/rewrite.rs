@@ -46,7 +46,13 @@ impl SeqTimeRewriter {
     /// The outgoing (extended sequence number, RTP timestamp) for an incoming packet, or `None` when the packet
     /// precedes the point where forwarding from this source started (a late retransmission that the player never
     /// had a gap for).
-    pub fn map(&mut self, source: SourceId, in_seq: u64, in_ts: u32, now: Instant) -> Option<(u64, u32)> {
+    pub fn map(
+        &mut self,
+        source: SourceId,
+        in_seq: u64,
+        in_ts: u32,
+        now: Instant,
+    ) -> Option<(u64, u32)> {
         let epoch = match self.epoch {
             Some(epoch) if epoch.source == source => epoch,
             _ => self.start_epoch(source, in_seq, in_ts, now),
@@ -72,9 +78,16 @@ impl SeqTimeRewriter {
             Some(last) => {
                 let elapsed = now.saturating_duration_since(last.at);
                 let ticks = (elapsed.as_secs_f64() * f64::from(self.clock_rate)) as u64;
-                (last.seq + 1, last.ts.wrapping_add(ticks.clamp(1, u64::from(u32::MAX >> 1)) as u32))
+                (
+                    last.seq + 1,
+                    last.ts
+                        .wrapping_add(ticks.clamp(1, u64::from(u32::MAX >> 1)) as u32),
+                )
             }
-            None => (rand::random::<u64>() % MAX_INITIAL_SEQ, rand::random::<u32>()),
+            None => (
+                rand::random::<u64>() % MAX_INITIAL_SEQ,
+                rand::random::<u32>(),
+            ),
         };
         let epoch = Epoch {
             source,
@@ -118,7 +131,11 @@ mod tests {
         let later = start + Duration::from_millis(100);
         let (s2, t2) = r.map((2, 77), 3, 42, later).unwrap();
         assert_eq!(s2, s1 + 1, "sequence continues without a gap");
-        assert_eq!(t2, t1.wrapping_add(9000), "timestamp advances by the 100 ms in between");
+        assert_eq!(
+            t2,
+            t1.wrapping_add(9000),
+            "timestamp advances by the 100 ms in between"
+        );
         let (s3, t3) = r.map((2, 77), 4, 3042, later).unwrap();
         assert_eq!((s3, t3), (s2 + 1, t2.wrapping_add(3000)));
         assert!(t0 != t2);

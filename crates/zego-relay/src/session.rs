@@ -9,11 +9,10 @@ use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::counters::Counters;
-use crate::h264;
 use crate::rewrite::{SeqTimeRewriter, SourceId};
 use crate::{RelayError, SessionId};
 
@@ -46,7 +45,7 @@ impl RtcEnv {
         })
     }
 
-    fn new_rtc(&self, now: Instant) -> Rtc {
+    fn new_rtc(&self, role: RoleKind, now: Instant) -> Rtc {
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             // Packets are forwarded as they arrive instead of being reassembled into frames.
@@ -61,6 +60,15 @@ impl RtcEnv {
             true,
             H264_PROFILE_LEVEL_ID,
         );
+        if role == RoleKind::Player {
+            // Towards players the relay forwards as it receives and adapts nothing, so transport-wide congestion
+            // feedback would only cost: each report is parsed for a bandwidth estimate nobody uses.
+            let mut extensions = ExtensionMap::empty();
+            extensions.set(1, Extension::AudioLevel);
+            extensions.set(4, Extension::RtpMid);
+            extensions.set(13, Extension::VideoOrientation);
+            config = config.set_extension_map(extensions);
+        }
         config.build(now)
     }
 }
@@ -102,6 +110,8 @@ pub(crate) enum Role {
 }
 
 /// What a session hands to the relay after being driven.
+// Media is the common case; boxing it would allocate per packet, while the output buffer is reused.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum SessionOutput {
     Connected,
@@ -120,6 +130,8 @@ pub(crate) struct Session {
     pub last_rx: Instant,
     pub connected: bool,
     pub next_timeout: Instant,
+    /// When the session was last driven by a timeout.
+    pub last_driven: Instant,
     /// Media was written since the session was last driven by a timeout.
     pub dirty: bool,
     /// Source addresses indexed for this session, to forget them with it.
@@ -137,8 +149,9 @@ impl Session {
         env: &RtcEnv,
         now: Instant,
     ) -> Result<(Session, String), RelayError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| RelayError::BadOffer(e.to_string()))?;
-        let mut rtc = env.new_rtc(now);
+        let offer = SdpOffer::from_sdp_string(offer_sdp)
+            .map_err(|e| RelayError::BadOffer(e.to_string()))?;
+        let mut rtc = env.new_rtc(role, now);
         let candidate = Candidate::host(env.announced, "udp")
             .map_err(|e| RelayError::BadOffer(format!("cannot announce {}: {e}", env.announced)))?;
         rtc.add_local_candidate(candidate);
@@ -147,16 +160,24 @@ impl Session {
             .accept_offer(offer)
             .map_err(|e| RelayError::BadOffer(e.to_string()))?;
 
-        // The m-lines of the offer come out as MediaAdded events.
-        let mut medias = Vec::new();
+        let answer = answer.to_sdp_string();
         let next_timeout = loop {
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => break t,
-                Ok(Output::Event(Event::MediaAdded(m))) => medias.push((m.mid, m.kind, m.direction)),
                 Ok(_) => {}
                 Err(e) => return Err(RelayError::BadOffer(e.to_string())),
             }
         };
+
+        // str0m reports m-lines as events only once DTLS is up; the answer names them now.
+        let medias: Vec<(Mid, MediaKind, Direction)> = answer
+            .lines()
+            .filter_map(|line| line.trim_end().strip_prefix("a=mid:"))
+            .filter_map(|mid| {
+                let media = rtc.media(Mid::from(mid))?;
+                Some((media.mid(), media.kind(), media.direction()))
+            })
+            .collect();
 
         let role = match role {
             RoleKind::Publisher => Role::Publisher(publisher_tracks(&rtc, &medias)?),
@@ -172,11 +193,12 @@ impl Session {
             last_rx: now,
             connected: false,
             next_timeout,
+            last_driven: now,
             dirty: false,
             addrs: Vec::new(),
             gone: None,
         };
-        Ok((session, answer.to_sdp_string()))
+        Ok((session, answer))
     }
 
     pub fn is_publisher(&self) -> bool {
@@ -216,6 +238,7 @@ impl Session {
         counters: &Counters,
     ) {
         self.dirty = false;
+        self.last_driven = now;
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             tracing::warn!(session = self.id, "timeout handling failed: {e}");
             self.rtc.disconnect();
@@ -233,7 +256,8 @@ impl Session {
         counters: &Counters,
     ) -> bool {
         let Role::Publisher(PublisherTracks {
-            video: Some((mid, _)), ..
+            video: Some((mid, _)),
+            ..
         }) = self.role
         else {
             return false;
@@ -264,13 +288,15 @@ impl Session {
         matches!(&self.role, Role::Player(PlayerTracks { video: Some(v), .. }) if v.waiting_keyframe)
     }
 
-    /// Player: queues one forwarded packet. Returns whether it was written (the session then needs a timeout to
-    /// send it, see [`Session::dirty`]).
+    /// Player: queues one forwarded packet; `opens_keyframe` says the packet is the first of an access unit that
+    /// is a keyframe, where waiting video may start. Returns whether it was written (the session then needs a
+    /// timeout to send it, see [`Session::dirty`]).
     pub fn forward(
         &mut self,
         source: SourceId,
         kind: MediaKind,
         packet: &RtpPacket,
+        opens_keyframe: bool,
         counters: &Counters,
     ) -> bool {
         if !self.connected || self.gone.is_some() {
@@ -287,34 +313,45 @@ impl Session {
             return false;
         };
         if track.waiting_keyframe {
-            if !h264::starts_keyframe(&packet.payload) {
+            if !opens_keyframe {
                 return false;
             }
             track.waiting_keyframe = false;
         }
-        let Some((seq, time)) = track
-            .rewriter
-            .map(source, *packet.seq_no, packet.header.timestamp, packet.timestamp)
-        else {
+        let Some((seq, time)) = track.rewriter.map(
+            source,
+            *packet.seq_no,
+            packet.header.timestamp,
+            packet.timestamp,
+        ) else {
             return false;
         };
 
-        let mut ext = ExtensionValues::default();
-        ext.audio_level = packet.header.ext_vals.audio_level;
-        ext.voice_activity = packet.header.ext_vals.voice_activity;
-        ext.video_orientation = packet.header.ext_vals.video_orientation;
+        // Only what describes the media travels on; transport extensions (MID, TWCC, send time) are str0m's own.
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
 
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx(&track.ssrc) else {
             return false;
         };
         stream.write_rtp(
-            RtpWrite::new(track.pt, seq.into(), time, packet.timestamp, packet.payload.clone())
-                .marker(packet.header.marker)
-                .ext_vals(ext)
-                // Kept in str0m's per-stream send buffer (the payload is shared with every other player) to answer
-                // NACKs with RTX.
-                .nackable(true),
+            RtpWrite::new(
+                track.pt,
+                seq.into(),
+                time,
+                packet.timestamp,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .ext_vals(ext)
+            // Kept in str0m's per-stream send buffer (the payload is shared with every other player) to answer
+            // NACKs with RTX.
+            .nackable(true),
         );
         Counters::add(&counters.packets_forwarded, 1);
         Counters::add(&counters.bytes_forwarded, packet.payload.len() as u64);
@@ -373,7 +410,12 @@ impl Session {
         }
     }
 
-    fn on_event(&mut self, event: Event, outputs: &mut Vec<(SessionId, SessionOutput)>, counters: &Counters) {
+    fn on_event(
+        &mut self,
+        event: Event,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) {
         match event {
             Event::Connected => {
                 self.connected = true;
@@ -413,10 +455,16 @@ impl Session {
         let Role::Player(tracks) = &self.role else {
             return false;
         };
-        if datagram.len() < 12 || datagram[0] >> 6 != 2 || (64..96).contains(&(datagram[1] & 0x7F)) {
+        if datagram.len() < 12 || datagram[0] >> 6 != 2 || (64..96).contains(&(datagram[1] & 0x7F))
+        {
             return false;
         }
-        let ssrc = Ssrc::from(u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]));
+        let ssrc = Ssrc::from(u32::from_be_bytes([
+            datagram[8],
+            datagram[9],
+            datagram[10],
+            datagram[11],
+        ]));
         [&tracks.video, &tracks.audio]
             .into_iter()
             .flatten()
@@ -438,7 +486,10 @@ fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
         .map(|p| p.pt())
 }
 
-fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Result<PublisherTracks, RelayError> {
+fn publisher_tracks(
+    rtc: &Rtc,
+    medias: &[(Mid, MediaKind, Direction)],
+) -> Result<PublisherTracks, RelayError> {
     let mut tracks = PublisherTracks::default();
     for &(mid, kind, direction) in medias {
         if !direction.is_receiving() {
@@ -448,7 +499,9 @@ fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Result
             MediaKind::Video if tracks.video.is_none() => {
                 tracks.video = negotiated_pt(rtc, mid, Codec::H264).map(|pt| (mid, pt));
             }
-            MediaKind::Audio if tracks.audio.is_none() => tracks.audio = negotiated_pt(rtc, mid, Codec::Opus),
+            MediaKind::Audio if tracks.audio.is_none() => {
+                tracks.audio = negotiated_pt(rtc, mid, Codec::Opus)
+            }
             _ => {}
         }
     }
@@ -460,7 +513,10 @@ fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Result
     Ok(tracks)
 }
 
-fn player_tracks(rtc: &mut Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Result<PlayerTracks, RelayError> {
+fn player_tracks(
+    rtc: &mut Rtc,
+    medias: &[(Mid, MediaKind, Direction)],
+) -> Result<PlayerTracks, RelayError> {
     let mut tracks = PlayerTracks::default();
     for &(mid, kind, direction) in medias {
         if !direction.is_sending() {
@@ -474,12 +530,13 @@ fn player_tracks(rtc: &mut Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Resul
         let Some(pt) = negotiated_pt(rtc, mid, codec) else {
             continue;
         };
-        let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) else {
+        let mut api = rtc.direct_api();
+        let Some((ssrc, rtx)) = api.stream_tx_by_mid(mid, None).map(|s| (s.ssrc(), s.rtx())) else {
             continue;
         };
         let track = OutTrack {
-            ssrc: stream.ssrc(),
-            rtx: stream.rtx(),
+            ssrc,
+            rtx,
             pt,
             rewriter: SeqTimeRewriter::new(clock_rate),
             waiting_keyframe: kind == MediaKind::Video,

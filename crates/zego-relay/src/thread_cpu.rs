@@ -2,8 +2,8 @@
 //!
 //! Read from `/proc/self/task/<tid>/schedstat` (nanoseconds on CPU), so any thread can ask without unsafe code.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Remembers which kernel thread to ask about; `0` means none (not started, ended, or not Linux).
