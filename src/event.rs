@@ -134,12 +134,10 @@ impl EventSender {
     /// Queues an event for the callback thread. Returns false when the event was dropped (a frame while the app
     /// is behind, or anything after the engine stopped).
     pub fn send(&self, event: Event) -> bool {
-        if event.is_frame() {
-            if self.queued_frames.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_FRAMES {
-                self.queued_frames.fetch_sub(1, Ordering::AcqRel);
-                self.dropped_frames.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
+        if event.is_frame() && self.queued_frames.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_FRAMES {
+            self.queued_frames.fetch_sub(1, Ordering::AcqRel);
+            self.dropped_frames.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
         self.tx.send(Job::Event(event)).is_ok()
     }

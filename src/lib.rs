@@ -8,6 +8,14 @@
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod ffi;
+#[cfg(feature = "jni")]
+pub mod jni;
+pub mod log;
+pub(crate) mod player;
+pub(crate) mod publisher;
+pub(crate) mod room;
+pub(crate) mod transport;
 
 pub use engine::Engine;
 pub use zego_protocol::error;

@@ -1,0 +1,182 @@
+//! The playing process: records what a viewer sees — when each frame was rendered and what capture time its
+//! pixels carry, when audio arrived — and times the way to the first rendered frame of every `start_playing`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use zego_express::config::{PlayerConfig, PlayerState, StreamResourceMode};
+use zego_express::event::Event;
+
+use super::{check, create_engine, login};
+use crate::cli::RoleArgs;
+use crate::cpu::round1;
+use crate::proto::{self, round3, Command, PlayQualityReport, Report, WindowRecord};
+
+#[derive(Default)]
+struct Recorder {
+    /// Some while a measurement window is open.
+    window: Option<WindowRecord>,
+    /// When `start_playing` was last called; the steps of that play are timed from here.
+    play_started: Option<Instant>,
+    /// The first rendered frame of the current play has been reported.
+    rendered: bool,
+    state: i32,
+}
+
+pub fn run(args: &RoleArgs) -> Result<(), String> {
+    let recorder = Arc::new(Mutex::new(Recorder::default()));
+    let stream_id = args.stream.clone();
+    let rec = recorder.clone();
+    let engine = create_engine(args, move |event| on_event(&rec, &stream_id, event))?;
+    if let Err(e) = login(&engine, args, "bench-player") {
+        engine.destroy();
+        return Err(e);
+    }
+    let config = PlayerConfig {
+        resource_mode: StreamResourceMode::OnlyL3,
+    };
+
+    for command in proto::commands() {
+        match command {
+            Command::Play => {
+                // Timed from just before the call: the call itself is part of what the viewer waits for.
+                {
+                    let mut rec = recorder.lock();
+                    rec.play_started = Some(Instant::now());
+                    rec.rendered = false;
+                }
+                match engine.start_playing(&args.stream, config) {
+                    Ok(()) => proto::send(&Report::PlayCalled {
+                        at_us: proto::now_us(),
+                    }),
+                    Err(code) => check("start_playing", Err(code)),
+                }
+            }
+            Command::StopPlay => {
+                recorder.lock().play_started = None;
+                check("stop_playing", engine.stop_playing(&args.stream));
+            }
+            Command::StartWindow => {
+                recorder.lock().window = Some(WindowRecord {
+                    start_us: proto::now_us(),
+                    frames: Vec::with_capacity(4096),
+                    audio: Vec::with_capacity(8192),
+                    ..WindowRecord::default()
+                });
+            }
+            Command::EndWindow => {
+                let record = {
+                    let mut rec = recorder.lock();
+                    let state = rec.state;
+                    rec.window.take().map(|mut w| {
+                        w.end_us = proto::now_us();
+                        w.final_state = state;
+                        w
+                    })
+                };
+                proto::send(&Report::Window(Box::new(record.unwrap_or_default())));
+            }
+            Command::Quit => break,
+            other => tracing::warn!(?other, "not a player command"),
+        }
+    }
+    check("logout_room", engine.logout_room(None));
+    engine.destroy();
+    proto::send(&Report::Done);
+    Ok(())
+}
+
+fn on_event(recorder: &Mutex<Recorder>, stream_id: &str, event: &Event) {
+    match event {
+        Event::RemoteVideoFrame {
+            stream_id: id,
+            frame,
+        } if id == stream_id => {
+            let now = proto::now_us();
+            if let Some(window) = recorder.lock().window.as_mut() {
+                window
+                    .frames
+                    .push([now, frame.capture_time_us, frame.frame_number]);
+            }
+        }
+        Event::RemoteAudioFrame {
+            stream_id: id,
+            frame,
+        } if id == stream_id => {
+            let now = proto::now_us();
+            let per_channel = frame.samples.len() as u64 / u64::from(frame.channels.max(1));
+            let duration_us = per_channel * 1_000_000 / u64::from(frame.sample_rate.max(1));
+            if let Some(window) = recorder.lock().window.as_mut() {
+                window.audio.push([now, duration_us]);
+            }
+        }
+        Event::PlayerRenderVideoFirstFrame { stream_id: id } if id == stream_id => {
+            let now = proto::now_us();
+            let since_play = {
+                let mut rec = recorder.lock();
+                let first = !std::mem::replace(&mut rec.rendered, true);
+                rec.play_started.filter(|_| first).map(|t| t.elapsed())
+            };
+            if let Some(since_play) = since_play {
+                proto::send(&Report::FirstFrame {
+                    at_us: now,
+                    since_play_ms: ms(since_play),
+                });
+            }
+        }
+        Event::PlayerRecvVideoFirstFrame { stream_id: id } if id == stream_id => {
+            milestone(recorder, "video_received");
+        }
+        Event::PlayerStateUpdate {
+            stream_id: id,
+            state,
+            error_code,
+            ..
+        } if id == stream_id => {
+            recorder.lock().state = state.value();
+            proto::send(&Report::PlayerState {
+                at_us: proto::now_us(),
+                state: state.value(),
+                error_code: *error_code,
+            });
+            if *state == PlayerState::Playing {
+                milestone(recorder, "playing");
+            }
+        }
+        Event::PlayerQualityUpdate {
+            stream_id: id,
+            quality,
+        } if id == stream_id => proto::send(&Report::PlayerQuality {
+            at_us: proto::now_us(),
+            quality: PlayQualityReport {
+                video_recv_fps: round1(quality.video_recv_fps),
+                video_decode_fps: round1(quality.video_decode_fps),
+                video_render_fps: round1(quality.video_render_fps),
+                video_kbps: round1(quality.video_kbps),
+                video_break_rate: round3(quality.video_break_rate),
+                audio_recv_fps: round1(quality.audio_recv_fps),
+                rtt_ms: quality.rtt_ms,
+                packet_lost_rate: round3(quality.packet_lost_rate),
+                delay_ms: quality.delay_ms,
+                level: quality.level,
+            },
+        }),
+        _ => {}
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A step of the current play on its way to the first rendered frame, timed from `start_playing`.
+fn milestone(recorder: &Mutex<Recorder>, stage: &'static str) {
+    let since_play = recorder.lock().play_started.map(|t| t.elapsed());
+    if let Some(since_play) = since_play {
+        proto::send(&Report::PlayMilestone {
+            stage: stage.to_owned(),
+            since_play_ms: ms(since_play),
+        });
+    }
+}

@@ -1,0 +1,664 @@
+//! Turns the video track's RTP packets into H.264 access units for the decoder, without I/O.
+//!
+//! Why not webrtc's `SampleBuilder`: it only closes a frame when the *next* frame's first packet arrives, which
+//! holds every frame back by a frame interval. Here a frame is complete the moment its marker packet arrives and
+//! every sequence number from the frame's first packet up to it is present.
+//!
+//! Loss handling: a missing sequence number blocks the frame it belongs to for at most `max_wait` (the NACK
+//! interceptor asks for a retransmission meanwhile, and a retransmission fills the gap). After that the frame is
+//! dropped, and so is every later frame until a keyframe, because each of them references what was lost; the
+//! decoder is never fed a frame with missing references. A keyframe request (PLI) is asked for, rate limited.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+
+/// Keyframe requests are sent at most this often.
+pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+/// More buffered packets than this means the stream is broken beyond repair: start over at a keyframe.
+const MAX_BUFFERED_PACKETS: usize = 4096;
+
+/// One complete H.264 access unit in Annex-B form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccessUnit {
+    pub data: Bytes,
+    pub keyframe: bool,
+    pub rtp_timestamp: u32,
+    pub packets: usize,
+    /// When the last packet needed arrived.
+    pub completed_at: Instant,
+}
+
+/// What the assembler asks its owner to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Assembled {
+    /// Decode this.
+    Frame(AccessUnit),
+    /// Send a keyframe request (already rate limited).
+    RequestKeyframe,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AssemblerStats {
+    pub frames: u64,
+    /// Frames given up on (missing packets, undecodable payload, or waiting for a keyframe).
+    pub dropped_frames: u64,
+    pub keyframe_requests: u64,
+    /// Packets that arrived after a later one (reordered or retransmitted) and were still in time.
+    pub late_packets: u64,
+}
+
+struct Buffered {
+    timestamp: u32,
+    marker: bool,
+    payload: Bytes,
+}
+
+enum Scan {
+    /// The frame starting at the head ends at this sequence number.
+    Complete(u64),
+    /// The rest of the frame has not arrived yet, and nothing says it was lost.
+    Pending,
+    /// A sequence number in the frame is missing while later ones arrived.
+    Gap,
+}
+
+pub(crate) struct FrameAssembler {
+    /// Extended (unwrapped) sequence number -> packet.
+    packets: BTreeMap<u64, Buffered>,
+    highest: Option<u64>,
+    /// First sequence number of the next frame, once a frame boundary is known.
+    next: Option<u64>,
+    waiting_keyframe: bool,
+    /// Since when the head frame has been blocked by a gap.
+    stalled_since: Option<Instant>,
+    /// Since when packets have been waiting for a keyframe start (no frame boundary known).
+    resync_since: Option<Instant>,
+    max_wait: Duration,
+    last_keyframe_request: Option<Instant>,
+    stats: AssemblerStats,
+}
+
+impl FrameAssembler {
+    pub fn new(max_wait: Duration) -> FrameAssembler {
+        FrameAssembler {
+            packets: BTreeMap::new(),
+            highest: None,
+            next: None,
+            waiting_keyframe: true,
+            stalled_since: None,
+            resync_since: None,
+            max_wait,
+            last_keyframe_request: None,
+            stats: AssemblerStats::default(),
+        }
+    }
+
+    /// How long a gap may block a frame before it is given up.
+    pub fn set_max_wait(&mut self, max_wait: Duration) {
+        self.max_wait = max_wait;
+    }
+
+    pub fn stats(&self) -> AssemblerStats {
+        self.stats
+    }
+
+    /// When [`FrameAssembler::poll`] must run next: a gap's waiting time ends, or a keyframe is due to be asked
+    /// for (again).
+    pub fn deadline(&self) -> Option<Instant> {
+        let gap = self.stalled_since.map(|t| t + self.max_wait);
+        let resync = self.resync_since.map(|t| {
+            let first = t + self.max_wait;
+            match self.last_keyframe_request {
+                Some(r) if r + KEYFRAME_REQUEST_INTERVAL > first => r + KEYFRAME_REQUEST_INTERVAL,
+                _ => first,
+            }
+        });
+        match (gap, resync) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Adds one packet and returns what became ready.
+    pub fn push(
+        &mut self,
+        sequence_number: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: Bytes,
+        now: Instant,
+    ) -> Vec<Assembled> {
+        let mut out = Vec::new();
+        let seq = self.extend(sequence_number);
+        // Already decoded or given up: a late retransmission or a duplicate.
+        if self.next.is_some_and(|next| seq < next) || payload.is_empty() {
+            tracing::trace!(seq = sequence_number, "packet after its frame was done");
+            return out;
+        }
+        if self.highest.is_some_and(|h| seq < h) && !self.packets.contains_key(&seq) {
+            self.stats.late_packets += 1;
+        }
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        self.packets.entry(seq).or_insert(Buffered {
+            timestamp,
+            marker,
+            payload,
+        });
+        if self.packets.len() > MAX_BUFFERED_PACKETS {
+            tracing::warn!("video packet buffer overflowed; waiting for a keyframe");
+            self.restart(now, &mut out);
+        }
+        self.process(now, &mut out);
+        out
+    }
+
+    /// Gives up on gaps whose waiting time ended.
+    pub fn poll(&mut self, now: Instant) -> Vec<Assembled> {
+        let mut out = Vec::new();
+        self.process(now, &mut out);
+        out
+    }
+
+    /// The decoder could not use a frame: drop frames until the next keyframe. Returns whether to send a keyframe
+    /// request now.
+    pub fn decoder_needs_keyframe(&mut self, now: Instant) -> bool {
+        self.waiting_keyframe = true;
+        let mut out = Vec::new();
+        self.want_keyframe(now, &mut out);
+        !out.is_empty()
+    }
+
+    /// Unwraps a 16-bit sequence number to the one nearest the highest seen.
+    fn extend(&self, seq: u16) -> u64 {
+        match self.highest {
+            // Start far from zero so the stream can also go backwards (reordering) from its first packet.
+            None => (1 << 32) + u64::from(seq),
+            Some(highest) => {
+                let delta = i64::from(seq.wrapping_sub(highest as u16) as i16);
+                (highest as i64 + delta) as u64
+            }
+        }
+    }
+
+    fn restart(&mut self, now: Instant, out: &mut Vec<Assembled>) {
+        self.packets.clear();
+        self.next = None;
+        self.stalled_since = None;
+        self.resync_since = None;
+        self.waiting_keyframe = true;
+        self.want_keyframe(now, out);
+    }
+
+    fn want_keyframe(&mut self, now: Instant, out: &mut Vec<Assembled>) {
+        let due = self
+            .last_keyframe_request
+            .is_none_or(|t| now.duration_since(t) >= KEYFRAME_REQUEST_INTERVAL);
+        if due {
+            self.last_keyframe_request = Some(now);
+            self.stats.keyframe_requests += 1;
+            out.push(Assembled::RequestKeyframe);
+        }
+    }
+
+    fn process(&mut self, now: Instant, out: &mut Vec<Assembled>) {
+        loop {
+            let Some(next) = self.next else {
+                // No known frame boundary (start, or after giving up): resume at the first keyframe start. Only
+                // a keyframe can be decoded here anyway.
+                match self
+                    .packets
+                    .iter()
+                    .find(|(_, p)| starts_keyframe(&p.payload))
+                    .map(|(s, _)| *s)
+                {
+                    Some(start) => {
+                        self.packets = self.packets.split_off(&start);
+                        self.next = Some(start);
+                        self.stalled_since = None;
+                        self.resync_since = None;
+                        continue;
+                    }
+                    None if self.packets.is_empty() => {
+                        self.resync_since = None;
+                        return;
+                    }
+                    None => {
+                        // Give reordering a moment to deliver the keyframe's first packet before asking for one.
+                        let since = *self.resync_since.get_or_insert(now);
+                        if now.duration_since(since) >= self.max_wait {
+                            self.want_keyframe(now, out);
+                        }
+                        return;
+                    }
+                }
+            };
+            match self.scan(next) {
+                Scan::Complete(last) => {
+                    let rest = self.packets.split_off(&(last + 1));
+                    let frame = std::mem::replace(&mut self.packets, rest);
+                    self.next = Some(last + 1);
+                    self.stalled_since = None;
+                    self.emit(frame, now, out);
+                }
+                Scan::Pending => {
+                    self.stalled_since = None;
+                    return;
+                }
+                Scan::Gap => {
+                    if self.stalled_since.is_none() {
+                        tracing::trace!(missing = ?self.missing(next), "waiting for retransmissions");
+                    }
+                    let since = *self.stalled_since.get_or_insert(now);
+                    if now.duration_since(since) < self.max_wait {
+                        return;
+                    }
+                    tracing::debug!(
+                        missing = ?self.missing(next),
+                        "video packets still missing; dropping the frame"
+                    );
+                    self.stats.dropped_frames += 1;
+                    self.stalled_since = None;
+                    self.waiting_keyframe = true;
+                    match self.next_frame_start(next) {
+                        Some(start) => {
+                            self.packets = self.packets.split_off(&start);
+                            self.next = Some(start);
+                        }
+                        None => {
+                            self.packets.clear();
+                            self.next = None;
+                        }
+                    }
+                    self.want_keyframe(now, out);
+                }
+            }
+        }
+    }
+
+    /// Where the frame that starts at `start` ends, if it can be told yet.
+    fn scan(&self, start: u64) -> Scan {
+        let arrived_after = |seq: u64| self.highest.is_some_and(|h| h > seq);
+        let Some(first) = self.packets.get(&start) else {
+            return if arrived_after(start) {
+                Scan::Gap
+            } else {
+                Scan::Pending
+            };
+        };
+        let timestamp = first.timestamp;
+        let mut seq = start;
+        loop {
+            match self.packets.get(&seq) {
+                None => {
+                    return if arrived_after(seq) {
+                        Scan::Gap
+                    } else {
+                        Scan::Pending
+                    }
+                }
+                // A sender that sets no marker: the frame ended where the next timestamp begins.
+                Some(p) if p.timestamp != timestamp => return Scan::Complete(seq - 1),
+                Some(p) if p.marker => return Scan::Complete(seq),
+                Some(_) => seq += 1,
+            }
+        }
+    }
+
+    /// Sequence numbers missing between `from` and the highest seen (for the logs).
+    fn missing(&self, from: u64) -> Vec<u16> {
+        let highest = self.highest.unwrap_or(from);
+        (from..highest).filter(|s| !self.packets.contains_key(s)).take(16).map(|s| s as u16).collect()
+    }
+
+    /// The first buffered packet after `after` that is known to begin a frame.
+    fn next_frame_start(&self, after: u64) -> Option<u64> {
+        self.packets
+            .range(after + 1..)
+            .find(|(seq, p)| {
+                starts_keyframe(&p.payload)
+                    || self
+                        .packets
+                        .get(&(*seq - 1))
+                        .is_some_and(|prev| prev.marker || prev.timestamp != p.timestamp)
+            })
+            .map(|(seq, _)| *seq)
+    }
+
+    fn emit(&mut self, frame: BTreeMap<u64, Buffered>, now: Instant, out: &mut Vec<Assembled>) {
+        let packets = frame.len();
+        let rtp_timestamp = frame.values().next().map_or(0, |p| p.timestamp);
+        let mut depacketizer = H264Packet::default();
+        let mut data = BytesMut::new();
+        for packet in frame.values() {
+            match depacketizer.depacketize(&packet.payload) {
+                Ok(nals) => data.extend_from_slice(&nals),
+                Err(e) => {
+                    tracing::debug!("undecodable H.264 payload: {e}");
+                    data.clear();
+                    break;
+                }
+            }
+        }
+        if data.is_empty() {
+            self.stats.dropped_frames += 1;
+            self.waiting_keyframe = true;
+            self.want_keyframe(now, out);
+            return;
+        }
+        let keyframe = zego_media::codec::h264::contains_idr(&data);
+        if self.waiting_keyframe && !keyframe {
+            self.stats.dropped_frames += 1;
+            self.want_keyframe(now, out);
+            return;
+        }
+        self.waiting_keyframe = false;
+        self.stats.frames += 1;
+        out.push(Assembled::Frame(AccessUnit {
+            data: data.freeze(),
+            keyframe,
+            rtp_timestamp,
+            packets,
+            completed_at: now,
+        }));
+    }
+}
+
+/// Whether an RTP payload begins a keyframe: an SPS, alone or first in a STAP-A (every IDR we and browsers send
+/// is preceded by its parameter sets). Slices are not enough: the first IDR slice seen may not be the first one.
+pub(crate) fn starts_keyframe(payload: &[u8]) -> bool {
+    const SPS: u8 = 7;
+    const STAP_A: u8 = 24;
+    match payload.first().map(|b| b & 0x1F) {
+        Some(SPS) => true,
+        Some(STAP_A) => payload.get(3).is_some_and(|b| b & 0x1F == SPS),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtp::codec::h264::H264Payloader;
+    use rtc::rtp::packetizer::Payloader;
+
+    const WAIT: Duration = Duration::from_millis(80);
+
+    /// A sent packet: (seq, timestamp, marker, payload).
+    type Pkt = (u16, u32, bool, Bytes);
+
+    /// Packetizes Annex-B NAL units the way the publisher's track does (small MTU to get FU-A fragments).
+    struct Sender {
+        payloader: H264Payloader,
+        seq: u16,
+        ts: u32,
+    }
+
+    impl Sender {
+        fn new(seq: u16) -> Sender {
+            Sender {
+                payloader: H264Payloader::default(),
+                seq,
+                ts: 90_000,
+            }
+        }
+
+        fn frame(&mut self, nals: &[&[u8]]) -> Vec<Pkt> {
+            let mut annexb = Vec::new();
+            for nal in nals {
+                annexb.extend_from_slice(&[0, 0, 0, 1]);
+                annexb.extend_from_slice(nal);
+            }
+            let payloads = self.payloader.payload(100, &Bytes::from(annexb)).unwrap();
+            let n = payloads.len();
+            let out = payloads
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let seq = self.seq;
+                    self.seq = self.seq.wrapping_add(1);
+                    (seq, self.ts, i == n - 1, p)
+                })
+                .collect();
+            self.ts = self.ts.wrapping_add(3000);
+            out
+        }
+
+        fn keyframe(&mut self, tag: u8) -> Vec<Pkt> {
+            let idr: Vec<u8> = std::iter::once(0x65)
+                .chain((0..250).map(|i| (i as u8) ^ tag))
+                .collect();
+            self.frame(&[&[0x67, 0x42, 0xE0, 0x1F], &[0x68, 0xCE, 0x3C, 0x80], &idr])
+        }
+
+        fn delta(&mut self, tag: u8) -> Vec<Pkt> {
+            let slice: Vec<u8> = std::iter::once(0x41)
+                .chain((0..150).map(|i| (i as u8) ^ tag))
+                .collect();
+            self.frame(&[&slice])
+        }
+    }
+
+    fn push(a: &mut FrameAssembler, p: &Pkt, now: Instant) -> Vec<Assembled> {
+        a.push(p.0, p.1, p.2, p.3.clone(), now)
+    }
+
+    fn frames(out: &[Assembled]) -> Vec<&AccessUnit> {
+        out.iter()
+            .filter_map(|o| match o {
+                Assembled::Frame(au) => Some(au),
+                Assembled::RequestKeyframe => None,
+            })
+            .collect()
+    }
+
+    fn asks_keyframe(out: &[Assembled]) -> bool {
+        out.contains(&Assembled::RequestKeyframe)
+    }
+
+    /// The Annex-B bytes the sender packetized for a frame, as the depacketizer rebuilds them.
+    fn expected(packets: &[Pkt]) -> Bytes {
+        let mut d = H264Packet::default();
+        let mut data = BytesMut::new();
+        for p in packets {
+            data.extend_from_slice(&d.depacketize(&p.3).unwrap());
+        }
+        data.freeze()
+    }
+
+    #[test]
+    fn the_marker_packet_completes_a_frame_at_once() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(1000);
+        let mut a = FrameAssembler::new(WAIT);
+        let key = s.keyframe(1);
+        assert!(key.len() >= 3, "the keyframe should span several packets");
+        for p in &key[..key.len() - 1] {
+            assert!(frames(&push(&mut a, p, t0)).is_empty());
+        }
+        let out = push(&mut a, key.last().unwrap(), t0);
+        let f = frames(&out);
+        assert_eq!(f.len(), 1, "no need to wait for the next frame");
+        assert!(f[0].keyframe);
+        assert_eq!(f[0].data, expected(&key));
+        assert_eq!(f[0].packets, key.len());
+        assert!(f[0].data.starts_with(&[0, 0, 0, 1, 0x67]));
+
+        let delta = s.delta(2);
+        assert_eq!(delta.len(), 2);
+        assert!(frames(&push(&mut a, &delta[0], t0)).is_empty());
+        let f2 = push(&mut a, &delta[1], t0);
+        assert_eq!(frames(&f2).len(), 1);
+        assert!(!frames(&f2)[0].keyframe);
+        assert_eq!(a.stats().frames, 2);
+    }
+
+    #[test]
+    fn reordered_packets_are_put_back_in_order() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(5);
+        let mut a = FrameAssembler::new(WAIT);
+        let key = s.keyframe(3);
+        let mut order: Vec<&Pkt> = key.iter().collect();
+        order.swap(0, 2);
+        order.swap(1, 3);
+        let mut got = Vec::new();
+        for p in order {
+            got.extend(push(&mut a, p, t0));
+        }
+        let f = frames(&got);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].data, expected(&key));
+        assert!(!asks_keyframe(&got));
+    }
+
+    #[test]
+    fn a_retransmission_fills_a_gap_before_the_deadline() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(200);
+        let mut a = FrameAssembler::new(WAIT);
+        for p in s.keyframe(1) {
+            push(&mut a, &p, t0);
+        }
+        let d1 = s.delta(2);
+        let d2 = s.delta(3);
+        // d1's first packet is lost; the rest of d1 and all of d2 arrive.
+        assert!(push(&mut a, &d1[1], t0).is_empty());
+        for p in &d2 {
+            assert!(
+                frames(&push(&mut a, p, t0)).is_empty(),
+                "d2 must wait behind d1"
+            );
+        }
+        assert_eq!(a.deadline(), Some(t0 + WAIT));
+        assert!(a.poll(t0 + WAIT / 2).is_empty());
+        // The retransmission arrives: both frames come out, in order.
+        let out = push(&mut a, &d1[0], t0 + WAIT / 2);
+        let f = frames(&out);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].data, expected(&d1));
+        assert_eq!(f[1].data, expected(&d2));
+        assert_eq!(a.deadline(), None);
+        assert_eq!(a.stats().dropped_frames, 0);
+        assert_eq!(a.stats().late_packets, 1);
+    }
+
+    #[test]
+    fn an_unrepaired_gap_drops_frames_until_the_next_keyframe() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(65_530); // wraps around 65535 on the way
+        let mut a = FrameAssembler::new(WAIT);
+        for p in s.keyframe(1) {
+            assert!(!asks_keyframe(&push(&mut a, &p, t0)));
+        }
+        let lost = s.delta(2);
+        let after1 = s.delta(3);
+        let after2 = s.delta(4);
+        push(&mut a, &lost[0], t0); // lost[1] never arrives
+        for p in after1.iter().chain(&after2) {
+            assert!(frames(&push(&mut a, p, t0)).is_empty());
+        }
+        // The wait ends: the broken frame and those that depend on it are dropped, and a keyframe is asked for.
+        let out = a.poll(t0 + WAIT);
+        assert!(
+            frames(&out).is_empty(),
+            "never decode a frame with missing references"
+        );
+        assert!(asks_keyframe(&out));
+        // The broken frame, and the next one as soon as it came out.
+        assert_eq!(a.stats().dropped_frames, 2);
+        // More delta frames: still dropped; the request is rate limited.
+        let out = s
+            .delta(5)
+            .iter()
+            .flat_map(|p| push(&mut a, p, t0 + WAIT))
+            .collect::<Vec<_>>();
+        assert!(out.is_empty());
+        // The keyframe brings the picture back.
+        let key = s.keyframe(6);
+        let later = t0 + WAIT + KEYFRAME_REQUEST_INTERVAL;
+        let out: Vec<_> = key.iter().flat_map(|p| push(&mut a, p, later)).collect();
+        let f = frames(&out);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].keyframe);
+        let d = s.delta(7);
+        let out: Vec<_> = d.iter().flat_map(|p| push(&mut a, p, later)).collect();
+        assert_eq!(frames(&out).len(), 1);
+        // A retransmission of the lost packet arriving now is ignored.
+        assert!(push(&mut a, &lost[1], later).is_empty());
+    }
+
+    #[test]
+    fn keyframe_requests_are_rate_limited() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(1);
+        let mut a = FrameAssembler::new(WAIT);
+        // Joining mid-stream: delta frames cannot be decoded; reordering gets a moment before a keyframe is asked.
+        let first: Vec<_> = s
+            .delta(1)
+            .iter()
+            .flat_map(|p| push(&mut a, p, t0))
+            .collect();
+        assert!(first.is_empty());
+        assert_eq!(a.deadline(), Some(t0 + WAIT));
+        assert!(asks_keyframe(&a.poll(t0 + WAIT)));
+        assert_eq!(a.deadline(), Some(t0 + WAIT + KEYFRAME_REQUEST_INTERVAL));
+        let t1 = t0 + WAIT + Duration::from_millis(10);
+        let again: Vec<_> = s
+            .delta(2)
+            .iter()
+            .flat_map(|p| push(&mut a, p, t1))
+            .collect();
+        assert!(!asks_keyframe(&again));
+        let t2 = t0 + WAIT + KEYFRAME_REQUEST_INTERVAL;
+        let later: Vec<_> = s
+            .delta(3)
+            .iter()
+            .flat_map(|p| push(&mut a, p, t2))
+            .collect();
+        assert!(asks_keyframe(&later));
+        assert!(frames(&later).is_empty());
+        assert!(!a.decoder_needs_keyframe(t2));
+        assert!(a.decoder_needs_keyframe(t2 + KEYFRAME_REQUEST_INTERVAL));
+    }
+
+    #[test]
+    fn joining_mid_stream_starts_at_the_first_keyframe() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(40_000);
+        let mut a = FrameAssembler::new(WAIT);
+        let d = s.delta(1);
+        push(&mut a, &d[1], t0); // the tail of a frame whose start we never saw
+        let key = s.keyframe(2);
+        let out: Vec<_> = key.iter().flat_map(|p| push(&mut a, p, t0)).collect();
+        let f = frames(&out);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].data, expected(&key));
+    }
+
+    #[test]
+    fn frames_without_markers_complete_when_the_next_timestamp_begins() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(10);
+        let mut a = FrameAssembler::new(WAIT);
+        let mut key = s.keyframe(1);
+        key.last_mut().unwrap().2 = false;
+        let d = s.delta(2);
+        let out: Vec<_> = key.iter().flat_map(|p| push(&mut a, p, t0)).collect();
+        assert!(frames(&out).is_empty());
+        let out = push(&mut a, &d[0], t0);
+        assert_eq!(frames(&out).len(), 1);
+    }
+
+    #[test]
+    fn detects_keyframe_starts() {
+        assert!(starts_keyframe(&[0x67, 0x42]));
+        assert!(starts_keyframe(&[0x78, 0x00, 0x04, 0x67, 0x42, 0xE0, 0x1F]));
+        assert!(!starts_keyframe(&[0x65, 0x88]));
+        assert!(!starts_keyframe(&[0x7C, 0x85, 0x00]));
+        assert!(!starts_keyframe(&[]));
+    }
+}

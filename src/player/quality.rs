@@ -1,0 +1,119 @@
+//! PlayerQualityUpdate every few seconds while playing: frame rates and bitrates from the player's own counters,
+//! loss and round trip from webrtc's statistics, delay from the capture stamps of rendered frames.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::PlayerShared;
+use crate::event::{Event, PlayQuality};
+use crate::transport::stats::{self, TransportStats};
+use crate::transport::Peer;
+
+pub(crate) const INTERVAL: Duration = Duration::from_secs(3);
+
+/// Cumulative values at one instant; a report is the difference of two.
+#[derive(Default, Clone, Copy)]
+struct Snapshot {
+    video_frames_received: u64,
+    video_frames_decoded: u64,
+    video_frames_rendered: u64,
+    video_bytes: u64,
+    audio_packets: u64,
+    audio_bytes: u64,
+    delay_sum_us: u64,
+    delay_samples: u64,
+    frozen_us: u64,
+}
+
+impl Snapshot {
+    fn take(shared: &PlayerShared) -> Snapshot {
+        let c = &shared.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            video_frames_received: get(&c.video_frames_received),
+            video_frames_decoded: get(&c.video_frames_decoded),
+            video_frames_rendered: get(&c.video_frames_rendered),
+            video_bytes: get(&c.video_bytes),
+            audio_packets: get(&c.audio_packets),
+            audio_bytes: get(&c.audio_bytes),
+            delay_sum_us: get(&c.delay_sum_us),
+            delay_samples: get(&c.delay_samples),
+            frozen_us: get(&c.frozen_us),
+        }
+    }
+}
+
+/// Reports until aborted (the play's close).
+pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
+    let mut before = Snapshot::take(&shared);
+    let mut before_stats = stats::collect(peer.connection().as_ref()).await;
+    let mut at = Instant::now();
+    loop {
+        ticker.tick().await;
+        let now = Instant::now();
+        let after = Snapshot::take(&shared);
+        let after_stats = stats::collect(peer.connection().as_ref()).await;
+        tracing::trace!(stream_id = %shared.stream_id, stats = ?after_stats, "transport statistics");
+        let quality = compute(
+            &before,
+            &after,
+            &before_stats,
+            &after_stats,
+            now.duration_since(at),
+            &shared,
+        );
+        if let Some(rtt) = after_stats.rtt_ms() {
+            shared.rtt_ms.store(rtt.round() as u32, Ordering::Relaxed);
+        }
+        shared.events.send(Event::PlayerQualityUpdate {
+            stream_id: shared.stream_id.clone(),
+            quality,
+        });
+        (before, before_stats, at) = (after, after_stats, now);
+    }
+}
+
+fn compute(
+    a: &Snapshot,
+    b: &Snapshot,
+    sa: &TransportStats,
+    sb: &TransportStats,
+    elapsed: Duration,
+    shared: &PlayerShared,
+) -> PlayQuality {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / secs;
+    let kbps = |x: u64, y: u64| y.saturating_sub(x) as f64 * 8.0 / 1000.0 / secs;
+    let mut inbound_before = sa.inbound_video;
+    inbound_before.packets += sa.inbound_audio.packets;
+    inbound_before.packets_lost += sa.inbound_audio.packets_lost;
+    let mut inbound_after = sb.inbound_video;
+    inbound_after.packets += sb.inbound_audio.packets;
+    inbound_after.packets_lost += sb.inbound_audio.packets_lost;
+    let loss = stats::interval_loss(&inbound_before, &inbound_after);
+    let rtt_ms = sb.rtt_ms().unwrap_or(0.0);
+    // Capture-to-render delay of the frames rendered in this interval (the stamp's clock is the wall clock).
+    let samples = b.delay_samples.saturating_sub(a.delay_samples);
+    let delay_ms = if samples > 0 {
+        b.delay_sum_us.saturating_sub(a.delay_sum_us) as f64 / samples as f64 / 1000.0
+    } else {
+        shared.counters.last_delay_us.load(Ordering::Relaxed) as f64 / 1000.0
+    };
+    let frozen = b.frozen_us.saturating_sub(a.frozen_us) as f64 / 1e6;
+    PlayQuality {
+        video_recv_fps: rate(a.video_frames_received, b.video_frames_received),
+        video_decode_fps: rate(a.video_frames_decoded, b.video_frames_decoded),
+        video_render_fps: rate(a.video_frames_rendered, b.video_frames_rendered),
+        video_kbps: kbps(a.video_bytes, b.video_bytes),
+        video_break_rate: (frozen / secs).min(1.0),
+        audio_recv_fps: rate(a.audio_packets, b.audio_packets),
+        audio_kbps: kbps(a.audio_bytes, b.audio_bytes),
+        rtt_ms: rtt_ms.round() as u32,
+        packet_lost_rate: loss,
+        delay_ms: delay_ms.round() as u32,
+        level: stats::quality_level(loss, rtt_ms, delay_ms),
+        total_recv_bytes: sb.inbound_video.bytes + sb.inbound_audio.bytes,
+    }
+}

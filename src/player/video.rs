@@ -1,0 +1,199 @@
+//! Video of a played stream: RTP -> access units (on the runtime, cheap) -> H.264 decode (own thread) -> render.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use zego_media::{stamp, H264Decoder};
+
+use super::assembler::{AccessUnit, Assembled, FrameAssembler};
+use super::PlayerShared;
+use crate::event::Event;
+use crate::publisher::unix_micros;
+use crate::transport::peer::H264_PAYLOAD_TYPE;
+
+/// A frame later than this after the previous one counts as a freeze.
+const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
+
+/// How long a gap may hold a frame back waiting for its retransmission: a NACK goes out within 20 ms, and the
+/// answer takes a round trip.
+pub(super) fn nack_wait(rtt_ms: u32) -> Duration {
+    Duration::from_millis((u64::from(rtt_ms) * 3 / 2 + 40).clamp(60, 400))
+}
+
+/// Reads the video track until it ends, assembling access units for the decode thread and sending keyframe
+/// requests.
+pub(super) async fn read_track(
+    track: Arc<dyn TrackRemote>,
+    shared: Arc<PlayerShared>,
+    decode: mpsc::Sender<AccessUnit>,
+    mut decoder_feedback: UnboundedReceiver<()>,
+) {
+    let mut media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let mut assembler = FrameAssembler::new(nack_wait(shared.rtt_ms.load(Ordering::Relaxed)));
+    let mut tuned_at = Instant::now();
+    loop {
+        let deadline = assembler.deadline();
+        let wait = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let out = tokio::select! {
+            event = track.poll() => match event {
+                // Only H.264 in the media's own sequence space (webrtc turns retransmissions back into it).
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) if packet.header.payload_type == H264_PAYLOAD_TYPE => {
+                    media_ssrc = packet.header.ssrc;
+                    let c = &shared.counters;
+                    c.video_packets.fetch_add(1, Ordering::Relaxed);
+                    c.video_bytes.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                    let h = &packet.header;
+                    assembler.push(h.sequence_number, h.timestamp, h.marker, packet.payload, Instant::now())
+                }
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    tracing::trace!(pt = packet.header.payload_type, "ignoring a packet that is not H.264");
+                    continue;
+                }
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => continue,
+            },
+            Some(()) = decoder_feedback.recv() => {
+                if assembler.decoder_needs_keyframe(Instant::now()) { vec![Assembled::RequestKeyframe] } else { Vec::new() }
+            }
+            () = wait => assembler.poll(Instant::now()),
+        };
+        for item in out {
+            match item {
+                Assembled::Frame(au) => {
+                    shared
+                        .counters
+                        .video_frames_received
+                        .fetch_add(1, Ordering::Relaxed);
+                    if !shared.recv_video_first.swap(true, Ordering::AcqRel) {
+                        shared.events.send(Event::PlayerRecvVideoFirstFrame {
+                            stream_id: shared.stream_id.clone(),
+                        });
+                    }
+                    if decode.send(au).is_err() {
+                        return;
+                    }
+                }
+                Assembled::RequestKeyframe => {
+                    tracing::debug!(stream_id = %shared.stream_id, "asking for a keyframe");
+                    shared
+                        .counters
+                        .keyframe_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    let pli = PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc,
+                    };
+                    if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+                        tracing::debug!("cannot send a keyframe request: {e}");
+                    }
+                }
+            }
+        }
+        // Follow the round trip: the longer it is, the longer a retransmission takes.
+        if tuned_at.elapsed() >= Duration::from_secs(1) {
+            tuned_at = Instant::now();
+            assembler.set_max_wait(nack_wait(shared.rtt_ms.load(Ordering::Relaxed)));
+        }
+    }
+    tracing::debug!(stream_id = %shared.stream_id, stats = ?assembler.stats(), "video track ended");
+}
+
+/// The decode thread: decodes access units in order, reads the capture stamp back from the pixels and delivers
+/// the frames. Ends when the reader goes away.
+pub(super) fn decode_thread(
+    rx: mpsc::Receiver<AccessUnit>,
+    shared: Arc<PlayerShared>,
+    feedback: UnboundedSender<()>,
+) {
+    let mut decoder = match H264Decoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("cannot create the H.264 decoder: {e}");
+            return;
+        }
+    };
+    let mut need_keyframe = false;
+    let mut size = (0, 0);
+    let mut last_render: Option<Instant> = None;
+    while let Ok(au) = rx.recv() {
+        if shared.stopped.load(Ordering::Acquire) {
+            break;
+        }
+        if need_keyframe && !au.keyframe {
+            continue;
+        }
+        let decoded = match decoder.decode(&au.data) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(stream_id = %shared.stream_id, "decode failed, waiting for a keyframe: {e}");
+                need_keyframe = true;
+                shared
+                    .counters
+                    .decode_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = feedback.send(());
+                continue;
+            }
+        };
+        need_keyframe = false;
+        let c = &shared.counters;
+        c.video_frames_decoded.fetch_add(1, Ordering::Relaxed);
+        let mut frame = decoded;
+        match stamp::read(&frame) {
+            Some(s) => {
+                frame.capture_time_us = s.capture_time_us;
+                frame.frame_number = s.frame_number;
+            }
+            None => frame.capture_time_us = 0,
+        }
+        if (frame.width, frame.height) != size {
+            size = (frame.width, frame.height);
+            shared.events.send(Event::PlayerVideoSizeChanged {
+                stream_id: shared.stream_id.clone(),
+                width: size.0,
+                height: size.1,
+            });
+        }
+        if shared.video_muted.load(Ordering::Relaxed) {
+            continue;
+        }
+        let now = Instant::now();
+        if let Some(prev) = last_render {
+            let gap = now.duration_since(prev);
+            if gap > FREEZE_THRESHOLD {
+                c.frozen_us
+                    .fetch_add(gap.as_micros() as u64, Ordering::Relaxed);
+            }
+        }
+        last_render = Some(now);
+        if frame.capture_time_us > 0 {
+            let delay = unix_micros().saturating_sub(frame.capture_time_us);
+            c.last_delay_us.store(delay, Ordering::Relaxed);
+            c.delay_sum_us.fetch_add(delay, Ordering::Relaxed);
+            c.delay_samples.fetch_add(1, Ordering::Relaxed);
+        }
+        let delivered = shared.events.send(Event::RemoteVideoFrame {
+            stream_id: shared.stream_id.clone(),
+            frame: Arc::new(frame),
+        });
+        if delivered {
+            c.video_frames_rendered.fetch_add(1, Ordering::Relaxed);
+            if !shared.render_first.swap(true, Ordering::AcqRel) {
+                shared.events.send(Event::PlayerRenderVideoFirstFrame {
+                    stream_id: shared.stream_id.clone(),
+                });
+            }
+        }
+    }
+}

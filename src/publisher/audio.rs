@@ -1,0 +1,138 @@
+//! The audio thread: 20 ms of microphone (or synthetic tone) -> Opus -> the sending task.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use zego_media::{OpusEncoder, SyntheticMicrophone};
+
+use super::capture::{Pacer, IDLE};
+use super::{EncodedSample, Shared};
+use crate::config::AudioSourceType;
+
+const SAMPLE_RATE: u32 = 48_000;
+pub(super) const FRAME: Duration = Duration::from_millis(20);
+const SAMPLES_PER_FRAME: usize = SAMPLE_RATE as usize / 50;
+/// The synthetic microphone's tone.
+const TONE_HZ: f32 = 440.0;
+
+/// Where the samples come from.
+enum Source {
+    Synthetic(SyntheticMicrophone, Pacer),
+    #[cfg(feature = "devices")]
+    Device(zego_media::devices::Microphone),
+}
+
+pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let mut source: Option<(AudioSourceType, u16, Source)> = None;
+    let mut encoder: Option<OpusEncoder> = None;
+    let mut pcm = Vec::new();
+    // Frames captured but not sent since the last sent one (muted), so RTP time keeps following real time.
+    let mut unsent: u16 = 0;
+    while !stop.load(Ordering::Acquire) {
+        let (kind, cfg) = {
+            let s = shared.settings.lock();
+            (s.audio_source, s.audio)
+        };
+        if kind == AudioSourceType::None {
+            source = None;
+            std::thread::park_timeout(IDLE);
+            continue;
+        }
+        let channels = cfg.channels;
+        if source
+            .as_ref()
+            .is_none_or(|(k, c, _)| (*k, *c) != (kind, channels))
+        {
+            source = open(kind, channels).map(|s| (kind, channels, s));
+            if source.is_none() {
+                std::thread::park_timeout(Duration::from_secs(1));
+                continue;
+            }
+        }
+        let Some((_, _, input)) = source.as_mut() else {
+            continue;
+        };
+        pcm.resize(SAMPLES_PER_FRAME * usize::from(channels), 0);
+        match input {
+            Source::Synthetic(mic, pacer) => {
+                let now = Instant::now();
+                let due = pacer.due();
+                if now < due {
+                    std::thread::park_timeout(due - now);
+                    continue;
+                }
+                pacer.advance(now);
+                mic.read(&mut pcm);
+            }
+            #[cfg(feature = "devices")]
+            Source::Device(mic) => {
+                // The device paces the reads.
+                if let Err(e) = mic.read(&mut pcm) {
+                    tracing::warn!(channel = ?shared.channel, "microphone failed: {e}");
+                    source = None;
+                    continue;
+                }
+            }
+        }
+        shared
+            .counters
+            .audio_captured
+            .fetch_add(1, Ordering::Relaxed);
+        let Some(sink) = shared.sink.lock().as_ref().map(|s| s.audio.clone()) else {
+            encoder = None;
+            unsent = 0;
+            continue;
+        };
+        if shared.audio_muted.load(Ordering::Relaxed) {
+            unsent = unsent.saturating_add(1);
+            continue;
+        }
+        let bitrate = cfg.bitrate_kbps * 1000;
+        if encoder.as_ref().is_none_or(|e| e.channels() != channels) {
+            match OpusEncoder::new(SAMPLE_RATE, channels, bitrate) {
+                Ok(e) => encoder = Some(e),
+                Err(e) => {
+                    tracing::error!(channel = ?shared.channel, "cannot create the Opus encoder: {e}");
+                    continue;
+                }
+            }
+        }
+        let Some(enc) = encoder.as_mut() else {
+            continue;
+        };
+        enc.set_bitrate(bitrate);
+        match enc.encode(&pcm) {
+            Ok(packet) => {
+                let sample = EncodedSample {
+                    data: Bytes::from(packet),
+                    duration: FRAME,
+                    skipped: unsent,
+                    keyframe: false,
+                };
+                unsent = 0;
+                let _ = sink.send(sample);
+            }
+            Err(e) => tracing::warn!(channel = ?shared.channel, "Opus encoding failed: {e}"),
+        }
+    }
+}
+
+fn open(kind: AudioSourceType, channels: u16) -> Option<Source> {
+    match kind {
+        AudioSourceType::Synthetic => Some(Source::Synthetic(
+            SyntheticMicrophone::new(SAMPLE_RATE, channels, TONE_HZ),
+            Pacer::new(FRAME, Instant::now()),
+        )),
+        #[cfg(feature = "devices")]
+        AudioSourceType::Microphone => match zego_media::devices::Microphone::open(channels) {
+            Ok(mic) => Some(Source::Device(mic)),
+            Err(e) => {
+                tracing::warn!("cannot open the microphone: {e}");
+                None
+            }
+        },
+        _ => None,
+    }
+}
