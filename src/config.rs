@@ -157,7 +157,9 @@ impl Default for VideoConfig {
 impl VideoConfig {
     /// Checks ranges: even sizes from 16x16 to 3840x2160, 1..=60 fps, 10..=20000 kb/s.
     pub fn validate(&self) -> Result<(), ErrorCode> {
-        let size_ok = |w: u32, h: u32| (16..=3840).contains(&w) && (16..=2160).contains(&h) && w % 2 == 0 && h % 2 == 0;
+        let size_ok = |w: u32, h: u32| {
+            (16..=3840).contains(&w) && (16..=2160).contains(&h) && w % 2 == 0 && h % 2 == 0
+        };
         if !size_ok(self.capture_width, self.capture_height)
             || !size_ok(self.encode_width, self.encode_height)
             || !(1..=60).contains(&self.fps)
@@ -179,7 +181,10 @@ pub struct AudioConfig {
 
 impl Default for AudioConfig {
     fn default() -> Self {
-        AudioConfig { bitrate_kbps: 48, channels: 1 }
+        AudioConfig {
+            bitrate_kbps: 48,
+            channels: 1,
+        }
     }
 }
 
@@ -199,7 +204,9 @@ pub struct PlayerConfig {
 
 impl Default for PlayerConfig {
     fn default() -> Self {
-        PlayerConfig { resource_mode: StreamResourceMode::Default }
+        PlayerConfig {
+            resource_mode: StreamResourceMode::Default,
+        }
     }
 }
 
@@ -207,7 +214,9 @@ impl PlayerConfig {
     /// ONLY_L3, ONLY_RTC and DEFAULT (which picks the real-time path) have a path; CDN modes do not.
     pub fn validate(&self) -> Result<(), ErrorCode> {
         match self.resource_mode {
-            StreamResourceMode::Default | StreamResourceMode::OnlyL3 | StreamResourceMode::OnlyRtc => Ok(()),
+            StreamResourceMode::Default
+            | StreamResourceMode::OnlyL3
+            | StreamResourceMode::OnlyRtc => Ok(()),
             _ => Err(error::PLAYER_RESOURCE_MODE_UNSUPPORTED),
         }
     }

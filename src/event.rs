@@ -14,7 +14,9 @@ use zego_media::frame::VideoFrame;
 use zego_protocol::error::ErrorCode;
 use zego_protocol::message::{BroadcastMessage, RoomExtraInfo, StreamInfo, UpdateType, User};
 
-use crate::config::{EngineState, PlayerState, PublishChannel, PublisherState, RoomState, RoomStateChangedReason};
+use crate::config::{
+    EngineState, PlayerState, PublishChannel, PublisherState, RoomState, RoomStateChangedReason,
+};
 
 /// Publish quality, reported every few seconds while publishing.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,46 +69,150 @@ pub struct AudioFrame {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    DebugError { code: ErrorCode, func_name: String, info: String },
-    EngineStateUpdate { state: EngineState },
-    RoomStateUpdate { room_id: String, state: RoomState, error_code: ErrorCode, extended_data: String },
-    RoomStateChanged { room_id: String, reason: RoomStateChangedReason, error_code: ErrorCode, extended_data: String },
-    RoomUserUpdate { room_id: String, update_type: UpdateType, users: Vec<User> },
-    RoomOnlineUserCountUpdate { room_id: String, count: u32 },
-    RoomStreamUpdate { room_id: String, update_type: UpdateType, streams: Vec<StreamInfo>, extended_data: String },
-    RoomStreamExtraInfoUpdate { room_id: String, streams: Vec<StreamInfo> },
-    RoomExtraInfoUpdate { room_id: String, infos: Vec<RoomExtraInfo> },
-    RoomTokenWillExpire { room_id: String, remain_seconds: u32 },
-    RoomSetRoomExtraInfoResult { error_code: ErrorCode, room_id: String, key: String, seq: i32 },
-    PublisherStateUpdate { stream_id: String, state: PublisherState, error_code: ErrorCode, extended_data: String },
-    PublisherQualityUpdate { stream_id: String, quality: PublishQuality },
-    PublisherCapturedVideoFirstFrame { channel: PublishChannel },
-    PublisherUpdateStreamExtraInfoResult { error_code: ErrorCode, seq: i32 },
-    PlayerStateUpdate { stream_id: String, state: PlayerState, error_code: ErrorCode, extended_data: String },
-    PlayerQualityUpdate { stream_id: String, quality: PlayQuality },
-    PlayerRecvVideoFirstFrame { stream_id: String },
-    PlayerRecvAudioFirstFrame { stream_id: String },
-    PlayerRenderVideoFirstFrame { stream_id: String },
-    PlayerVideoSizeChanged { stream_id: String, width: u32, height: u32 },
-    ImRecvBroadcastMessage { room_id: String, messages: Vec<BroadcastMessage> },
-    ImRecvCustomCommand { room_id: String, from_user: User, command: String },
-    ImSendBroadcastMessageResult { room_id: String, error_code: ErrorCode, message_id: u64, seq: i32 },
-    ImSendCustomCommandResult { room_id: String, error_code: ErrorCode, seq: i32 },
-    CustomVideoCaptureStart { channel: PublishChannel },
-    CustomVideoCaptureStop { channel: PublishChannel },
+    DebugError {
+        code: ErrorCode,
+        func_name: String,
+        info: String,
+    },
+    EngineStateUpdate {
+        state: EngineState,
+    },
+    RoomStateUpdate {
+        room_id: String,
+        state: RoomState,
+        error_code: ErrorCode,
+        extended_data: String,
+    },
+    RoomStateChanged {
+        room_id: String,
+        reason: RoomStateChangedReason,
+        error_code: ErrorCode,
+        extended_data: String,
+    },
+    RoomUserUpdate {
+        room_id: String,
+        update_type: UpdateType,
+        users: Vec<User>,
+    },
+    RoomOnlineUserCountUpdate {
+        room_id: String,
+        count: u32,
+    },
+    RoomStreamUpdate {
+        room_id: String,
+        update_type: UpdateType,
+        streams: Vec<StreamInfo>,
+        extended_data: String,
+    },
+    RoomStreamExtraInfoUpdate {
+        room_id: String,
+        streams: Vec<StreamInfo>,
+    },
+    RoomExtraInfoUpdate {
+        room_id: String,
+        infos: Vec<RoomExtraInfo>,
+    },
+    RoomTokenWillExpire {
+        room_id: String,
+        remain_seconds: u32,
+    },
+    RoomSetRoomExtraInfoResult {
+        error_code: ErrorCode,
+        room_id: String,
+        key: String,
+        seq: i32,
+    },
+    PublisherStateUpdate {
+        stream_id: String,
+        state: PublisherState,
+        error_code: ErrorCode,
+        extended_data: String,
+    },
+    PublisherQualityUpdate {
+        stream_id: String,
+        quality: PublishQuality,
+    },
+    PublisherCapturedVideoFirstFrame {
+        channel: PublishChannel,
+    },
+    PublisherUpdateStreamExtraInfoResult {
+        error_code: ErrorCode,
+        seq: i32,
+    },
+    PlayerStateUpdate {
+        stream_id: String,
+        state: PlayerState,
+        error_code: ErrorCode,
+        extended_data: String,
+    },
+    PlayerQualityUpdate {
+        stream_id: String,
+        quality: PlayQuality,
+    },
+    PlayerRecvVideoFirstFrame {
+        stream_id: String,
+    },
+    PlayerRecvAudioFirstFrame {
+        stream_id: String,
+    },
+    PlayerRenderVideoFirstFrame {
+        stream_id: String,
+    },
+    PlayerVideoSizeChanged {
+        stream_id: String,
+        width: u32,
+        height: u32,
+    },
+    ImRecvBroadcastMessage {
+        room_id: String,
+        messages: Vec<BroadcastMessage>,
+    },
+    ImRecvCustomCommand {
+        room_id: String,
+        from_user: User,
+        command: String,
+    },
+    ImSendBroadcastMessageResult {
+        room_id: String,
+        error_code: ErrorCode,
+        message_id: u64,
+        seq: i32,
+    },
+    ImSendCustomCommandResult {
+        room_id: String,
+        error_code: ErrorCode,
+        seq: i32,
+    },
+    CustomVideoCaptureStart {
+        channel: PublishChannel,
+    },
+    CustomVideoCaptureStop {
+        channel: PublishChannel,
+    },
     /// A decoded frame of a played stream (the render callback).
-    RemoteVideoFrame { stream_id: String, frame: Arc<VideoFrame> },
+    RemoteVideoFrame {
+        stream_id: String,
+        frame: Arc<VideoFrame>,
+    },
     /// A captured frame of a publish channel (the preview render callback).
-    CapturedVideoFrame { channel: PublishChannel, frame: Arc<VideoFrame> },
+    CapturedVideoFrame {
+        channel: PublishChannel,
+        frame: Arc<VideoFrame>,
+    },
     /// Decoded audio of a played stream, when no speaker device plays it.
-    RemoteAudioFrame { stream_id: String, frame: Arc<AudioFrame> },
+    RemoteAudioFrame {
+        stream_id: String,
+        frame: Arc<AudioFrame>,
+    },
 }
 
 impl Event {
     fn is_frame(&self) -> bool {
         matches!(
             self,
-            Event::RemoteVideoFrame { .. } | Event::CapturedVideoFrame { .. } | Event::RemoteAudioFrame { .. }
+            Event::RemoteVideoFrame { .. }
+                | Event::CapturedVideoFrame { .. }
+                | Event::RemoteAudioFrame { .. }
         )
     }
 }
@@ -134,7 +240,9 @@ impl EventSender {
     /// Queues an event for the callback thread. Returns false when the event was dropped (a frame while the app
     /// is behind, or anything after the engine stopped).
     pub fn send(&self, event: Event) -> bool {
-        if event.is_frame() && self.queued_frames.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_FRAMES {
+        if event.is_frame()
+            && self.queued_frames.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_FRAMES
+        {
             self.queued_frames.fetch_sub(1, Ordering::AcqRel);
             self.dropped_frames.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -165,7 +273,8 @@ impl CallbackThread {
                 while let Ok(Job::Event(event)) = rx.recv() {
                     let frame = event.is_frame();
                     // A panicking app callback must not take the callback thread (and every later event) with it.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(&event)));
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(&event)));
                     if result.is_err() {
                         tracing::error!("an event callback panicked; the event was dropped");
                     }
@@ -175,7 +284,11 @@ impl CallbackThread {
                 }
             })?;
         Ok(CallbackThread {
-            sender: EventSender { tx, queued_frames, dropped_frames: Arc::new(AtomicUsize::new(0)) },
+            sender: EventSender {
+                tx,
+                queued_frames,
+                dropped_frames: Arc::new(AtomicUsize::new(0)),
+            },
             thread: Some(thread),
         })
     }

@@ -311,7 +311,11 @@ impl FrameAssembler {
     /// Sequence numbers missing between `from` and the highest seen (for the logs).
     fn missing(&self, from: u64) -> Vec<u16> {
         let highest = self.highest.unwrap_or(from);
-        (from..highest).filter(|s| !self.packets.contains_key(s)).take(16).map(|s| s as u16).collect()
+        (from..highest)
+            .filter(|s| !self.packets.contains_key(s))
+            .take(16)
+            .map(|s| s as u16)
+            .collect()
     }
 
     /// The first buffered packet after `after` that is known to begin a frame.

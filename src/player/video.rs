@@ -19,10 +19,11 @@ use crate::transport::peer::H264_PAYLOAD_TYPE;
 /// A frame later than this after the previous one counts as a freeze.
 const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
 
-/// How long a gap may hold a frame back waiting for its retransmission: a NACK goes out within 20 ms, and the
-/// answer takes a round trip.
+/// How long a gap may hold a frame back waiting for its retransmission: a NACK goes out within 20 ms and is
+/// repeated every 20 ms, and each answer takes a round trip; the margin covers a lost NACK or retransmission.
+/// Giving up costs far more (every frame until the next keyframe), so the wait errs long.
 pub(super) fn nack_wait(rtt_ms: u32) -> Duration {
-    Duration::from_millis((u64::from(rtt_ms) * 3 / 2 + 40).clamp(60, 400))
+    Duration::from_millis((u64::from(rtt_ms) * 2 + 100).clamp(120, 500))
 }
 
 /// Reads the video track until it ends, assembling access units for the decode thread and sending keyframe

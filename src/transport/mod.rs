@@ -4,8 +4,8 @@
 mod keyframe_requests;
 pub(crate) mod peer;
 mod runtime;
-mod wire_log;
 pub(crate) mod stats;
+mod wire_log;
 
 use std::net::IpAddr;
 

@@ -320,7 +320,11 @@ pub fn types(model: &Model, errors: &[ErrorCode]) -> Result<String, String> {
         .unwrap();
     }
     s.push_str("}\n\n__all__ = [\n");
-    let mut public: Vec<String> = model.enums.iter().map(|e| names::type_name(&e.name)).collect();
+    let mut public: Vec<String> = model
+        .enums
+        .iter()
+        .map(|e| names::type_name(&e.name))
+        .collect();
     public.extend(model.structs.iter().map(|st| names::type_name(&st.name)));
     public.extend(["ErrorCode", "ERROR_MESSAGES", "ENUMS", "STRUCTS"].map(String::from));
     for name in public {
