@@ -23,7 +23,7 @@ const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
 /// repeated every 20 ms, and each answer takes a round trip; the margin covers a lost NACK or retransmission.
 /// Giving up costs far more (every frame until the next keyframe), so the wait errs long.
 pub(super) fn nack_wait(rtt_ms: u32) -> Duration {
-    Duration::from_millis((u64::from(rtt_ms) * 2 + 100).clamp(120, 500))
+    Duration::from_millis((u64::from(rtt_ms) * 2 + 150).clamp(180, 600))
 }
 
 /// Reads the video track until it ends, assembling access units for the decode thread and sending keyframe
