@@ -223,6 +223,15 @@ impl Player {
             return;
         };
         self.shared.stopped.store(true, Ordering::Release);
+        let c = &self.shared.counters;
+        tracing::debug!(
+            stream_id = %self.shared.stream_id,
+            frames = c.video_frames_rendered.load(Ordering::Relaxed),
+            keyframe_requests = c.keyframe_requests.load(Ordering::Relaxed),
+            decode_errors = c.decode_errors.load(Ordering::Relaxed),
+            audio_concealed = c.audio_concealed.load(Ordering::Relaxed),
+            "closing the play"
+        );
         // On its own task, so a caller that stops waiting (a timeout) does not leave the teardown half done.
         let stream_id = self.shared.stream_id.clone();
         let teardown = self.runtime.spawn(async move {

@@ -27,6 +27,7 @@ enum Source {
 pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut source: Option<(AudioSourceType, u16, Source)> = None;
     let mut encoder: Option<OpusEncoder> = None;
+    let mut encoder_bitrate = 0;
     let mut pcm = Vec::new();
     // Frames captured but not sent since the last sent one (muted), so RTP time keeps following real time.
     let mut unsent: u16 = 0;
@@ -92,7 +93,10 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let bitrate = cfg.bitrate_kbps * 1000;
         if encoder.as_ref().is_none_or(|e| e.channels() != channels) {
             match OpusEncoder::new(SAMPLE_RATE, channels, bitrate) {
-                Ok(e) => encoder = Some(e),
+                Ok(e) => {
+                    encoder = Some(e);
+                    encoder_bitrate = bitrate;
+                }
                 Err(e) => {
                     tracing::error!(channel = ?shared.channel, "cannot create the Opus encoder: {e}");
                     continue;
@@ -102,7 +106,10 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let Some(enc) = encoder.as_mut() else {
             continue;
         };
-        enc.set_bitrate(bitrate);
+        if encoder_bitrate != bitrate {
+            enc.set_bitrate(bitrate);
+            encoder_bitrate = bitrate;
+        }
         match enc.encode(&pcm) {
             Ok(packet) => {
                 let sample = EncodedSample {

@@ -661,3 +661,232 @@ async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>) -> Option<u8> {
         .first()
         .map(|c| c.payload_type)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::CallbackThread;
+    use std::sync::mpsc;
+    use zego_media::stamp;
+
+    struct Rig {
+        runtime: tokio::runtime::Runtime,
+        callbacks: CallbackThread,
+        events: mpsc::Receiver<Event>,
+    }
+
+    fn rig() -> Rig {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, events) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let callbacks = CallbackThread::start(Arc::new(move |e: &Event| {
+            let _ = tx.lock().send(e.clone());
+        }))
+        .unwrap();
+        Rig {
+            runtime,
+            callbacks,
+            events,
+        }
+    }
+
+    fn publisher(rig: &Rig) -> Publisher {
+        let (notices, _) = tokio::sync::mpsc::unbounded_channel();
+        Publisher::new(
+            PublishChannel::Main,
+            rig.callbacks.sender(),
+            notices,
+            rig.runtime.handle().clone(),
+            TransportConfig { loopback: true },
+        )
+    }
+
+    fn drain(events: &mpsc::Receiver<Event>, for_: Duration) -> Vec<Event> {
+        let until = Instant::now() + for_;
+        let mut out = Vec::new();
+        while let Ok(e) = events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            out.push(e);
+        }
+        out
+    }
+
+    fn previews(events: &[Event]) -> Vec<Arc<VideoFrame>> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::CapturedVideoFrame { frame, .. } => Some(frame.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn preview_delivers_stamped_frames_at_the_configured_rate() {
+        let rig = rig();
+        let p = publisher(&rig);
+        let cfg = VideoConfig {
+            capture_width: 320,
+            capture_height: 180,
+            fps: 20,
+            ..VideoConfig::default()
+        };
+        p.set_video_config(cfg).unwrap();
+        p.start_preview().unwrap();
+        let events = drain(&rig.events, Duration::from_millis(1000));
+        let frames = previews(&events);
+        assert!(
+            (17..=23).contains(&frames.len()),
+            "{} frames in 1 s at 20 fps",
+            frames.len()
+        );
+        let firsts = events
+            .iter()
+            .filter(|e| matches!(e, Event::PublisherCapturedVideoFirstFrame { .. }))
+            .count();
+        assert_eq!(firsts, 1);
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!((f.width, f.height), (320, 180));
+            assert_eq!(f.frame_number, i as u64 + 1);
+            let s = stamp::read(f).expect("the capture stamp is in the pixels");
+            assert_eq!(
+                (s.capture_time_us, s.frame_number),
+                (f.capture_time_us, f.frame_number)
+            );
+        }
+        // Paced by the wall clock: 50 ms apart on average, without drift.
+        let span = frames.last().unwrap().capture_time_us - frames[0].capture_time_us;
+        let mean_ms = span as f64 / 1000.0 / (frames.len() - 1) as f64;
+        assert!(
+            (45.0..=55.0).contains(&mean_ms),
+            "frames {mean_ms:.1} ms apart"
+        );
+
+        p.stop_preview();
+        drain(&rig.events, Duration::from_millis(100));
+        assert!(
+            previews(&drain(&rig.events, Duration::from_millis(200))).is_empty(),
+            "preview stopped"
+        );
+        p.shutdown();
+    }
+
+    #[test]
+    fn custom_frames_are_previewed_and_checked() {
+        let rig = rig();
+        let p = publisher(&rig);
+        let black = VideoFrame::new_black(64, 48);
+        assert_eq!(
+            p.send_custom_video_frame(black.clone()),
+            Err(error::COMMON_UNSUPPORTED)
+        );
+        p.set_video_source(VideoSourceType::Custom).unwrap();
+        // Not capturing yet: accepted and dropped.
+        assert_eq!(p.send_custom_video_frame(black.clone()), Ok(()));
+        p.start_preview().unwrap();
+        let started = drain(&rig.events, Duration::from_millis(100));
+        assert!(started.iter().any(|e| matches!(
+            e,
+            Event::CustomVideoCaptureStart {
+                channel: PublishChannel::Main
+            }
+        )));
+        assert!(
+            previews(&started).is_empty(),
+            "no synthetic frames for a custom source"
+        );
+
+        p.send_custom_video_frame(black.clone()).unwrap();
+        let mut broken = black.clone();
+        broken.y.truncate(10);
+        assert_eq!(
+            p.send_custom_video_frame(broken),
+            Err(error::COMMON_INVALID_PARAMETER)
+        );
+        let frames = previews(&drain(&rig.events, Duration::from_millis(100)));
+        assert_eq!(frames.len(), 1);
+        assert_eq!(
+            (frames[0].width, frames[0].height, frames[0].frame_number),
+            (64, 48, 1)
+        );
+        assert!(
+            frames[0].capture_time_us > 0,
+            "a missing capture time means now"
+        );
+
+        p.set_video_source(VideoSourceType::Synthetic).unwrap();
+        let switched = drain(&rig.events, Duration::from_millis(300));
+        assert!(switched
+            .iter()
+            .any(|e| matches!(e, Event::CustomVideoCaptureStop { .. })));
+        assert!(
+            !previews(&switched).is_empty(),
+            "the synthetic camera took over"
+        );
+        #[cfg(not(feature = "devices"))]
+        assert_eq!(
+            p.set_video_source(VideoSourceType::Camera),
+            Err(error::COMMON_UNSUPPORTED)
+        );
+        let bad = VideoConfig {
+            fps: 0,
+            ..VideoConfig::default()
+        };
+        assert_eq!(
+            p.set_video_config(bad),
+            Err(error::COMMON_INVALID_PARAMETER)
+        );
+        assert_eq!(p.video_config(), VideoConfig::default());
+        p.shutdown();
+    }
+
+    #[test]
+    fn shutdown_from_the_callback_thread_returns() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let slot: Arc<std::sync::OnceLock<Arc<Publisher>>> = Arc::default();
+        let (done_tx, done) = mpsc::channel();
+        let done_tx = Mutex::new(done_tx);
+        let (frames_tx, frames) = mpsc::channel();
+        let frames_tx = Mutex::new(frames_tx);
+        let target = slot.clone();
+        let mut callbacks = CallbackThread::start(Arc::new(move |e: &Event| {
+            if let Event::CapturedVideoFrame { .. } = e {
+                let _ = frames_tx.lock().send(());
+                if let Some(p) = target.get() {
+                    let t = Instant::now();
+                    p.shutdown();
+                    let _ = done_tx.lock().send(t.elapsed());
+                }
+            }
+        }))
+        .unwrap();
+        let (notices, _) = tokio::sync::mpsc::unbounded_channel();
+        let p = Arc::new(Publisher::new(
+            PublishChannel::Third,
+            callbacks.sender(),
+            notices,
+            runtime.handle().clone(),
+            TransportConfig { loopback: true },
+        ));
+        let _ = slot.set(p.clone());
+        p.start_preview().unwrap();
+        let took = done
+            .recv_timeout(Duration::from_secs(3))
+            .expect("shutdown returned on the callback thread");
+        assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+        while frames.recv_timeout(Duration::from_millis(200)).is_ok() {}
+        assert!(
+            frames.recv_timeout(Duration::from_millis(300)).is_err(),
+            "capture stopped"
+        );
+        assert_eq!(p.start_preview(), Err(error::COMMON_ENGINE_NOT_CREATED));
+        callbacks.stop();
+    }
+}

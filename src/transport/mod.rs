@@ -5,7 +5,6 @@ mod keyframe_requests;
 pub(crate) mod peer;
 mod runtime;
 pub(crate) mod stats;
-mod wire_log;
 
 use std::net::IpAddr;
 

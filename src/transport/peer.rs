@@ -339,8 +339,7 @@ fn interceptors(_media: &mut MediaEngine, role: PeerRole) -> Registry {
                 .build(),
         )
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
-        .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(Slot::from(500), super::wire_log::WireLog::default());
+        .with(Slot::SenderReport, SenderReportBuilder::new().build());
     match role {
         PeerRole::Publisher => registry.with(
             Slot::from(keyframe_requests::SLOT),

@@ -100,9 +100,13 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "loss30",
-            description: "1280x720@30 2.5 Mb/s; 30% random loss each way, for the publisher and the player".into(),
+            description: "1280x720@30 2.5 Mb/s, playing on a clean path, then 30% random loss each way for the publisher and the player from the window start".into(),
             video: HD,
-            path: impaired("loss=30%"),
+            path: Path::Impaired {
+                up: "clean".into(),
+                down: "clean".into(),
+                from_window_start: Some(("loss=30%".into(), "loss=30%".into())),
+            },
             goals: &[Goal::Loss30],
             warmup_s: 2.0,
         },
