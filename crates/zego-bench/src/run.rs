@@ -517,11 +517,7 @@ fn rate_json(
         "note": "1 s averages of UDP payload through the impairment relay; up = publisher media + player RTCP, down = player media + publisher RTCP",
         "timeline": timeline,
     });
-    if let Path::Impaired {
-        from_window_start: Some(_),
-        ..
-    } = &scenario.path
-    {
+    if scenario.goals.contains(&Goal::RateCap) {
         value["adaptation"] = adaptation_json(window, &timeline);
     }
     value
@@ -568,28 +564,46 @@ fn adaptation_json(window: &WindowRecord, timeline: &[Value]) -> Value {
     })
 }
 
+/// The quality reports and state changes both engines gave during the window, timed from its start.
 fn quality_json(publisher: &[Report], player: &[Report], window: &WindowRecord) -> Value {
     let in_window = |at: u64| at >= window.start_us && at <= window.end_us;
     let t = |at: u64| round1(at.saturating_sub(window.start_us) as f64 / 1_000_000.0);
-    let publish: Vec<Value> = publisher
-        .iter()
-        .filter_map(|r| match r {
-            Report::PublisherQuality { at_us, quality } if in_window(*at_us) => {
-                Some(json!({"t_s": t(*at_us), "quality": quality}))
+    let pick = |history: &[Report]| -> (Vec<Value>, Vec<Value>) {
+        let mut quality = Vec::new();
+        let mut states = Vec::new();
+        for report in history {
+            match report {
+                Report::PublisherQuality { at_us, quality: q } if in_window(*at_us) => {
+                    quality.push(json!({"t_s": t(*at_us), "quality": q}))
+                }
+                Report::PlayerQuality { at_us, quality: q } if in_window(*at_us) => {
+                    quality.push(json!({"t_s": t(*at_us), "quality": q}))
+                }
+                Report::PublisherState {
+                    at_us,
+                    state,
+                    error_code,
+                }
+                | Report::PlayerState {
+                    at_us,
+                    state,
+                    error_code,
+                } if in_window(*at_us) => {
+                    states.push(json!({"t_s": t(*at_us), "state": state, "error_code": error_code}))
+                }
+                _ => {}
             }
-            _ => None,
-        })
-        .collect();
-    let play: Vec<Value> = player
-        .iter()
-        .filter_map(|r| match r {
-            Report::PlayerQuality { at_us, quality } if in_window(*at_us) => {
-                Some(json!({"t_s": t(*at_us), "quality": quality}))
-            }
-            _ => None,
-        })
-        .collect();
-    json!({ "publisher": publish, "player": play })
+        }
+        (quality, states)
+    };
+    let (publish, publish_states) = pick(publisher);
+    let (play, play_states) = pick(player);
+    json!({
+        "publisher": publish,
+        "player": play,
+        "publisher_states": publish_states,
+        "player_states": play_states,
+    })
 }
 
 fn netsim_json(stats: &NetSimStats) -> Value {
