@@ -4,10 +4,13 @@
 //! holds every frame back by a frame interval. Here a frame is complete the moment its marker packet arrives and
 //! every sequence number from the frame's first packet up to it is present.
 //!
-//! Loss handling: a missing sequence number blocks the frame it belongs to for at most `max_wait` (the NACK
-//! interceptor asks for a retransmission meanwhile, and a retransmission fills the gap). After that the frame is
-//! dropped, and so is every later frame until a keyframe, because each of them references what was lost; the
-//! decoder is never fed a frame with missing references. A keyframe request (PLI) is asked for, rate limited.
+//! Loss handling: a missing sequence number is asked for at once and once per round trip ([`NackRequester`]), and
+//! blocks the frame it belongs to until `max_wait` after it was seen missing. Waits overlap rather than add up: a
+//! frame behind a blocked one that lost a packet at the same moment gives up at the same moment. After the wait the
+//! frame is dropped, and so is every later frame until a keyframe, because each of them references what was lost;
+//! the decoder is never fed a frame with missing references. While waiting for a keyframe nothing else is waited
+//! for: broken delta frames are skipped at once, and a keyframe start further on is jumped to. A complete keyframe
+//! further on also ends any wait. A keyframe request (PLI) is asked for, rate limited.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,6 +18,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
+
+use super::nack::NackRequester;
 
 /// Keyframe requests are sent at most this often.
 pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
@@ -39,6 +44,8 @@ pub(crate) enum Assembled {
     Frame(AccessUnit),
     /// Send a keyframe request (already rate limited).
     RequestKeyframe,
+    /// Ask for these packets again (RTCP NACK), in order.
+    Nack(Vec<u16>),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,8 +69,8 @@ enum Scan {
     Complete(u64),
     /// The rest of the frame has not arrived yet, and nothing says it was lost.
     Pending,
-    /// A sequence number in the frame is missing while later ones arrived.
-    Gap,
+    /// This sequence number in the frame is missing while later ones arrived.
+    Gap(u64),
 }
 
 pub(crate) struct FrameAssembler {
@@ -73,12 +80,13 @@ pub(crate) struct FrameAssembler {
     /// First sequence number of the next frame, once a frame boundary is known.
     next: Option<u64>,
     waiting_keyframe: bool,
-    /// Since when the head frame has been blocked by a gap.
-    stalled_since: Option<Instant>,
+    /// Until when the head frame may stay blocked by a gap.
+    stalled_until: Option<Instant>,
     /// Since when packets have been waiting for a keyframe start (no frame boundary known).
     resync_since: Option<Instant>,
     max_wait: Duration,
     last_keyframe_request: Option<Instant>,
+    nack: NackRequester,
     stats: AssemblerStats,
 }
 
@@ -89,12 +97,28 @@ impl FrameAssembler {
             highest: None,
             next: None,
             waiting_keyframe: true,
-            stalled_since: None,
+            stalled_until: None,
             resync_since: None,
             max_wait,
             last_keyframe_request: None,
+            nack: NackRequester::default(),
             stats: AssemblerStats::default(),
         }
+    }
+
+    /// The round trip to the relay, which paces re-requests of missing packets.
+    pub fn set_rtt(&mut self, rtt: Duration) {
+        self.nack.set_rtt(rtt);
+    }
+
+    /// Packets asked for again so far, counting each request.
+    pub fn nacks_sent(&self) -> u64 {
+        self.nack.requested
+    }
+
+    /// Packets the sender sent so far, and how many of them were missing on arrival (before any repair).
+    pub fn expected_and_missed(&self) -> (u64, u64) {
+        (self.nack.expected, self.nack.gaps)
     }
 
     /// How long a gap may block a frame before it is given up.
@@ -106,10 +130,13 @@ impl FrameAssembler {
         self.stats
     }
 
-    /// When [`FrameAssembler::poll`] must run next: a gap's waiting time ends, or a keyframe is due to be asked
-    /// for (again).
+    /// When [`FrameAssembler::poll`] must run next: a gap's waiting time ends, a missing packet is due to be asked
+    /// for (again), or a keyframe is.
     pub fn deadline(&self) -> Option<Instant> {
-        let gap = self.stalled_since.map(|t| t + self.max_wait);
+        let gap = [self.stalled_until, self.nack.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         let resync = self.resync_since.map(|t| {
             let first = t + self.max_wait;
             match self.last_keyframe_request {
@@ -134,6 +161,7 @@ impl FrameAssembler {
     ) -> Vec<Assembled> {
         let mut out = Vec::new();
         let seq = self.extend(sequence_number);
+        self.nack.on_packet(seq, now);
         // Already decoded or given up: a late retransmission or a duplicate.
         if self.next.is_some_and(|next| seq < next) || payload.is_empty() {
             tracing::trace!(seq = sequence_number, "packet after its frame was done");
@@ -156,7 +184,7 @@ impl FrameAssembler {
         out
     }
 
-    /// Gives up on gaps whose waiting time ended.
+    /// Gives up on gaps whose waiting time ended, and asks for missing packets that are due.
     pub fn poll(&mut self, now: Instant) -> Vec<Assembled> {
         let mut out = Vec::new();
         self.process(now, &mut out);
@@ -187,7 +215,7 @@ impl FrameAssembler {
     fn restart(&mut self, now: Instant, out: &mut Vec<Assembled>) {
         self.packets.clear();
         self.next = None;
-        self.stalled_since = None;
+        self.stalled_until = None;
         self.resync_since = None;
         self.waiting_keyframe = true;
         self.want_keyframe(now, out);
@@ -205,6 +233,14 @@ impl FrameAssembler {
     }
 
     fn process(&mut self, now: Instant, out: &mut Vec<Assembled>) {
+        self.assemble(now, out);
+        let missing = self.nack.poll(now);
+        if !missing.is_empty() {
+            out.push(Assembled::Nack(missing));
+        }
+    }
+
+    fn assemble(&mut self, now: Instant, out: &mut Vec<Assembled>) {
         loop {
             let Some(next) = self.next else {
                 // No known frame boundary (start, or after giving up): resume at the first keyframe start. Only
@@ -216,9 +252,9 @@ impl FrameAssembler {
                     .map(|(s, _)| *s)
                 {
                     Some(start) => {
-                        self.packets = self.packets.split_off(&start);
-                        self.next = Some(start);
-                        self.stalled_since = None;
+                        let first = self.packets.keys().next().copied().unwrap_or(start);
+                        self.stats.dropped_frames += self.frames_between(first, start);
+                        self.skip_to(start);
                         self.resync_since = None;
                         continue;
                     }
@@ -236,41 +272,70 @@ impl FrameAssembler {
                     }
                 }
             };
+            if let Some(key) = self.keyframe_after(next) {
+                let skipped = self.frames_between(next, key);
+                if skipped > 0 {
+                    tracing::debug!(skipped, "jumping to a newer keyframe");
+                    self.stats.dropped_frames += skipped;
+                }
+                self.skip_to(key);
+                continue;
+            }
             match self.scan(next) {
                 Scan::Complete(last) => {
                     let rest = self.packets.split_off(&(last + 1));
                     let frame = std::mem::replace(&mut self.packets, rest);
                     self.next = Some(last + 1);
-                    self.stalled_since = None;
+                    self.nack.forget_before(last + 1);
+                    self.stalled_until = None;
                     self.emit(frame, now, out);
                 }
                 Scan::Pending => {
-                    self.stalled_since = None;
+                    self.stalled_until = None;
                     return;
                 }
-                Scan::Gap => {
-                    if self.stalled_since.is_none() {
-                        tracing::trace!(missing = ?self.missing(next), "waiting for retransmissions");
+                Scan::Gap(missing) => {
+                    // While waiting for a keyframe, a delta frame is useless whether or not it is repaired.
+                    let useless = self.waiting_keyframe
+                        && self
+                            .packets
+                            .get(&next)
+                            .is_some_and(|p| !starts_keyframe(&p.payload));
+                    if !useless {
+                        // Measured from when the packet was seen missing, so the waits of frames queued behind
+                        // each other overlap instead of adding up.
+                        let since = self.nack.missing_since(missing).unwrap_or_else(|| {
+                            self.stalled_until
+                                .map_or(now, |until| until - self.max_wait)
+                        });
+                        let until = since + self.max_wait;
+                        if now < until {
+                            if self.stalled_until.is_none() {
+                                tracing::trace!(missing = ?self.missing(next), "waiting for retransmissions");
+                            }
+                            self.stalled_until = Some(until);
+                            return;
+                        }
+                        tracing::debug!(
+                            missing = ?self.missing(next),
+                            "video packets still missing; dropping the frame"
+                        );
                     }
-                    let since = *self.stalled_since.get_or_insert(now);
-                    if now.duration_since(since) < self.max_wait {
-                        return;
-                    }
-                    tracing::debug!(
-                        missing = ?self.missing(next),
-                        "video packets still missing; dropping the frame"
-                    );
                     self.stats.dropped_frames += 1;
-                    self.stalled_since = None;
+                    self.stalled_until = None;
                     self.waiting_keyframe = true;
                     match self.next_frame_start(next) {
-                        Some(start) => {
-                            self.packets = self.packets.split_off(&start);
-                            self.next = Some(start);
-                        }
+                        Some(start) => self.skip_to(start),
                         None => {
-                            self.packets.clear();
+                            // Keep what arrived after the dropped frame: a keyframe start may still be repaired
+                            // in front of it.
+                            if let Some(dropped) =
+                                self.packets.range(next..).next().map(|(_, p)| p.timestamp)
+                            {
+                                self.packets.retain(|_, p| p.timestamp != dropped);
+                            }
                             self.next = None;
+                            self.nack.forget_before(next + 1);
                         }
                     }
                     self.want_keyframe(now, out);
@@ -279,12 +344,42 @@ impl FrameAssembler {
         }
     }
 
+    /// Continues at `start`, dropping everything before it.
+    fn skip_to(&mut self, start: u64) {
+        self.packets = self.packets.split_off(&start);
+        self.next = Some(start);
+        self.stalled_until = None;
+        self.nack.forget_before(start);
+    }
+
+    /// A keyframe start after `next` worth jumping to: any, while waiting for a keyframe (nothing before it can be
+    /// decoded); otherwise one whose frame is complete (it ends every wait before it).
+    fn keyframe_after(&self, next: u64) -> Option<u64> {
+        self.packets
+            .range(next + 1..)
+            .rev()
+            .filter(|(_, p)| starts_keyframe(&p.payload))
+            .map(|(seq, _)| *seq)
+            .find(|seq| self.waiting_keyframe || matches!(self.scan(*seq), Scan::Complete(_)))
+    }
+
+    /// How many frames (distinct timestamps) are buffered in `from..to`.
+    fn frames_between(&self, from: u64, to: u64) -> u64 {
+        let mut timestamps: Vec<u32> = self
+            .packets
+            .range(from..to)
+            .map(|(_, p)| p.timestamp)
+            .collect();
+        timestamps.dedup();
+        timestamps.len() as u64
+    }
+
     /// Where the frame that starts at `start` ends, if it can be told yet.
     fn scan(&self, start: u64) -> Scan {
         let arrived_after = |seq: u64| self.highest.is_some_and(|h| h > seq);
         let Some(first) = self.packets.get(&start) else {
             return if arrived_after(start) {
-                Scan::Gap
+                Scan::Gap(start)
             } else {
                 Scan::Pending
             };
@@ -295,7 +390,7 @@ impl FrameAssembler {
             match self.packets.get(&seq) {
                 None => {
                     return if arrived_after(seq) {
-                        Scan::Gap
+                        Scan::Gap(seq)
                     } else {
                         Scan::Pending
                     }
@@ -454,7 +549,7 @@ mod tests {
         out.iter()
             .filter_map(|o| match o {
                 Assembled::Frame(au) => Some(au),
-                Assembled::RequestKeyframe => None,
+                _ => None,
             })
             .collect()
     }
@@ -537,8 +632,11 @@ mod tests {
                 "d2 must wait behind d1"
             );
         }
-        assert_eq!(a.deadline(), Some(t0 + WAIT));
-        assert!(a.poll(t0 + WAIT / 2).is_empty());
+        // The missing packet is asked for at once, and again a round trip later if still missing.
+        let asked = a.deadline().unwrap();
+        assert!(asked < t0 + Duration::from_millis(5));
+        assert_eq!(a.poll(asked), vec![Assembled::Nack(vec![d1[0].0])]);
+        assert!(frames(&a.poll(t0 + WAIT / 2)).is_empty());
         // The retransmission arrives: both frames come out, in order.
         let out = push(&mut a, &d1[0], t0 + WAIT / 2);
         let f = frames(&out);
@@ -596,6 +694,89 @@ mod tests {
     }
 
     #[test]
+    fn waits_for_frames_queued_behind_each_other_overlap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = Sender::new(300);
+        let mut a = FrameAssembler::new(WAIT);
+        for p in s.keyframe(1) {
+            push(&mut a, &p, t0);
+        }
+        let d1 = s.delta(2);
+        let d2 = s.delta(3);
+        let d3 = s.delta(4);
+        push(&mut a, &d1[1], t0); // d1[0] missing from t0
+        push(&mut a, &d2[1], t0 + ms(10)); // d2[0] missing from t0 + 10 ms
+        for p in &d3 {
+            push(&mut a, p, t0 + ms(10));
+        }
+        // d1 is repaired just before its deadline; d2 gets only what is left of its own wait, not a new one.
+        let out = push(&mut a, &d1[0], t0 + WAIT - ms(1));
+        assert_eq!(frames(&out).len(), 1);
+        assert!(frames(&a.poll(t0 + WAIT + ms(9))).is_empty());
+        assert_eq!(a.stats().dropped_frames, 0);
+        let out = a.poll(t0 + WAIT + ms(10));
+        assert!(asks_keyframe(&out));
+        assert!(frames(&out).is_empty());
+        // d2 given up, and d3 with it (it references d2), at once.
+        assert_eq!(a.stats().dropped_frames, 2);
+    }
+
+    #[test]
+    fn a_complete_keyframe_ends_any_wait_before_it() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(7_000);
+        let mut a = FrameAssembler::new(WAIT);
+        for p in s.keyframe(1) {
+            push(&mut a, &p, t0);
+        }
+        let d1 = s.delta(2);
+        push(&mut a, &d1[1], t0); // d1[0] never arrives
+        let key = s.keyframe(3);
+        let out: Vec<_> = key.iter().flat_map(|p| push(&mut a, p, t0)).collect();
+        let f = frames(&out);
+        assert_eq!(f.len(), 1, "no waiting for a frame the keyframe replaces");
+        assert!(f[0].keyframe);
+        assert!(!asks_keyframe(&out));
+        assert_eq!(a.stats().dropped_frames, 1);
+        // The gap is forgotten: nothing more is asked for.
+        assert!(a.poll(t0 + WAIT).is_empty());
+    }
+
+    #[test]
+    fn while_waiting_for_a_keyframe_broken_delta_frames_are_not_waited_for() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = Sender::new(20);
+        let mut a = FrameAssembler::new(WAIT);
+        for p in s.keyframe(1) {
+            push(&mut a, &p, t0);
+        }
+        let lost = s.delta(2);
+        push(&mut a, &lost[1], t0);
+        assert!(asks_keyframe(&a.poll(t0 + WAIT)));
+        // Waiting for a keyframe now: a delta frame with a gap is skipped at once.
+        let broken = s.delta(3);
+        let t1 = t0 + WAIT + ms(5);
+        push(&mut a, &broken[1], t1);
+        let whole = s.delta(4);
+        for p in &whole {
+            push(&mut a, p, t1);
+        }
+        // The keyframe's first packet arrives after its second: the keyframe is jumped to and completes.
+        let key = s.keyframe(5);
+        push(&mut a, &key[1], t1);
+        let out: Vec<_> = [&key[0]]
+            .into_iter()
+            .chain(&key[2..])
+            .flat_map(|p| push(&mut a, p, t1 + ms(1)))
+            .collect();
+        assert_eq!(frames(&out).len(), 1);
+        assert!(frames(&out)[0].keyframe);
+        assert_eq!(a.stats().dropped_frames, 3, "lost, broken and whole");
+    }
+
+    #[test]
     fn keyframe_requests_are_rate_limited() {
         let t0 = Instant::now();
         let mut s = Sender::new(1);
@@ -609,7 +790,6 @@ mod tests {
         assert!(first.is_empty());
         assert_eq!(a.deadline(), Some(t0 + WAIT));
         assert!(asks_keyframe(&a.poll(t0 + WAIT)));
-        assert_eq!(a.deadline(), Some(t0 + WAIT + KEYFRAME_REQUEST_INTERVAL));
         let t1 = t0 + WAIT + Duration::from_millis(10);
         let again: Vec<_> = s
             .delta(2)

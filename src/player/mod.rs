@@ -4,6 +4,8 @@ mod assembler;
 mod audio;
 #[cfg(test)]
 mod media_path_tests;
+mod nack;
+mod playout;
 mod quality;
 mod video;
 
@@ -27,6 +29,10 @@ type Result<T> = std::result::Result<T, ErrorCode>;
 #[derive(Default)]
 pub(super) struct Counters {
     pub video_packets: AtomicU64,
+    /// Video packets the sender sent, by sequence number.
+    pub video_packets_expected: AtomicU64,
+    /// Video packets missing on arrival, before retransmissions repaired them.
+    pub video_packets_missed: AtomicU64,
     pub video_bytes: AtomicU64,
     pub video_frames_received: AtomicU64,
     pub video_frames_decoded: AtomicU64,
@@ -42,6 +48,8 @@ pub(super) struct Counters {
     pub last_delay_us: AtomicU64,
     pub delay_sum_us: AtomicU64,
     pub delay_samples: AtomicU64,
+    /// The playout stage's current target delay (the jitter buffer's depth).
+    pub playout_delay_us: AtomicU64,
     /// Time between frames beyond the freeze threshold, summed.
     pub frozen_us: AtomicU64,
 }

@@ -11,6 +11,8 @@ use crate::transport::stats::{self, TransportStats};
 use crate::transport::Peer;
 
 pub(crate) const INTERVAL: Duration = Duration::from_secs(3);
+/// How often the round trip is sampled between reports.
+const RTT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Cumulative values at one instant; a report is the difference of two.
 #[derive(Default, Clone, Copy)]
@@ -19,6 +21,8 @@ struct Snapshot {
     video_frames_decoded: u64,
     video_frames_rendered: u64,
     video_bytes: u64,
+    video_packets_expected: u64,
+    video_packets_missed: u64,
     audio_packets: u64,
     audio_bytes: u64,
     delay_sum_us: u64,
@@ -35,6 +39,8 @@ impl Snapshot {
             video_frames_decoded: get(&c.video_frames_decoded),
             video_frames_rendered: get(&c.video_frames_rendered),
             video_bytes: get(&c.video_bytes),
+            video_packets_expected: get(&c.video_packets_expected),
+            video_packets_missed: get(&c.video_packets_missed),
             audio_packets: get(&c.audio_packets),
             audio_bytes: get(&c.audio_bytes),
             delay_sum_us: get(&c.delay_sum_us),
@@ -50,8 +56,18 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
     let mut before = Snapshot::take(&shared);
     let mut before_stats = stats::collect(peer.connection().as_ref()).await;
     let mut at = Instant::now();
+    let mut rtt_ticker = tokio::time::interval(RTT_INTERVAL);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = rtt_ticker.tick() => {
+                // Retransmission requests are paced by the round trip: follow it closer than the reports.
+                if let Some(rtt) = stats::collect(peer.connection().as_ref()).await.rtt_ms() {
+                    shared.rtt_ms.store(rtt.round() as u32, Ordering::Relaxed);
+                }
+                continue;
+            }
+        }
         let now = Instant::now();
         let after = Snapshot::take(&shared);
         let after_stats = stats::collect(peer.connection().as_ref()).await;
@@ -86,20 +102,39 @@ fn compute(
     let secs = elapsed.as_secs_f64().max(0.001);
     let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / secs;
     let kbps = |x: u64, y: u64| y.saturating_sub(x) as f64 * 8.0 / 1000.0 / secs;
-    let mut inbound_before = sa.inbound_video;
-    inbound_before.packets += sa.inbound_audio.packets;
-    inbound_before.packets_lost += sa.inbound_audio.packets_lost;
-    let mut inbound_after = sb.inbound_video;
-    inbound_after.packets += sb.inbound_audio.packets;
-    inbound_after.packets_lost += sb.inbound_audio.packets_lost;
-    let loss = stats::interval_loss(&inbound_before, &inbound_after);
+    // The path's loss, before repair: video from the gaps seen on arrival (webrtc's count drops as
+    // retransmissions fill them), audio (never retransmitted) from webrtc's count.
+    let audio_received = sb
+        .inbound_audio
+        .packets
+        .saturating_sub(sa.inbound_audio.packets);
+    let audio_lost = (sb.inbound_audio.packets_lost - sa.inbound_audio.packets_lost).max(0) as u64;
+    let expected = b
+        .video_packets_expected
+        .saturating_sub(a.video_packets_expected)
+        + audio_received
+        + audio_lost;
+    let missed = b
+        .video_packets_missed
+        .saturating_sub(a.video_packets_missed)
+        + audio_lost;
+    let loss = if expected == 0 {
+        0.0
+    } else {
+        (missed as f64 / expected as f64).min(1.0)
+    };
     let rtt_ms = sb.rtt_ms().unwrap_or(0.0);
     // Capture-to-render delay of the frames rendered in this interval (the stamp's clock is the wall clock).
     let samples = b.delay_samples.saturating_sub(a.delay_samples);
     let delay_ms = if samples > 0 {
         b.delay_sum_us.saturating_sub(a.delay_sum_us) as f64 / samples as f64 / 1000.0
     } else {
-        shared.counters.last_delay_us.load(Ordering::Relaxed) as f64 / 1000.0
+        // No stamped frame in this interval: the last one's, or for unstamped video the jitter buffer's depth.
+        let c = &shared.counters;
+        match c.last_delay_us.load(Ordering::Relaxed) {
+            0 => c.playout_delay_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            last => last as f64 / 1000.0,
+        }
     };
     let frozen = b.frozen_us.saturating_sub(a.frozen_us) as f64 / 1e6;
     PlayQuality {

@@ -6,11 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use zego_media::{stamp, H264Decoder};
 
 use super::assembler::{AccessUnit, Assembled, FrameAssembler};
+use super::playout::Playout;
 use super::PlayerShared;
 use crate::event::Event;
 use crate::publisher::unix_micros;
@@ -36,6 +40,7 @@ pub(super) async fn read_track(
 ) {
     let mut media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
     let mut assembler = FrameAssembler::new(nack_wait(shared.rtt_ms.load(Ordering::Relaxed)));
+    tune(&mut assembler, &shared);
     let mut tuned_at = Instant::now();
     loop {
         let deadline = assembler.deadline();
@@ -54,7 +59,11 @@ pub(super) async fn read_track(
                     c.video_packets.fetch_add(1, Ordering::Relaxed);
                     c.video_bytes.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
                     let h = &packet.header;
-                    assembler.push(h.sequence_number, h.timestamp, h.marker, packet.payload, Instant::now())
+                    let out = assembler.push(h.sequence_number, h.timestamp, h.marker, packet.payload, Instant::now());
+                    let (expected, missed) = assembler.expected_and_missed();
+                    c.video_packets_expected.store(expected, Ordering::Relaxed);
+                    c.video_packets_missed.store(missed, Ordering::Relaxed);
+                    out
                 }
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                     tracing::trace!(pt = packet.header.payload_type, "ignoring a packet that is not H.264");
@@ -98,15 +107,40 @@ pub(super) async fn read_track(
                         tracing::debug!("cannot send a keyframe request: {e}");
                     }
                 }
+                Assembled::Nack(missing) => {
+                    tracing::trace!(stream_id = %shared.stream_id, ?missing, "asking for retransmissions");
+                    let nack = TransportLayerNack {
+                        sender_ssrc: 0,
+                        media_ssrc,
+                        nacks: nack_pairs_from_sequence_numbers(&missing),
+                    };
+                    if let Err(e) = track.write_rtcp(vec![Box::new(nack)]).await {
+                        tracing::debug!("cannot send a NACK: {e}");
+                    }
+                }
             }
         }
         // Follow the round trip: the longer it is, the longer a retransmission takes.
-        if tuned_at.elapsed() >= Duration::from_secs(1) {
+        if tuned_at.elapsed() >= Duration::from_millis(500) {
             tuned_at = Instant::now();
-            assembler.set_max_wait(nack_wait(shared.rtt_ms.load(Ordering::Relaxed)));
+            tune(&mut assembler, &shared);
         }
     }
-    tracing::debug!(stream_id = %shared.stream_id, stats = ?assembler.stats(), "video track ended");
+    tracing::debug!(
+        stream_id = %shared.stream_id,
+        stats = ?assembler.stats(),
+        nacks = assembler.nacks_sent(),
+        "video track ended"
+    );
+}
+
+/// Follows the measured round trip (0 until one is known).
+fn tune(assembler: &mut FrameAssembler, shared: &PlayerShared) {
+    let rtt_ms = shared.rtt_ms.load(Ordering::Relaxed);
+    assembler.set_max_wait(nack_wait(rtt_ms));
+    if rtt_ms > 0 {
+        assembler.set_rtt(Duration::from_millis(u64::from(rtt_ms)));
+    }
 }
 
 /// The decode thread: decodes access units in order, reads the capture stamp back from the pixels and delivers
@@ -124,6 +158,7 @@ pub(super) fn decode_thread(
         }
     };
     let mut need_keyframe = false;
+    let mut playout = Playout::default();
     let mut size = (0, 0);
     let mut last_render: Option<Instant> = None;
     while let Ok(au) = rx.recv() {
@@ -168,6 +203,16 @@ pub(super) fn decode_thread(
         }
         if shared.video_muted.load(Ordering::Relaxed) {
             continue;
+        }
+        // Held (at most the playout bound) so that frames repaired late do not make the others stutter.
+        let show_at = playout.schedule(au.rtp_timestamp, au.completed_at);
+        shared
+            .counters
+            .playout_delay_us
+            .store(playout.target().as_micros() as u64, Ordering::Relaxed);
+        let hold = show_at.saturating_duration_since(Instant::now());
+        if !hold.is_zero() {
+            std::thread::sleep(hold);
         }
         let now = Instant::now();
         if let Some(prev) = last_render {

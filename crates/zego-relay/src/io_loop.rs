@@ -294,9 +294,12 @@ impl IoLoop {
         self.next_session_id += 1;
         session.route = route_id;
         self.sessions.insert(id, session);
+        // Asked for now, while the player connects, so that the keyframe usually arrives just after: the encoder
+        // needs its next captured frame and an encode. If it passes before the player could receive it, the player
+        // asks again on connecting (see `on_connected`), after the short join interval.
         if let Some(route) = self.routes.get_mut(&route_id) {
             route.players.push(id);
-            route.keyframes.want();
+            route.keyframes.want_for_join();
         }
         self.serve_keyframe_request(route_id, now, outbox);
         self.update_gauges();
@@ -402,12 +405,12 @@ impl IoLoop {
         if session.is_publisher() || !session.waiting_keyframe() {
             return;
         }
-        // A keyframe that arrived before this player could receive it was lost on it: ask again unless a request
-        // is still on its way.
+        // A keyframe that went by before this player could receive it was lost on it: ask again unless a request
+        // is still on its way (its keyframe will reach this player too).
         let retry = self.options.keyframe_retry_after;
         if let Some(route) = self.routes.get_mut(&route_id) {
             if !route.keyframes.in_flight(now, retry) {
-                route.keyframes.want();
+                route.keyframes.want_for_join();
             }
         }
         self.serve_keyframe_request(route_id, now, outbox);

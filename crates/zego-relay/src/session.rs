@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
@@ -22,6 +22,13 @@ const H264_RTX_PT: u8 = 109;
 const H264_PROFILE_LEVEL_ID: u32 = 0x42e01f;
 const VIDEO_CLOCK_RATE: u32 = 90_000;
 const AUDIO_CLOCK_RATE: u32 = 48_000;
+/// Packets kept per player stream to answer NACKs: over a second of 720p video at several Mb/s.
+const RTX_CACHE_PACKETS: usize = 2000;
+/// A retransmission older than this is too late for any player's frame buffer.
+const RTX_CACHE_AGE: Duration = Duration::from_millis(1500);
+/// Share of a player stream's bytes (over the last second) that may be retransmissions before queued ones are
+/// dropped: 30 % random loss needs about 0.3.
+const RTX_RATIO_CAP: f32 = 0.5;
 
 /// What every session shares: crypto, one DTLS certificate (generating one per peer would cost a key generation
 /// per join), and the address to announce.
@@ -531,9 +538,14 @@ fn player_tracks(
             continue;
         };
         let mut api = rtc.direct_api();
-        let Some((ssrc, rtx)) = api.stream_tx_by_mid(mid, None).map(|s| (s.ssrc(), s.rtx())) else {
+        let Some(stream) = api.stream_tx_by_mid(mid, None) else {
             continue;
         };
+        // str0m's default clears queued retransmissions once they exceed 15 % of the bytes sent in the last
+        // second; a player on a 10-30 % lossy path needs that much and more to be repaired. Players ask once
+        // per round trip (src/player/nack.rs in the SDK), so the cap only guards against a misbehaving one.
+        stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+        let (ssrc, rtx) = (stream.ssrc(), stream.rtx());
         let track = OutTrack {
             ssrc,
             rtx,

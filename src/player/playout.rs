@@ -1,0 +1,201 @@
+//! When to show each decoded video frame, without I/O: the adaptive part of the jitter buffer.
+//!
+//! Frames leave the frame assembler the moment they are complete. On a clean path that is already smooth, and
+//! holding them would only add latency; on a jittery or lossy path some frames complete late (a retransmission
+//! costs a round trip) and, shown on arrival, the picture stutters. So each frame's transit (arrival minus its RTP
+//! time) is compared with the fastest transit of the last couple of seconds, and frames are shown at their RTP
+//! time plus that fastest transit plus a target delay that covers most of the recent excess. The target rises at
+//! once when the path gets worse and decays slowly when it gets better; on a clean path it stays at a few
+//! milliseconds.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Transits are compared over this much recent history.
+const WINDOW: Duration = Duration::from_secs(2);
+/// The share of recent frames the target delay lets through on time.
+const QUANTILE: f64 = 0.95;
+/// How much of the gap to a lower target is closed per frame (a time constant of about 20 frames).
+const DECAY: f64 = 0.05;
+/// The buffer never holds a frame longer than this; later frames are shown on arrival.
+const MAX_TARGET: Duration = Duration::from_millis(400);
+/// A transit this far from the recent ones means the stream restarted (new publisher, clock jump): start over.
+const RESET_AFTER: Duration = Duration::from_secs(3);
+const VIDEO_CLOCK_RATE: f64 = 90_000.0;
+
+#[derive(Debug)]
+pub(crate) struct Playout {
+    /// The first frame's RTP timestamp (unwrapped) and arrival: the origin of media time.
+    origin: Option<(i64, Instant)>,
+    last_ts: i64,
+    /// (arrival, transit in ms relative to the origin) of recent frames.
+    transits: VecDeque<(Instant, f64)>,
+    target_ms: f64,
+}
+
+impl Default for Playout {
+    fn default() -> Self {
+        Playout {
+            origin: None,
+            last_ts: 0,
+            transits: VecDeque::new(),
+            target_ms: 0.0,
+        }
+    }
+}
+
+impl Playout {
+    /// The current target delay over the fastest recent frame.
+    pub fn target(&self) -> Duration {
+        Duration::from_secs_f64(self.target_ms / 1000.0)
+    }
+
+    /// A frame with RTP timestamp `rtp_timestamp` became complete at `arrived`: when to show it (never before
+    /// `arrived`).
+    pub fn schedule(&mut self, rtp_timestamp: u32, arrived: Instant) -> Instant {
+        let Some((origin_ts, origin_at)) = self.origin else {
+            self.restart(rtp_timestamp, arrived);
+            return arrived;
+        };
+        let ts = self.unwrap(rtp_timestamp);
+        let media_ms = (ts - origin_ts) as f64 / VIDEO_CLOCK_RATE * 1000.0;
+        let arrival_ms = signed_ms(arrived, origin_at);
+        let transit = arrival_ms - media_ms;
+        let base = self
+            .transits
+            .iter()
+            .map(|t| t.1)
+            .fold(f64::INFINITY, f64::min);
+        if base.is_finite() && (transit - base).abs() > RESET_AFTER.as_secs_f64() * 1000.0 {
+            self.restart(rtp_timestamp, arrived);
+            return arrived;
+        }
+        while self
+            .transits
+            .front()
+            .is_some_and(|(at, _)| arrived.saturating_duration_since(*at) > WINDOW)
+        {
+            self.transits.pop_front();
+        }
+        self.transits.push_back((arrived, transit));
+        let base = self
+            .transits
+            .iter()
+            .map(|t| t.1)
+            .fold(f64::INFINITY, f64::min);
+
+        let mut excess: Vec<f64> = self.transits.iter().map(|t| t.1 - base).collect();
+        excess.sort_by(f64::total_cmp);
+        let wanted = excess[((excess.len() - 1) as f64 * QUANTILE).round() as usize];
+        self.target_ms = if wanted >= self.target_ms {
+            wanted
+        } else {
+            self.target_ms + (wanted - self.target_ms) * DECAY
+        }
+        .min(MAX_TARGET.as_secs_f64() * 1000.0);
+
+        let show_ms = media_ms + base + self.target_ms;
+        let show_at = if show_ms >= 0.0 {
+            origin_at + Duration::from_secs_f64(show_ms / 1000.0)
+        } else {
+            origin_at
+        };
+        show_at.max(arrived)
+    }
+
+    fn restart(&mut self, rtp_timestamp: u32, arrived: Instant) {
+        self.last_ts = i64::from(rtp_timestamp);
+        self.origin = Some((self.last_ts, arrived));
+        self.transits.clear();
+        self.transits.push_back((arrived, 0.0));
+    }
+
+    /// Unwraps a 32-bit RTP timestamp to the one nearest the previous frame's.
+    fn unwrap(&mut self, rtp_timestamp: u32) -> i64 {
+        let delta = i64::from(rtp_timestamp.wrapping_sub(self.last_ts as u32) as i32);
+        self.last_ts += delta;
+        self.last_ts
+    }
+}
+
+fn signed_ms(a: Instant, b: Instant) -> f64 {
+    if a >= b {
+        a.duration_since(b).as_secs_f64() * 1000.0
+    } else {
+        -(b.duration_since(a).as_secs_f64() * 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: Duration = Duration::from_micros(33_333);
+    const TICKS: u32 = 3000;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn a_steady_stream_is_shown_on_arrival() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        for i in 0..120u32 {
+            let arrived = t0 + FRAME * i;
+            let show = p.schedule((u32::MAX - 10_000).wrapping_add(i * TICKS), arrived); // wraps on the way
+            assert!(show.duration_since(arrived) < ms(1), "frame {i} held");
+        }
+        assert!(p.target() < ms(1));
+    }
+
+    #[test]
+    fn late_frames_raise_the_target_and_the_others_wait_to_stay_smooth() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        // Every tenth frame needs a retransmission and completes 80 ms late.
+        let mut shown = Vec::new();
+        for i in 0..90u32 {
+            let late = if i % 10 == 5 { ms(80) } else { Duration::ZERO };
+            let arrived = t0 + FRAME * i + late;
+            shown.push(p.schedule(i * TICKS, arrived));
+        }
+        assert!(p.target() >= ms(75), "target {:?}", p.target());
+        // Once the buffer has grown, frames are shown a frame interval apart, late ones included.
+        for w in shown[40..].windows(2) {
+            let gap = w[1].duration_since(w[0]);
+            assert!(gap > ms(30) && gap < ms(37), "uneven: {gap:?}");
+        }
+    }
+
+    #[test]
+    fn the_target_decays_when_the_path_recovers_and_is_bounded() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        // A third of a second of frames 900 ms late: far more than the buffer may hold.
+        for i in 0..30u32 {
+            let late = if i >= 20 { ms(900) } else { Duration::ZERO };
+            p.schedule(i * TICKS, t0 + FRAME * i + late);
+        }
+        assert_eq!(p.target(), MAX_TARGET);
+        // Five clean seconds: the slow frames have left the window and the target comes back down.
+        for i in 30..180u32 {
+            p.schedule(i * TICKS, t0 + FRAME * i);
+        }
+        assert!(p.target() < ms(20), "target {:?}", p.target());
+    }
+
+    #[test]
+    fn a_restarted_stream_starts_over() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        for i in 0..30u32 {
+            p.schedule(i * TICKS, t0 + FRAME * i);
+        }
+        // A new publisher: unrelated timestamps.
+        let arrived = t0 + FRAME * 30;
+        assert_eq!(p.schedule(1_234_567_890, arrived), arrived);
+        let next = arrived + FRAME;
+        assert!(p.schedule(1_234_567_890 + TICKS, next).duration_since(next) < ms(1));
+    }
+}
