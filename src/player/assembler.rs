@@ -161,7 +161,7 @@ impl FrameAssembler {
     ) -> Vec<Assembled> {
         let mut out = Vec::new();
         let seq = self.extend(sequence_number);
-        self.nack.on_packet(seq, now);
+        self.nack.on_packet(seq, marker, now);
         // Already decoded or given up: a late retransmission or a duplicate.
         if self.next.is_some_and(|next| seq < next) || payload.is_empty() {
             tracing::trace!(seq = sequence_number, "packet after its frame was done");

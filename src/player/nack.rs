@@ -3,6 +3,15 @@
 //! A gap is asked for as soon as it is seen, then once per round trip while the frame buffer still wants the
 //! packet: asking more often only buys duplicate retransmissions (a relay that sees too many stops answering),
 //! asking less often leaves a lost NACK or retransmission unrepaired until the frame is given up.
+//!
+//! A frame's last packet has no later packet to reveal its loss until the next frame starts, a frame interval
+//! later. So when the newest packet does not end a frame and nothing follows it for a few milliseconds, the next
+//! sequence number is asked for too (the relay ignores it if it never had it).
+//!
+//! On a path that loses a lot, a lost NACK or retransmission is common (one in five at 10% each way), and each costs
+//! a frame a whole extra round trip. There the first request is repeated a moment later: two retransmissions are
+//! lost together far more rarely, for one extra retransmission per lost packet. This is where a little redundancy
+//! pays, like FEC, but only for packets actually lost.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,6 +24,14 @@ const MIN_RETRY: Duration = Duration::from_millis(10);
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 /// A packet is asked for at most this many times.
 const MAX_REQUESTS: u32 = 15;
+/// Above this loss rate the first request is sent twice.
+const REDUNDANT_ABOVE_LOSS: f64 = 0.02;
+/// How far apart the two first requests are, as a share of the round trip (at least `MIN_RETRY`).
+const REDUNDANT_SPACING: f64 = 0.25;
+/// Weight of each packet in the loss rate's moving average (about the last 500 packets).
+const LOSS_WEIGHT: f64 = 1.0 / 500.0;
+/// The newest packet does not end a frame and nothing followed it for this long: its successor is probably lost.
+const TAIL_WAIT: Duration = Duration::from_millis(8);
 /// More missing packets than this is a broken stream, not loss to repair: the oldest are forgotten.
 const MAX_MISSING: usize = 1000;
 
@@ -39,6 +56,10 @@ pub(crate) struct NackRequester {
     pub expected: u64,
     /// Sequence numbers seen missing when a later one arrived, before any repair: the path's loss.
     pub gaps: u64,
+    /// Moving average of the path's loss, before repair.
+    loss: f64,
+    /// When to ask for the packet after the newest one, which did not end its frame.
+    tail_probe: Option<Instant>,
 }
 
 impl NackRequester {
@@ -47,9 +68,20 @@ impl NackRequester {
         self.rtt = Some(rtt);
     }
 
-    /// A packet arrived: it is no longer missing, and any sequence numbers it skipped now are.
-    pub fn on_packet(&mut self, seq: u64, now: Instant) {
-        self.missing.remove(&seq);
+    /// A packet arrived: it is no longer missing, and any sequence numbers it skipped now are. `marker` says it
+    /// ends a frame.
+    pub fn on_packet(&mut self, seq: u64, marker: bool, now: Instant) {
+        if self.highest.is_none_or(|h| seq > h) {
+            self.tail_probe = (!marker).then_some(now + TAIL_WAIT);
+        }
+        if let Some(m) = self.missing.remove(&seq) {
+            tracing::trace!(
+                seq,
+                requests = m.requests,
+                repaired_after_ms = now.duration_since(m.seen).as_secs_f64() * 1000.0,
+                "missing packet arrived"
+            );
+        }
         match self.highest {
             None => {
                 self.highest = Some(seq);
@@ -57,17 +89,19 @@ impl NackRequester {
             }
             Some(highest) if seq > highest => {
                 self.expected += seq - highest;
-                self.gaps += seq - highest - 1;
+                let lost = seq - highest - 1;
+                self.gaps += lost;
+                let keep = (1.0 - LOSS_WEIGHT).powi((seq - highest).min(1000) as i32);
+                self.loss =
+                    self.loss * keep + (1.0 - keep) * (lost as f64 / (seq - highest) as f64);
                 let from = (highest + 1).max(seq.saturating_sub(MAX_MISSING as u64));
                 for lost in from..seq {
-                    self.missing.insert(
-                        lost,
-                        Missing {
-                            seen: now,
-                            due: now + FIRST_REQUEST_DELAY,
-                            requests: 0,
-                        },
-                    );
+                    // Already there when it was asked for as a frame's probable tail.
+                    self.missing.entry(lost).or_insert(Missing {
+                        seen: now,
+                        due: now + FIRST_REQUEST_DELAY,
+                        requests: 0,
+                    });
                 }
                 while self.missing.len() > MAX_MISSING {
                     self.missing.pop_first();
@@ -94,17 +128,38 @@ impl NackRequester {
             .values()
             .filter(|m| m.requests < MAX_REQUESTS)
             .map(|m| m.due)
+            .chain(self.tail_probe)
             .min()
+    }
+
+    /// The path's recent loss rate before repair (a moving average over about 500 packets).
+    pub fn loss(&self) -> f64 {
+        self.loss
     }
 
     /// The sequence numbers to ask for now, in order.
     pub fn poll(&mut self, now: Instant) -> Vec<u16> {
+        if let (Some(due), Some(highest)) = (self.tail_probe, self.highest) {
+            if due <= now {
+                self.tail_probe = None;
+                self.missing.entry(highest + 1).or_insert(Missing {
+                    seen: now,
+                    due: now,
+                    requests: 0,
+                });
+            }
+        }
         let retry = self.retry_interval();
+        let redundant = (self.loss > REDUNDANT_ABOVE_LOSS)
+            .then(|| retry.mul_f64(REDUNDANT_SPACING).max(MIN_RETRY));
         let mut out = Vec::new();
         for (seq, m) in self.missing.iter_mut() {
             if m.due <= now && m.requests < MAX_REQUESTS {
                 m.requests += 1;
-                m.due = now + retry;
+                m.due = match redundant {
+                    Some(spacing) if m.requests == 1 => now + spacing,
+                    _ => now + retry,
+                };
                 out.push(*seq as u16);
             }
         }
@@ -130,10 +185,10 @@ mod tests {
         let t0 = Instant::now();
         let mut n = NackRequester::default();
         n.set_rtt(MS(100));
-        n.on_packet(10, t0);
-        n.on_packet(11, t0);
+        n.on_packet(10, true, t0);
+        n.on_packet(11, true, t0);
         assert_eq!(n.deadline(), None, "nothing missing");
-        n.on_packet(14, t0);
+        n.on_packet(14, true, t0);
         assert_eq!(n.deadline(), Some(t0 + FIRST_REQUEST_DELAY));
         assert!(n.poll(t0).is_empty(), "a burst gets a moment to finish");
         let t1 = t0 + FIRST_REQUEST_DELAY;
@@ -145,7 +200,7 @@ mod tests {
         let retry = n.deadline().unwrap();
         assert!(retry >= t1 + MS(100) && retry <= t1 + MS(140));
         // 12 is repaired; 13 is asked for again.
-        n.on_packet(12, t1 + MS(101));
+        n.on_packet(12, true, t1 + MS(101));
         assert_eq!(n.poll(retry), vec![13]);
         assert_eq!(n.missing_since(13), Some(t0));
         assert_eq!(n.missing_since(12), None);
@@ -154,11 +209,54 @@ mod tests {
     }
 
     #[test]
+    fn on_a_lossy_path_the_first_request_is_repeated_soon() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::default();
+        n.set_rtt(MS(100));
+        // One packet in ten lost.
+        let mut seq = 0;
+        for i in 0..2000u64 {
+            seq += if i % 9 == 8 { 2 } else { 1 };
+            n.on_packet(seq, true, t0);
+        }
+        assert!((n.loss() - 0.1).abs() < 0.02, "loss {}", n.loss());
+        n.forget_before(seq + 1);
+        n.on_packet(seq + 2, true, t0);
+        let t1 = t0 + FIRST_REQUEST_DELAY;
+        assert_eq!(n.poll(t1), vec![(seq + 1) as u16]);
+        let again = n.deadline().unwrap();
+        assert!(
+            again <= t1 + MS(40),
+            "redundant request after {:?}",
+            again - t1
+        );
+        assert_eq!(n.poll(again).len(), 1);
+        // Then once per round trip.
+        assert!(n.deadline().unwrap() >= again + MS(100));
+    }
+
+    #[test]
+    fn a_frame_whose_tail_is_late_gets_its_next_packet_asked_for() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::default();
+        n.on_packet(1, true, t0);
+        n.on_packet(2, false, t0); // a frame's first packet; the rest may follow
+        assert_eq!(n.deadline(), Some(t0 + TAIL_WAIT));
+        n.on_packet(3, false, t0 + MS(2));
+        assert!(n.poll(t0 + MS(9)).is_empty(), "packets kept coming");
+        assert_eq!(n.poll(t0 + MS(2) + TAIL_WAIT), vec![4]);
+        // The next frame reveals 4 and 5 as lost: 4 is not asked for twice at once, 5 is new.
+        n.on_packet(6, false, t0 + MS(20));
+        assert_eq!(n.poll(t0 + MS(23)), vec![5]);
+        assert_eq!(n.gaps, 2);
+    }
+
+    #[test]
     fn forgotten_packets_are_not_asked_for() {
         let t0 = Instant::now();
         let mut n = NackRequester::default();
-        n.on_packet(100, t0);
-        n.on_packet(105, t0);
+        n.on_packet(100, true, t0);
+        n.on_packet(105, true, t0);
         n.forget_before(103);
         assert_eq!(n.poll(t0 + MS(5)), vec![103, 104]);
         n.forget_before(106);
@@ -170,10 +268,10 @@ mod tests {
         let t0 = Instant::now();
         let mut n = NackRequester::default();
         n.set_rtt(Duration::ZERO);
-        n.on_packet(1, t0);
-        n.on_packet(3, t0);
-        n.on_packet(2, t0); // reordered: no longer missing
-        n.on_packet(5, t0);
+        n.on_packet(1, true, t0);
+        n.on_packet(3, true, t0);
+        n.on_packet(2, true, t0); // reordered: no longer missing
+        n.on_packet(5, true, t0);
         let mut t = t0;
         let mut asked = 0;
         while let Some(due) = n.deadline() {
@@ -188,8 +286,8 @@ mod tests {
     fn a_huge_jump_keeps_the_missing_set_bounded() {
         let t0 = Instant::now();
         let mut n = NackRequester::default();
-        n.on_packet(0, t0);
-        n.on_packet(50_000, t0);
+        n.on_packet(0, true, t0);
+        n.on_packet(50_000, true, t0);
         assert_eq!(n.missing.len(), MAX_MISSING);
         assert!(n.missing_since(49_999).is_some());
         assert!(n.missing_since(1).is_none());

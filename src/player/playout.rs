@@ -94,6 +94,11 @@ impl Playout {
         }
         .min(MAX_TARGET.as_secs_f64() * 1000.0);
 
+        tracing::trace!(
+            excess_ms = transit - base,
+            target_ms = self.target_ms,
+            "frame transit"
+        );
         let show_ms = media_ms + base + self.target_ms;
         let show_at = if show_ms >= 0.0 {
             origin_at + Duration::from_secs_f64(show_ms / 1000.0)

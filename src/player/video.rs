@@ -23,12 +23,19 @@ use crate::transport::peer::H264_PAYLOAD_TYPE;
 /// A frame later than this after the previous one counts as a freeze.
 const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
 
-/// How long a gap may hold a frame back waiting for its retransmission: a NACK goes out within 20 ms and is
-/// repeated every 20 ms, and each answer takes a round trip; the margin covers a lost NACK or retransmission.
-/// Giving up costs far more (every frame until the next keyframe), so the wait errs long.
+/// How long a gap may hold a frame back waiting for its retransmission: a missing packet is asked for at once and
+/// then about once per round trip (src/player/nack.rs), so this leaves three rounds for a lost NACK or a lost
+/// retransmission. Giving up costs far more (every frame until the next keyframe, which itself needs repairing on a
+/// lossy path), so the wait errs long; before the round trip is known it assumes a long one.
 pub(super) fn nack_wait(rtt_ms: u32) -> Duration {
-    Duration::from_millis((u64::from(rtt_ms) * 2 + 150).clamp(180, 600))
+    if rtt_ms == 0 {
+        return UNKNOWN_RTT_WAIT;
+    }
+    Duration::from_millis((u64::from(rtt_ms) * 3 + 100).clamp(200, 800))
 }
+
+/// The wait for a retransmission before any round trip is measured.
+const UNKNOWN_RTT_WAIT: Duration = Duration::from_millis(500);
 
 /// Reads the video track until it ends, assembling access units for the decode thread and sending keyframe
 /// requests.
