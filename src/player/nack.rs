@@ -132,11 +132,6 @@ impl NackRequester {
             .min()
     }
 
-    /// The path's recent loss rate before repair (a moving average over about 500 packets).
-    pub fn loss(&self) -> f64 {
-        self.loss
-    }
-
     /// The sequence numbers to ask for now, in order.
     pub fn poll(&mut self, now: Instant) -> Vec<u16> {
         if let (Some(due), Some(highest)) = (self.tail_probe, self.highest) {
@@ -219,7 +214,7 @@ mod tests {
             seq += if i % 9 == 8 { 2 } else { 1 };
             n.on_packet(seq, true, t0);
         }
-        assert!((n.loss() - 0.1).abs() < 0.02, "loss {}", n.loss());
+        assert!((n.loss - 0.1).abs() < 0.02, "loss {}", n.loss);
         n.forget_before(seq + 1);
         n.on_packet(seq + 2, true, t0);
         let t1 = t0 + FIRST_REQUEST_DELAY;

@@ -114,8 +114,7 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             Ok(packet) => {
                 let sample = EncodedSample {
                     data: Bytes::from(packet),
-                    duration: FRAME,
-                    skipped: unsent,
+                    duration: FRAME * (1 + u32::from(unsent)),
                     keyframe: false,
                 };
                 unsent = 0;

@@ -11,6 +11,7 @@ use zego_media::{H264Config, H264Encoder};
 use super::scale::scale_i420;
 use super::{EncodedSample, Shared};
 use crate::config::VideoConfig;
+use crate::transport::congestion::audio_wire_bps;
 
 /// The encoder settings a video config asks for.
 pub(super) fn h264_config(cfg: &VideoConfig) -> H264Config {
@@ -23,21 +24,70 @@ pub(super) fn h264_config(cfg: &VideoConfig) -> H264Config {
     }
 }
 
-/// Frames that were due between two sent frames but not sent (dropped or muted), from their capture times, so
-/// the RTP timestamps keep following real time.
-pub(super) fn frames_skipped(previous_us: Option<u64>, current_us: u64, period: Duration) -> u16 {
-    let Some(previous) = previous_us else {
-        return 0;
-    };
-    let period_us = period.as_micros().max(1) as u64;
-    let gap = current_us.saturating_sub(previous);
-    let periods = (gap + period_us / 2) / period_us;
-    periods.saturating_sub(1).min(u64::from(u16::MAX)) as u16
+/// Whether the encoder should take a new bitrate: the estimate moves a little with every feedback report, and
+/// the encoder's rate control settles better on fewer, larger steps. Reaching the configured bitrate always counts.
+pub(super) fn bitrate_worth_changing(have: u32, want: u32, configured: u32) -> bool {
+    if have == want {
+        return false;
+    }
+    want == configured || f64::from(have.abs_diff(want)) > f64::from(have) * 0.05
+}
+
+/// The interval from the previous sent frame to this one, by capture time (one frame period for the first): the
+/// RTP clock's step, see [`super::EncodedSample::duration`].
+pub(super) fn capture_interval(
+    previous_us: Option<u64>,
+    current_us: u64,
+    period: Duration,
+) -> Duration {
+    match previous_us {
+        Some(previous) if current_us > previous => {
+            Duration::from_micros(current_us - previous).min(MAX_CLOCK_STEP)
+        }
+        _ => period,
+    }
+}
+
+/// A longer pause (a stalled source) does not move the RTP clock further: the receiver resynchronizes anyway.
+const MAX_CLOCK_STEP: Duration = Duration::from_secs(5);
+
+/// Keeps what the encoder produces within its target while congestion control limits it: OpenH264 without frame
+/// skipping overshoots a low target (and a keyframe is several frames' worth), so frames are left out while the
+/// output is ahead of the target by more than `MAX_AHEAD`. The RTP timestamps follow capture time regardless.
+#[derive(Debug, Default)]
+pub(super) struct FrameDropper {
+    /// Bits produced beyond the target, leaking at the target rate.
+    ahead_bits: f64,
+    last_us: Option<u64>,
+}
+
+impl FrameDropper {
+    const MAX_AHEAD: Duration = Duration::from_millis(250);
+
+    /// Whether to leave out the frame captured at `capture_us` under a `target_bps` budget.
+    pub fn skip(&mut self, capture_us: u64, target_bps: u32) -> bool {
+        let elapsed_s = self
+            .last_us
+            .map_or(0.0, |last| capture_us.saturating_sub(last) as f64 / 1e6);
+        self.last_us = Some(capture_us);
+        let target = f64::from(target_bps);
+        self.ahead_bits = (self.ahead_bits - elapsed_s * target).max(0.0);
+        self.ahead_bits > target * Self::MAX_AHEAD.as_secs_f64()
+    }
+
+    pub fn encoded(&mut self, bytes: usize) {
+        self.ahead_bits += bytes as f64 * 8.0;
+    }
+
+    pub fn reset(&mut self) {
+        *self = FrameDropper::default();
+    }
 }
 
 pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut encoder: Option<H264Encoder> = None;
     let mut last_sent_capture_us: Option<u64> = None;
+    let mut dropper = FrameDropper::default();
     while !stop.load(Ordering::Acquire) {
         let Some(captured) = shared.frames.take(super::capture::IDLE) else {
             continue;
@@ -46,13 +96,30 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             // Not publishing: the next publish starts with a fresh encoder (and so a keyframe).
             encoder = None;
             last_sent_capture_us = None;
+            dropper.reset();
             continue;
         };
         if shared.video_muted.load(Ordering::Relaxed) {
             continue;
         }
-        let cfg = shared.settings.lock().video;
-        let want = h264_config(&cfg);
+        let (cfg, audio_kbps) = {
+            let settings = shared.settings.lock();
+            (settings.video, settings.audio.bitrate_kbps)
+        };
+        let mut want = h264_config(&cfg);
+        let congestion = shared.congestion.lock().clone();
+        if let Some(congestion) = congestion {
+            want.bitrate_bps =
+                congestion.video_bitrate(want.bitrate_bps, audio_wire_bps(audio_kbps));
+        }
+        let limited = want.bitrate_bps < cfg.bitrate_kbps * 1000;
+        if dropper.skip(captured.frame.capture_time_us, want.bitrate_bps) && limited {
+            shared
+                .counters
+                .video_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let reuse = encoder.as_ref().is_some_and(|e| {
             let have = e.config();
             (have.width, have.height, have.fps, have.keyframe_interval)
@@ -72,7 +139,11 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let Some(enc) = encoder.as_mut() else {
             continue;
         };
-        if enc.config().bitrate_bps != want.bitrate_bps {
+        if bitrate_worth_changing(
+            enc.config().bitrate_bps,
+            want.bitrate_bps,
+            cfg.bitrate_kbps * 1000,
+        ) {
             enc.set_bitrate(want.bitrate_bps);
         }
         let source = &captured.frame;
@@ -97,17 +168,18 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let force_keyframe = shared.keyframe_requested.swap(false, Ordering::AcqRel);
         match enc.encode(frame, force_keyframe) {
             Ok(Some(encoded)) => {
+                dropper.encoded(encoded.data.len());
                 shared
                     .counters
                     .video_encoded
                     .fetch_add(1, Ordering::Relaxed);
                 let period = Duration::from_secs_f64(1.0 / f64::from(cfg.fps.max(1)));
-                let skipped = frames_skipped(last_sent_capture_us, frame.capture_time_us, period);
+                let duration =
+                    capture_interval(last_sent_capture_us, frame.capture_time_us, period);
                 last_sent_capture_us = Some(frame.capture_time_us);
                 let sample = EncodedSample {
                     data: Bytes::from(encoded.data),
-                    duration: period,
-                    skipped,
+                    duration,
                     keyframe: encoded.keyframe,
                 };
                 if sink.send(sample).is_err() {
@@ -128,13 +200,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn skipped_frames_follow_capture_time() {
+    fn the_rtp_clock_steps_by_the_capture_interval() {
         let p = Duration::from_millis(50);
-        assert_eq!(frames_skipped(None, 1_000_000, p), 0);
-        assert_eq!(frames_skipped(Some(1_000_000), 1_050_000, p), 0);
-        assert_eq!(frames_skipped(Some(1_000_000), 1_048_000, p), 0);
-        assert_eq!(frames_skipped(Some(1_000_000), 1_200_000, p), 3);
-        assert_eq!(frames_skipped(Some(2_000_000), 1_000_000, p), 0);
+        let ms = Duration::from_millis;
+        assert_eq!(capture_interval(None, 1_000_000, p), p);
+        assert_eq!(capture_interval(Some(1_000_000), 1_048_000, p), ms(48));
+        // Three frames dropped: the clock jumps over them, and no sequence number is spent on them.
+        assert_eq!(capture_interval(Some(1_000_000), 1_200_000, p), ms(200));
+        assert_eq!(capture_interval(Some(2_000_000), 1_000_000, p), p);
+        assert_eq!(capture_interval(Some(0), 60_000_000, p), MAX_CLOCK_STEP);
+    }
+
+    #[test]
+    fn frames_are_left_out_while_the_output_runs_ahead_of_the_target() {
+        let mut d = FrameDropper::default();
+        let period_us = 33_333;
+        // 1 Mb/s: 250 kbit may run ahead. A 400 kbit keyframe puts the output 150 kbit too far ahead, which takes
+        // 150 ms to drain.
+        assert!(!d.skip(0, 1_000_000));
+        d.encoded(50_000);
+        let skipped: Vec<bool> = (1..=8).map(|i| d.skip(i * period_us, 1_000_000)).collect();
+        assert_eq!(
+            skipped,
+            [true, true, true, true, false, false, false, false]
+        );
+        // Output at the target never skips.
+        let mut d = FrameDropper::default();
+        for i in 0..100u64 {
+            assert!(!d.skip(i * period_us, 1_000_000));
+            d.encoded(1_000_000 / 8 / 30);
+        }
+    }
+
+    #[test]
+    fn the_bitrate_changes_in_steps() {
+        assert!(!bitrate_worth_changing(1_000_000, 1_000_000, 2_500_000));
+        assert!(!bitrate_worth_changing(1_000_000, 1_030_000, 2_500_000));
+        assert!(bitrate_worth_changing(1_000_000, 900_000, 2_500_000));
+        assert!(bitrate_worth_changing(2_450_000, 2_500_000, 2_500_000));
     }
 
     #[test]

@@ -37,8 +37,10 @@ use zego_protocol::error::{self, ErrorCode};
 use self::mailbox::Mailbox;
 use crate::config::{AudioConfig, AudioSourceType, PublishChannel, VideoConfig, VideoSourceType};
 use crate::event::{Event, EventSender};
+use crate::transport::congestion::{audio_wire_bps, CongestionState};
+use crate::transport::peer::Congestion;
 use crate::transport::peer::{codecs, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
-use crate::transport::{MediaNotice, Peer, PeerRole, TransportConfig};
+use crate::transport::{MediaNotice, Peer, TransportConfig};
 
 type Result<T> = std::result::Result<T, ErrorCode>;
 
@@ -67,9 +69,11 @@ pub(super) struct Captured {
 /// Encoded media on its way to the sending task.
 pub(super) struct EncodedSample {
     pub data: Bytes,
+    /// How far the RTP clock advances after this sample. webrtc adds a sample's duration after packetizing it, and
+    /// can only jump the clock over unsent frames by also skipping sequence numbers (which a receiver takes for
+    /// loss it can never repair), so each sample carries the interval that preceded it: the RTP clock follows
+    /// capture time one sample behind, and never drifts from it when frames are dropped or muted.
     pub duration: Duration,
-    /// Frames not sent just before this one (muted or dropped), for the RTP timestamp.
-    pub skipped: u16,
     pub keyframe: bool,
 }
 
@@ -82,7 +86,8 @@ pub(super) struct Sink {
 #[derive(Default)]
 pub(super) struct Counters {
     pub video_captured: AtomicU64,
-    /// Captured frames replaced in the mailbox before the encoder took them.
+    /// Captured frames never encoded: replaced in the mailbox before the encoder took them, or left out to keep the
+    /// output within the congestion controller's target.
     pub video_dropped: AtomicU64,
     pub video_encoded: AtomicU64,
     pub video_sent: AtomicU64,
@@ -103,6 +108,8 @@ pub(super) struct Shared {
     pub audio_muted: AtomicBool,
     pub keyframe_requested: AtomicBool,
     pub sink: Mutex<Option<Sink>>,
+    /// The congestion controller of the current transport: the encoder follows its estimate.
+    pub congestion: Mutex<Option<Arc<CongestionState>>>,
     /// Capture -> encoder, newest frame wins.
     pub frames: Mailbox<Captured>,
     pub counters: Counters,
@@ -217,6 +224,7 @@ impl Publisher {
                 audio_muted: AtomicBool::new(false),
                 keyframe_requested: AtomicBool::new(false),
                 sink: Mutex::new(None),
+                congestion: Mutex::new(None),
                 frames: Mailbox::default(),
                 counters: Counters::default(),
                 first_frame_reported: AtomicBool::new(false),
@@ -343,12 +351,24 @@ impl Publisher {
         let on_failure = Box::new(move || {
             let _ = notices.send(MediaNotice::PublisherTransportFailed { channel });
         });
-        let peer = Peer::new(
+        let (video_bps, audio_bps) = {
+            let settings = self.shared.settings.lock();
+            (
+                settings.video.bitrate_kbps * 1000,
+                audio_wire_bps(settings.audio.bitrate_kbps),
+            )
+        };
+        let congestion = CongestionState::new(video_bps, audio_bps);
+        *self.shared.congestion.lock() = Some(congestion.clone());
+        let peer = Peer::new_publisher(
             &self.transport,
-            PeerRole::Publisher,
+            Congestion {
+                state: congestion,
+                video_bps,
+                audio_bps,
+            },
             self.runtime.clone(),
             on_failure,
-            None,
         )
         .await
         .map_err(|e| {
@@ -515,6 +535,7 @@ impl Publisher {
             return;
         };
         *self.shared.sink.lock() = None;
+        *self.shared.congestion.lock() = None;
         session.peer.mark_closing();
         // On its own task, so a caller that stops waiting (a timeout) does not leave the teardown half done.
         let channel = self.shared.channel;

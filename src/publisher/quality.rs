@@ -1,5 +1,7 @@
 //! PublisherQualityUpdate every few seconds while publishing: frame rates and bitrates from the pipeline's own
-//! counters, round trip and loss from the relay's RTCP receiver reports (webrtc statistics).
+//! counters; uplink loss from the relay's transport-wide feedback, which names every packet that did not arrive
+//! (its receiver reports count a packet repaired by retransmission as received, so they show ~0% on a lossy
+//! uplink); round trip from RTCP; the encoder's bitrate after congestion control.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::event::{Event, PublishQuality};
+use crate::transport::congestion::CongestionState;
 use crate::transport::stats::{self, TransportStats};
 use crate::transport::Peer;
 
@@ -42,33 +45,55 @@ impl Snapshot {
 /// Reports until aborted (the transport's close).
 pub(super) async fn report(peer: Arc<Peer>, shared: Arc<Shared>, stream_id: String) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
+    let congestion = shared.congestion.lock().clone();
+    let feedback = |c: &Option<Arc<CongestionState>>| c.as_ref().map(|c| c.feedback());
     let mut before = Snapshot::take(&shared);
+    let mut before_feedback = feedback(&congestion);
     let mut at = Instant::now();
     loop {
         ticker.tick().await;
         let now = Instant::now();
         let after = Snapshot::take(&shared);
+        let after_feedback = feedback(&congestion);
         let transport = stats::collect(peer.connection().as_ref()).await;
-        let bitrate_kbps = f64::from(shared.settings.lock().video.bitrate_kbps);
+        let target_kbps = match &congestion {
+            Some(c) => c.encoder_bps() as f64 / 1000.0,
+            None => f64::from(shared.settings.lock().video.bitrate_kbps),
+        };
+        let uplink_loss = after_feedback
+            .zip(before_feedback)
+            .and_then(|(a, b)| a.loss_since(&b));
         let quality = compute(
             &before,
             &after,
             &transport,
+            uplink_loss,
             now.duration_since(at),
-            bitrate_kbps,
+            target_kbps,
+        );
+        tracing::debug!(
+            ?shared.channel,
+            video_kbps = quality.video_kbps.round(),
+            target_kbps = quality.target_bitrate_kbps.round(),
+            estimate_kbps = congestion.as_ref().map(|c| (c.target_bps() / 1000.0).round()),
+            loss = quality.packet_lost_rate,
+            rtx_dropped = congestion.as_ref().map(|c| c.rtx_dropped()),
+            "publish quality"
         );
         shared.events.send(Event::PublisherQualityUpdate {
             stream_id: stream_id.clone(),
             quality,
         });
-        (before, at) = (after, now);
+        (before, before_feedback, at) = (after, after_feedback, now);
     }
 }
 
+/// `uplink_loss`: the share of packets the relay's feedback reported lost over the interval, when it reported any.
 fn compute(
     a: &Snapshot,
     b: &Snapshot,
     t: &TransportStats,
+    uplink_loss: Option<f64>,
     elapsed: Duration,
     target_kbps: f64,
 ) -> PublishQuality {
@@ -76,9 +101,8 @@ fn compute(
     let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / secs;
     let kbps = |x: u64, y: u64| y.saturating_sub(x) as f64 * 8.0 / 1000.0 / secs;
     let rtt_ms = t.rtt_ms().unwrap_or(0.0);
-    let loss = t
-        .outbound_video
-        .remote_fraction_lost
+    let loss = uplink_loss
+        .or(t.outbound_video.remote_fraction_lost)
         .or(t.outbound_audio.remote_fraction_lost)
         .unwrap_or(0.0);
     PublishQuality {
@@ -118,12 +142,16 @@ mod tests {
         let mut t = TransportStats::default();
         t.outbound_video.remote_rtt_s = Some(0.004);
         t.outbound_video.remote_fraction_lost = Some(0.02);
-        let q = compute(&a, &b, &t, Duration::from_secs(3), 600.0);
+        let q = compute(&a, &b, &t, None, Duration::from_secs(3), 600.0);
         assert!((q.video_capture_fps - 15.0).abs() < 1e-9);
         assert!((q.video_kbps - 600.0).abs() < 1e-9);
         assert!((q.audio_send_fps - 50.0).abs() < 1e-9);
         assert_eq!(q.rtt_ms, 4);
         assert_eq!(q.level, 1);
         assert_eq!(q.target_bitrate_kbps, 600.0);
+        // Transport-wide feedback, when there is some, is the truth about the uplink.
+        let q = compute(&a, &b, &t, Some(0.1), Duration::from_secs(3), 600.0);
+        assert_eq!(q.packet_lost_rate, 0.1);
+        assert_eq!(q.level, 3);
     }
 }

@@ -33,7 +33,6 @@ pub(super) async fn send(
         let sample = Sample {
             data: s.data,
             duration: s.duration,
-            prev_dropped_packets: s.skipped,
             ..Sample::new(Instant::now())
         };
         match track

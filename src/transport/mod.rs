@@ -1,6 +1,7 @@
 //! WebRTC transport of the media path: one webrtc `PeerConnection` per published or played stream, through the
 //! server's relay (ICE-lite, one UDP port).
 
+pub(crate) mod congestion;
 mod keyframe_requests;
 pub(crate) mod peer;
 mod runtime;

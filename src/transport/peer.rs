@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder, Slot,
+    CongestionControlBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
+    Slot, TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX,
 };
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::watch;
@@ -23,6 +24,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
+use super::congestion::{CongestionState, FeedbackCounter, SendPacer, WithRepairStreams};
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
 use super::runtime::HandleRuntime;
 use super::TransportConfig;
@@ -40,9 +42,29 @@ pub(crate) const AUDIO_CLOCK_RATE: u32 = 48_000;
 const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long ICE + DTLS may take after the answer.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// NACKs go out this often while packets are missing: a retransmission can fill a gap within about this time
-/// plus a round trip (webrtc's default of 100 ms would hold every repaired frame that long).
-const NACK_INTERVAL: Duration = Duration::from_millis(20);
+/// ICE liveness. webrtc 0.21 counts only STUN toward "last received" (media and RTCP do not refresh it), so the
+/// connection lives on keepalive answers alone: with 30% loss each way a check succeeds only half the time, and
+/// checks a second apart left four seconds without an answer often enough to drop a healthy but lossy path.
+/// Checks every 250 ms make twelve misses in a row (three seconds) improbable even then; they cost ~100 bytes each.
+const ICE_KEEPALIVE: Duration = Duration::from_millis(250);
+const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
+const ICE_FAILED_AFTER: Duration = Duration::from_secs(7);
+/// A disconnected connection may come back (the next keepalive answer does it); it counts as lost only if it has
+/// not within this time.
+const DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
+/// Where the feedback counter sits: just application-ward of the congestion controller.
+const FEEDBACK_COUNTER_SLOT: usize = 1_500;
+/// The transport-wide congestion control header extension (the relay reports every packet's arrival).
+const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// Congestion control of a publishing peer: the stream it is sized for and where its estimate goes.
+pub(crate) struct Congestion {
+    pub state: Arc<CongestionState>,
+    pub video_bps: u32,
+    /// Audio on the wire, headers included.
+    pub audio_bps: u32,
+}
 
 /// Which direction a peer carries media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +88,22 @@ struct Events {
     failure_reported: AtomicBool,
     on_failure: FailureCallback,
     on_track: Option<TrackCallback>,
+    runtime: tokio::runtime::Handle,
+    /// Itself, for the task that waits out a disconnection.
+    me: std::sync::Weak<Events>,
+}
+
+impl Events {
+    /// Reports the loss of a connection that had been up, once, unless we closed it ourselves.
+    fn report_failure(&self, state: RTCPeerConnectionState) {
+        if self.connected.load(Ordering::Acquire)
+            && !self.closing.load(Ordering::Acquire)
+            && !self.failure_reported.swap(true, Ordering::AcqRel)
+        {
+            tracing::warn!(%state, "media transport lost after it had connected");
+            (self.on_failure)();
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -76,22 +114,38 @@ impl PeerConnectionEventHandler for Events {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "peer connection state");
+        self.state.send_replace(state);
         match state {
             RTCPeerConnectionState::Connected => self.connected.store(true, Ordering::Release),
             // Closed without our close: the remote ended it.
-            RTCPeerConnectionState::Disconnected
-            | RTCPeerConnectionState::Failed
-            | RTCPeerConnectionState::Closed
-                if self.connected.load(Ordering::Acquire)
-                    && !self.closing.load(Ordering::Acquire)
-                    && !self.failure_reported.swap(true, Ordering::AcqRel) =>
-            {
-                tracing::warn!(%state, "media transport lost after it had connected");
-                (self.on_failure)();
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                self.report_failure(state)
+            }
+            // Lost only if it stays so: a lossy path dips here and comes back with the next keepalive answer.
+            RTCPeerConnectionState::Disconnected if self.connected.load(Ordering::Acquire) => {
+                let mut watch = self.state.subscribe();
+                let recovered = async move {
+                    watch
+                        .wait_for(|s| *s == RTCPeerConnectionState::Connected)
+                        .await
+                        .is_ok()
+                };
+                let events = self.me.clone();
+                self.runtime.spawn(async move {
+                    if !matches!(
+                        tokio::time::timeout(DISCONNECTED_GRACE, recovered).await,
+                        Ok(true)
+                    ) {
+                        if let Some(events) = events.upgrade() {
+                            events.report_failure(RTCPeerConnectionState::Disconnected);
+                        }
+                    } else {
+                        tracing::debug!("the peer connection recovered from disconnected");
+                    }
+                });
             }
             _ => {}
         }
-        self.state.send_replace(state);
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -120,11 +174,40 @@ impl Peer {
         on_failure: FailureCallback,
         on_track: Option<TrackCallback>,
     ) -> Result<Peer, PeerError> {
-        let mut media = media_engine().map_err(|e| format!("media engine: {e}"))?;
-        let registry = interceptors(&mut media, role);
+        Peer::build(config, role, None, runtime, on_failure, on_track).await
+    }
+
+    /// A publishing peer whose send rate follows the relay's transport-wide feedback.
+    pub async fn new_publisher(
+        config: &TransportConfig,
+        congestion: Congestion,
+        runtime: tokio::runtime::Handle,
+        on_failure: FailureCallback,
+    ) -> Result<Peer, PeerError> {
+        Peer::build(
+            config,
+            PeerRole::Publisher,
+            Some(congestion),
+            runtime,
+            on_failure,
+            None,
+        )
+        .await
+    }
+
+    async fn build(
+        config: &TransportConfig,
+        role: PeerRole,
+        congestion: Option<Congestion>,
+        runtime: tokio::runtime::Handle,
+        on_failure: FailureCallback,
+        on_track: Option<TrackCallback>,
+    ) -> Result<Peer, PeerError> {
+        let media = media_engine(congestion.is_some()).map_err(|e| format!("media engine: {e}"))?;
+        let registry = interceptors(role, congestion);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
-        let events = Arc::new(Events {
+        let events = Arc::new_cyclic(|me| Events {
             state: state_tx,
             gathering: gathering_tx,
             connected: AtomicBool::new(false),
@@ -132,6 +215,8 @@ impl Peer {
             failure_reported: AtomicBool::new(false),
             on_failure,
             on_track,
+            runtime: runtime.clone(),
+            me: me.clone(),
         });
         // Checks every few milliseconds connect a loopback pair in ~10 ms instead of ~200 ms; the attempt count
         // keeps the overall budget at about a second either way.
@@ -145,9 +230,9 @@ impl Peer {
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_ice_connection_attempts(Some(check_interval), Some(attempts))
             .with_ice_timeouts(
-                Some(Duration::from_secs(4)),
-                Some(Duration::from_secs(10)),
-                Some(Duration::from_secs(1)),
+                Some(ICE_DISCONNECTED_AFTER),
+                Some(ICE_FAILED_AFTER),
+                Some(ICE_KEEPALIVE),
             )
             .with_include_loopback_candidate(config.loopback)
             .build();
@@ -317,29 +402,64 @@ pub(crate) fn codecs(kind: RtpCodecKind) -> Vec<RTCRtpCodecParameters> {
     }
 }
 
-fn media_engine() -> webrtc::error::Result<MediaEngine> {
+/// The codecs, and with `transport_cc` the transport-wide sequence number extension and `transport-cc` feedback on
+/// every codec, so the relay reports the arrival of each packet.
+fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
     let mut media = MediaEngine::default();
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         for codec in codecs(kind) {
             media.register_codec(codec, kind)?;
         }
+        if transport_cc {
+            media.register_feedback(
+                RTCPFeedback {
+                    typ: "transport-cc".to_owned(),
+                    parameter: String::new(),
+                },
+                kind,
+            );
+            media.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: TRANSPORT_CC_URI.to_owned(),
+                },
+                kind,
+                None,
+            )?;
+        }
     }
     Ok(media)
 }
 
-/// NACK (generation and answering), sender and receiver reports; publishers also let keyframe requests through.
-fn interceptors(_media: &mut MediaEngine, role: PeerRole) -> Registry {
+/// NACK (generation and answering), sender and receiver reports; publishers also let keyframe requests through,
+/// and with congestion control number their packets, estimate from the feedback and pace.
+fn interceptors(role: PeerRole, congestion: Option<Congestion>) -> Registry {
     let registry = Registry::new()
+        // Players ask for missing video themselves (src/player/nack.rs): once at once, then once per round trip
+        // while the frame buffer still wants the packet, which webrtc's fixed-interval generator cannot do.
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
-        .with(
-            Slot::NackGenerator,
-            NackGeneratorBuilder::new()
-                .with_interval(NACK_INTERVAL)
-                .with_max_nacks_per_packet(10)
-                .build(),
-        )
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build());
+    let registry = match congestion {
+        Some(cc) => {
+            let estimator = cc.state.estimator(cc.video_bps, cc.audio_bps);
+            registry
+                .with(
+                    Slot::CongestionControl,
+                    WithRepairStreams(CongestionControlBuilder::new(estimator).build()),
+                )
+                .with(
+                    Slot::TwccSender,
+                    WithRepairStreams(TwccSenderBuilder::new().build()),
+                )
+                .with(Slot::Pacer, SendPacer::new(cc.state.clone()))
+                // Next to the wire on the read leg, before anything consumes the feedback.
+                .with(
+                    Slot::from(FEEDBACK_COUNTER_SLOT),
+                    FeedbackCounter::new(cc.state),
+                )
+        }
+        None => registry,
+    };
     match role {
         PeerRole::Publisher => registry.with(
             Slot::from(keyframe_requests::SLOT),

@@ -90,17 +90,6 @@ pub(crate) async fn collect(pc: &dyn PeerConnection) -> TransportStats {
     out
 }
 
-/// Packet loss over an interval from two cumulative snapshots (0.0..=1.0).
-pub(crate) fn interval_loss(before: &StreamCounters, after: &StreamCounters) -> f64 {
-    let received = after.packets.saturating_sub(before.packets) as f64;
-    let lost = (after.packets_lost - before.packets_lost).max(0) as f64;
-    if received + lost <= 0.0 {
-        0.0
-    } else {
-        lost / (received + lost)
-    }
-}
-
 /// ZEGO's quality level (0 excellent .. 4 die) from loss, round trip and delay.
 pub(crate) fn quality_level(loss: f64, rtt_ms: f64, delay_ms: f64) -> i32 {
     let by_loss = match loss {
@@ -130,22 +119,6 @@ pub(crate) fn quality_level(loss: f64, rtt_ms: f64, delay_ms: f64) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn interval_loss_uses_the_deltas() {
-        let a = StreamCounters {
-            packets: 100,
-            packets_lost: 2,
-            ..Default::default()
-        };
-        let b = StreamCounters {
-            packets: 190,
-            packets_lost: 12,
-            ..Default::default()
-        };
-        assert!((interval_loss(&a, &b) - 0.1).abs() < 1e-9);
-        assert_eq!(interval_loss(&b, &b), 0.0);
-    }
 
     #[test]
     fn quality_level_takes_the_worst_signal() {
