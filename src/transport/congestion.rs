@@ -22,7 +22,7 @@ use rtc::shared::marshal::MarshalSize;
 use super::peer::OPUS_PAYLOAD_TYPE;
 
 /// Share of the estimate given to media (video + audio); the rest is room for retransmissions and headers.
-pub(crate) const MEDIA_SHARE: f64 = 0.8;
+pub(crate) const MEDIA_SHARE: f64 = 0.7;
 /// Retransmissions may use this share of the estimate, or of the video actually sent if that is more; beyond it
 /// they are dropped (the relay asks again), so a bottleneck is not flooded with repairs of repairs. The video
 /// share matters on a lossy path: GCC takes random loss for congestion and goes to its floor, below the encoder's
@@ -213,17 +213,18 @@ pub(crate) struct Estimator {
 }
 
 impl Estimator {
-    /// GCC's delay-based half under the standing-queue cap. Its loss-based half is left out: it takes random loss
-    /// for congestion (above 10% it only ever decreases), which would starve a stream whose losses retransmissions
-    /// repair anyway; a bottleneck shows in the delay, or in the standing queue when its buffer stays full.
+    /// GCC under the standing-queue cap, with its loss-based half counted only while packets also queue. Loss with
+    /// no queue is random loss, which retransmissions repair; GCC's loss half takes it for congestion (above 10% it
+    /// only ever decreases) and would starve the stream. Loss with a queue is a bottleneck dropping what overflows.
     fn target(&self) -> f64 {
-        let delay_based = self
-            .gcc
-            .delay_based_bitrate()
-            .clamp(MIN_ESTIMATE_BPS, self.ceiling);
-        self.queue
-            .cap
-            .map_or(delay_based, |cap| delay_based.min(cap))
+        let gcc = if self.queue.delay_ms >= LOSS_IS_CONGESTION_QUEUE_MS {
+            self.gcc.target_bitrate()
+        } else {
+            self.gcc
+                .delay_based_bitrate()
+                .clamp(MIN_ESTIMATE_BPS, self.ceiling)
+        };
+        self.queue.cap.map_or(gcc, |cap| gcc.min(cap))
     }
 }
 
@@ -350,6 +351,8 @@ impl Interceptor for FeedbackCounter {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
+/// Queueing delay from which loss is taken for a bottleneck's drops rather than random loss.
+const LOSS_IS_CONGESTION_QUEUE_MS: f64 = 15.0;
 /// Queueing delay above this means the bottleneck's queue is standing full, not just absorbing a burst.
 const STANDING_QUEUE_MS: f64 = 40.0;
 /// Below this the queue has drained and the rate may climb back.
