@@ -754,7 +754,7 @@ typedef struct zego_play_stream_quality {
     double audio_kbps;
     uint32_t rtt;
     /**
-     * Fraction of packets lost on the way from the server (0.0..=1.0).
+     * Fraction of packets lost on the way from the server (0.0..=1.0) before retransmission.
      */
     double packet_lost_rate;
     /**
@@ -829,7 +829,7 @@ typedef struct zego_publish_stream_quality {
      */
     uint32_t rtt;
     /**
-     * Fraction of packets lost on the way to the server (0.0..=1.0).
+     * Fraction of packets lost on the way to the server (0.0..=1.0) before retransmission.
      */
     double packet_lost_rate;
     /**

@@ -30,7 +30,8 @@ pub struct PublishQuality {
     pub audio_kbps: f64,
     /// Round-trip time to the server, from RTCP.
     pub rtt_ms: u32,
-    /// Fraction of packets lost on the way to the server (0.0..=1.0), from RTCP receiver reports.
+    /// Fraction of packets lost on the way to the server (0.0..=1.0) before retransmission, from the relay's
+    /// transport-wide congestion feedback (RTCP receiver reports when there is none).
     pub packet_lost_rate: f64,
     /// 0 excellent, 1 good, 2 medium, 3 bad, 4 die.
     pub level: i32,
@@ -51,7 +52,8 @@ pub struct PlayQuality {
     pub audio_recv_fps: f64,
     pub audio_kbps: f64,
     pub rtt_ms: u32,
-    /// Fraction of packets lost on the way from the server (0.0..=1.0).
+    /// Fraction of packets lost on the way from the server (0.0..=1.0) before retransmission: video from the
+    /// sequence-number gaps seen on arrival, audio from RTCP statistics.
     pub packet_lost_rate: f64,
     /// Capture-to-render delay in ms when the capture time is known, else the jitter-buffer delay.
     pub delay_ms: u32,

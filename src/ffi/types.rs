@@ -153,7 +153,7 @@ pub struct zego_publish_stream_quality {
     pub audio_kbps: f64,
     /// Round-trip time to the server, from RTCP.
     pub rtt: u32,
-    /// Fraction of packets lost on the way to the server (0.0..=1.0).
+    /// Fraction of packets lost on the way to the server (0.0..=1.0) before retransmission.
     pub packet_lost_rate: f64,
     /// 0 excellent, 1 good, 2 medium, 3 bad, 4 die.
     pub level: i32,
@@ -175,7 +175,7 @@ pub struct zego_play_stream_quality {
     pub audio_recv_fps: f64,
     pub audio_kbps: f64,
     pub rtt: u32,
-    /// Fraction of packets lost on the way from the server (0.0..=1.0).
+    /// Fraction of packets lost on the way from the server (0.0..=1.0) before retransmission.
     pub packet_lost_rate: f64,
     /// Capture-to-render delay in ms when the capture time is known, else the jitter-buffer delay.
     pub delay: u32,

@@ -792,8 +792,8 @@ mod tests {
 
     #[test]
     fn the_encoder_gets_the_media_share_within_floor_and_configured() {
-        // 1 Mb/s: 800 kb/s for media, 68 kb/s of it audio.
-        assert_eq!(video_bitrate(1_000_000.0, 2_500_000, 68_000), 732_000);
+        // 1 Mb/s: 700 kb/s for media, 68 kb/s of it audio.
+        assert_eq!(video_bitrate(1_000_000.0, 2_500_000, 68_000), 632_000);
         assert_eq!(video_bitrate(50_000_000.0, 2_500_000, 68_000), 2_500_000);
         assert_eq!(video_bitrate(10_000.0, 2_500_000, 68_000), 312_500);
         assert_eq!(video_bitrate(10_000.0, 600_000, 68_000), 100_000);

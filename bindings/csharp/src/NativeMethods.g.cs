@@ -878,7 +878,7 @@ namespace Zego.Express.Native
         /// </summary>
         public uint rtt;
         /// <summary>
-        ///  Fraction of packets lost on the way to the server (0.0..=1.0).
+        ///  Fraction of packets lost on the way to the server (0.0..=1.0) before retransmission.
         /// </summary>
         public double packet_lost_rate;
         /// <summary>
@@ -910,7 +910,7 @@ namespace Zego.Express.Native
         public double audio_kbps;
         public uint rtt;
         /// <summary>
-        ///  Fraction of packets lost on the way from the server (0.0..=1.0).
+        ///  Fraction of packets lost on the way from the server (0.0..=1.0) before retransmission.
         /// </summary>
         public double packet_lost_rate;
         /// <summary>

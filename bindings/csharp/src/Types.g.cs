@@ -877,7 +877,7 @@ namespace Zego.Express
         /// </summary>
         public uint Rtt { get; set; }
         /// <summary>
-        /// Fraction of packets lost on the way to the server (0.0..=1.0).
+        /// Fraction of packets lost on the way to the server (0.0..=1.0) before retransmission.
         /// </summary>
         public double PacketLostRate { get; set; }
         /// <summary>
@@ -953,7 +953,7 @@ namespace Zego.Express
         public double AudioKbps { get; set; }
         public uint Rtt { get; set; }
         /// <summary>
-        /// Fraction of packets lost on the way from the server (0.0..=1.0).
+        /// Fraction of packets lost on the way from the server (0.0..=1.0) before retransmission.
         /// </summary>
         public double PacketLostRate { get; set; }
         /// <summary>

@@ -727,7 +727,7 @@ class PublishStreamQuality:
     rtt: int = 0
     """Round-trip time to the server, from RTCP."""
     packet_lost_rate: float = 0.0
-    """Fraction of packets lost on the way to the server (0.0..=1.0)."""
+    """Fraction of packets lost on the way to the server (0.0..=1.0) before retransmission."""
     level: int = 0
     """0 excellent, 1 good, 2 medium, 3 bad, 4 die."""
     total_send_bytes: int = 0
@@ -756,7 +756,7 @@ class PlayStreamQuality:
     audio_kbps: float = 0.0
     rtt: int = 0
     packet_lost_rate: float = 0.0
-    """Fraction of packets lost on the way from the server (0.0..=1.0)."""
+    """Fraction of packets lost on the way from the server (0.0..=1.0) before retransmission."""
     delay: int = 0
     """Capture-to-render delay in ms when the capture time is known, else the jitter-buffer delay."""
     level: int = 0

@@ -601,7 +601,7 @@ data class PublishStreamQuality(
     @JvmField var audioKbps: Double = 0.0,
     /** Round-trip time to the server, from RTCP. */
     @JvmField var rtt: Int = 0,
-    /** Fraction of packets lost on the way to the server (0.0..=1.0). */
+    /** Fraction of packets lost on the way to the server (0.0..=1.0) before retransmission. */
     @JvmField var packetLostRate: Double = 0.0,
     /** 0 excellent, 1 good, 2 medium, 3 bad, 4 die. */
     @JvmField var level: Int = 0,
@@ -621,7 +621,7 @@ data class PlayStreamQuality(
     @JvmField var audioRecvFps: Double = 0.0,
     @JvmField var audioKbps: Double = 0.0,
     @JvmField var rtt: Int = 0,
-    /** Fraction of packets lost on the way from the server (0.0..=1.0). */
+    /** Fraction of packets lost on the way from the server (0.0..=1.0) before retransmission. */
     @JvmField var packetLostRate: Double = 0.0,
     /** Capture-to-render delay in ms when the capture time is known, else the jitter-buffer delay. */
     @JvmField var delay: Int = 0,
