@@ -527,7 +527,8 @@ async fn frames_survive_loss_delay_and_reordering() {
         "only {:.0} % of frames rendered",
         rendered * 100.0
     );
-    assert!(p50 < 80.0, "p50 {p50} ms with 20 ms of network delay");
+    // 20 ms of network delay, and the playout stage holds frames to cover one repair round trip (~40 ms here).
+    assert!(p50 < 120.0, "p50 {p50} ms with 20 ms of network delay");
 
     player.close().await;
     publisher.close_transport().await;
