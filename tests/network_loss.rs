@@ -60,6 +60,23 @@ fn logged_in(e: &Event) -> bool {
     )
 }
 
+/// A counter's value from the server's `/metrics` endpoint.
+fn metric(server: &EmbeddedServer, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(server.http_addr()).expect("the metrics endpoint");
+    http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        http,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    http.read_to_string(&mut text).expect("the metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
+}
+
 /// An embedded server whose media port is reached only through an impairment relay.
 struct LossyPath {
     runtime: tokio::runtime::Runtime,
@@ -199,6 +216,10 @@ fn with_ten_percent_loss_each_way_the_viewer_still_renders_frames_in_order() {
         "only {:.1} % of the frames rendered",
         rendered * 100.0
     );
+    // The relay saw the viewer's loss in its receiver reports and protects its video with FlexFEC.
+    let repair_packets = metric(&path.server, "zego_relay_repair_packets_total");
+    println!("repair packets: {repair_packets}");
+    assert!(repair_packets > 0, "no FEC towards a lossy viewer");
 
     viewer.stop_playing("s").unwrap();
     anchor.stop_publishing(PublishChannel::Main).unwrap();

@@ -237,6 +237,7 @@ impl Player {
             frames = c.video_frames_rendered.load(Ordering::Relaxed),
             keyframe_requests = c.keyframe_requests.load(Ordering::Relaxed),
             decode_errors = c.decode_errors.load(Ordering::Relaxed),
+            fec_recovered = session.peer.fec_recovered(),
             audio_concealed = c.audio_concealed.load(Ordering::Relaxed),
             "closing the play"
         );

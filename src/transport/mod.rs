@@ -2,6 +2,7 @@
 //! server's relay (ICE-lite, one UDP port).
 
 pub(crate) mod congestion;
+mod fec_recovery;
 mod keyframe_requests;
 pub(crate) mod peer;
 mod runtime;

@@ -1,16 +1,16 @@
 //! Building a peer connection the way every publish and play needs it, and driving its offer/answer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    CongestionControlBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
-    Slot, TwccSenderBuilder,
+    CongestionControlBuilder, FlexFec03ReceiveBuilder, NackResponderBuilder, ReceiverReportBuilder,
+    SenderReportBuilder, Slot, TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX,
+    MIME_TYPE_FLEX_FEC03, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -25,6 +25,7 @@ use webrtc::peer_connection::{
 };
 
 use super::congestion::{CongestionState, FeedbackCounter, SendPacer, WithRepairStreams};
+use super::fec_recovery::FecRecoveryCounter;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
 use super::runtime::HandleRuntime;
 use super::TransportConfig;
@@ -35,6 +36,14 @@ pub(crate) const H264_RTX_PAYLOAD_TYPE: u8 = 109;
 pub(crate) const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// FlexFEC-03 repair packets, which the relay adds towards a player on a lossy path.
+pub(crate) const FLEXFEC_PAYLOAD_TYPE: u8 = 118;
+/// The FEC decoder sits just above the receiver reports: they count the path's loss before FEC repairs any of it,
+/// which is what the relay sizes its protection by. Below the NACK logic and the frame buffer, which see a
+/// recovered packet like any other.
+const FEC_DECODER_SLOT: usize = 10_500;
+/// Just above the decoder, where its rebuilt packets are marked.
+const FEC_COUNTER_SLOT: usize = 10_600;
 pub(crate) const VIDEO_CLOCK_RATE: u32 = 90_000;
 pub(crate) const AUDIO_CLOCK_RATE: u32 = 48_000;
 
@@ -159,6 +168,8 @@ impl PeerConnectionEventHandler for Events {
 pub(crate) struct Peer {
     pc: Arc<dyn PeerConnection>,
     events: Arc<Events>,
+    /// Media packets FlexFEC rebuilt (players).
+    fec_recovered: Arc<AtomicU64>,
     state: watch::Receiver<RTCPeerConnectionState>,
     gathering: watch::Receiver<RTCIceGatheringState>,
 }
@@ -203,8 +214,10 @@ impl Peer {
         on_failure: FailureCallback,
         on_track: Option<TrackCallback>,
     ) -> Result<Peer, PeerError> {
-        let media = media_engine(congestion.is_some()).map_err(|e| format!("media engine: {e}"))?;
-        let registry = interceptors(role, congestion);
+        let media =
+            media_engine(role, congestion.is_some()).map_err(|e| format!("media engine: {e}"))?;
+        let fec_recovered = Arc::new(AtomicU64::new(0));
+        let registry = interceptors(role, congestion, fec_recovered.clone());
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
         let events = Arc::new_cyclic(|me| Events {
@@ -250,6 +263,7 @@ impl Peer {
         Ok(Peer {
             pc: Arc::new(pc),
             events,
+            fec_recovered,
             state,
             gathering,
         })
@@ -257,6 +271,11 @@ impl Peer {
 
     pub fn connection(&self) -> &Arc<dyn PeerConnection> {
         &self.pc
+    }
+
+    /// Media packets the FlexFEC decoder rebuilt so far.
+    pub fn fec_recovered(&self) -> u64 {
+        self.fec_recovered.load(Ordering::Relaxed)
     }
 
     /// Creates the offer, applies it, waits for ICE gathering (bounded) and returns the SDP with its candidates.
@@ -402,10 +421,27 @@ pub(crate) fn codecs(kind: RtpCodecKind) -> Vec<RTCRtpCodecParameters> {
     }
 }
 
-/// The codecs, and with `transport_cc` the transport-wide sequence number extension and `transport-cc` feedback on
-/// every codec, so the relay reports the arrival of each packet.
-fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
+/// The FlexFEC format a player offers to take.
+fn flexfec_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_FLEX_FEC03.to_owned(),
+            clock_rate: VIDEO_CLOCK_RATE,
+            channels: 0,
+            sdp_fmtp_line: "repair-window=10000000".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: FLEXFEC_PAYLOAD_TYPE,
+    }
+}
+
+/// The codecs (a player also takes FlexFEC), and with `transport_cc` the transport-wide sequence number extension
+/// and `transport-cc` feedback on every codec, so the relay reports the arrival of each packet.
+fn media_engine(role: PeerRole, transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
     let mut media = MediaEngine::default();
+    if role == PeerRole::Player {
+        media.register_codec(flexfec_codec(), RtpCodecKind::Video)?;
+    }
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         for codec in codecs(kind) {
             media.register_codec(codec, kind)?;
@@ -432,7 +468,11 @@ fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
 
 /// NACK (generation and answering), sender and receiver reports; publishers also let keyframe requests through,
 /// and with congestion control number their packets, estimate from the feedback and pace.
-fn interceptors(role: PeerRole, congestion: Option<Congestion>) -> Registry {
+fn interceptors(
+    role: PeerRole,
+    congestion: Option<Congestion>,
+    fec_recovered: Arc<AtomicU64>,
+) -> Registry {
     let registry = Registry::new()
         // Players ask for missing video themselves (src/player/nack.rs): once at once, then once per round trip
         // while the frame buffer still wants the packet, which webrtc's fixed-interval generator cannot do.
@@ -465,6 +505,14 @@ fn interceptors(role: PeerRole, congestion: Option<Congestion>) -> Registry {
             Slot::from(keyframe_requests::SLOT),
             KeyframeRequestForwarder::default(),
         ),
-        PeerRole::Player => registry,
+        PeerRole::Player => registry
+            .with(
+                Slot::from(FEC_DECODER_SLOT),
+                FlexFec03ReceiveBuilder::new().build(),
+            )
+            .with(
+                Slot::from(FEC_COUNTER_SLOT),
+                FecRecoveryCounter::new(fec_recovered),
+            ),
     }
 }

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub packets_forwarded: AtomicU64,
     pub bytes_forwarded: AtomicU64,
     pub retransmissions: AtomicU64,
+    pub repair_packets: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub datagrams_dropped: AtomicU64,
 }
@@ -38,6 +39,7 @@ impl Counters {
             packets_forwarded: get(&self.packets_forwarded),
             bytes_forwarded: get(&self.bytes_forwarded),
             retransmissions: get(&self.retransmissions),
+            repair_packets: get(&self.repair_packets),
             keyframe_requests: get(&self.keyframe_requests),
             datagrams_dropped: get(&self.datagrams_dropped),
         }

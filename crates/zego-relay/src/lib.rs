@@ -8,6 +8,7 @@
 //! [`Relay`] send commands to that thread and await its replies, so nothing blocking runs on the caller's runtime.
 
 mod counters;
+mod fec;
 mod h264;
 mod io_loop;
 mod keyframe;
@@ -109,6 +110,8 @@ pub struct RelayMetrics {
     pub bytes_forwarded: u64,
     /// RTX packets sent to players in answer to their NACKs.
     pub retransmissions: u64,
+    /// FlexFEC repair packets sent to players on lossy paths.
+    pub repair_packets: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests: u64,
     /// Datagrams no session would take: garbage, unknown senders, or input a session rejected.

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
-use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::counters::Counters;
+use crate::fec::FecSender;
 use crate::rewrite::{SeqTimeRewriter, SourceId};
 use crate::{RelayError, SessionId};
 
@@ -29,6 +30,13 @@ const RTX_CACHE_AGE: Duration = Duration::from_millis(1500);
 /// Share of a player stream's bytes (over the last second) that may be retransmissions before queued ones are
 /// dropped: 30 % random loss needs about 0.3.
 const RTX_RATIO_CAP: f32 = 0.5;
+/// How often a player's receiver reports are summed up for its FEC level.
+const PLAYER_STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// With FEC, the video and its repair stream share an m-line, and str0m tells streams of one m-line apart by RID
+/// only: a stream without one matches any lookup of the m-line. So both get a RID (the players' extension map has
+/// no RID extension, so neither goes on the wire).
+const VIDEO_RID: &str = "v";
+const REPAIR_RID: &str = "fec";
 
 /// What every session shares: crypto, one DTLS certificate (generating one per peer would cost a key generation
 /// per join), and the address to announce.
@@ -52,7 +60,7 @@ impl RtcEnv {
         })
     }
 
-    fn new_rtc(&self, role: RoleKind, now: Instant) -> Rtc {
+    fn new_rtc(&self, role: RoleKind, fec_pt: Option<u8>, now: Instant) -> Rtc {
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             // Packets are forwarded as they arrive instead of being reassembled into frames.
@@ -74,7 +82,21 @@ impl RtcEnv {
             extensions.set(1, Extension::AudioLevel);
             extensions.set(4, Extension::RtpMid);
             extensions.set(13, Extension::VideoOrientation);
-            config = config.set_extension_map(extensions);
+            config = config
+                .set_extension_map(extensions)
+                .set_stats_interval(Some(PLAYER_STATS_INTERVAL));
+            if let Some(pt) = fec_pt {
+                // Not negotiated by str0m (it has no FEC format); declared so that it sends packets of this
+                // payload type, and added to the answer by `announce_repair_stream`.
+                config.codec_config().add_config(
+                    pt.into(),
+                    None,
+                    Codec::Unknown,
+                    Frequency::NINETY_KHZ,
+                    None,
+                    FormatParams::default(),
+                );
+            }
         }
         config.build(now)
     }
@@ -96,12 +118,23 @@ pub(crate) struct PublisherTracks {
 /// One outgoing track of a player.
 #[derive(Debug)]
 pub(crate) struct OutTrack {
+    mid: Mid,
     ssrc: Ssrc,
     rtx: Option<Ssrc>,
     pt: Pt,
     rewriter: SeqTimeRewriter,
     /// Video only: nothing is sent until a keyframe starts, so the decoder never starts mid-GOP.
     waiting_keyframe: bool,
+    /// Video only, when the player takes FlexFEC: its repair stream (boxed: most tracks have none).
+    fec: Option<Box<RepairStream>>,
+}
+
+/// A player's FlexFEC repair stream.
+#[derive(Debug)]
+pub(crate) struct RepairStream {
+    ssrc: Ssrc,
+    pt: Pt,
+    sender: FecSender,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +143,8 @@ pub(crate) struct PlayerTracks {
     audio: Option<OutTrack>,
 }
 
+// One per session, built once and never moved again: boxing the player's side would only add an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Role {
     Publisher(PublisherTracks),
@@ -158,7 +193,11 @@ impl Session {
     ) -> Result<(Session, String), RelayError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp)
             .map_err(|e| RelayError::BadOffer(e.to_string()))?;
-        let mut rtc = env.new_rtc(role, now);
+        let fec_pt = match role {
+            RoleKind::Player => offered_fec_pt(offer_sdp),
+            RoleKind::Publisher => None,
+        };
+        let mut rtc = env.new_rtc(role, fec_pt, now);
         let candidate = Candidate::host(env.announced, "udp")
             .map_err(|e| RelayError::BadOffer(format!("cannot announce {}: {e}", env.announced)))?;
         rtc.add_local_candidate(candidate);
@@ -167,7 +206,7 @@ impl Session {
             .accept_offer(offer)
             .map_err(|e| RelayError::BadOffer(e.to_string()))?;
 
-        let answer = answer.to_sdp_string();
+        let mut answer = answer.to_sdp_string();
         let next_timeout = loop {
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => break t,
@@ -188,7 +227,16 @@ impl Session {
 
         let role = match role {
             RoleKind::Publisher => Role::Publisher(publisher_tracks(&rtc, &medias)?),
-            RoleKind::Player => Role::Player(player_tracks(&mut rtc, &medias)?),
+            RoleKind::Player => {
+                let mut tracks = player_tracks(&mut rtc, &medias)?;
+                if let (Some(pt), Some(video)) = (fec_pt, tracks.video.as_mut()) {
+                    if let Some(repair) = add_repair_stream(&mut rtc, video, pt) {
+                        answer = announce_repair_stream(&answer, video, &repair);
+                        video.fec = Some(repair);
+                    }
+                }
+                Role::Player(tracks)
+            }
         };
 
         let session = Session {
@@ -334,13 +382,17 @@ impl Session {
             return false;
         };
 
-        // Only what describes the media travels on; transport extensions (MID, TWCC, send time) are str0m's own.
+        // Only what describes the media travels on; transport extensions (TWCC, send time) are str0m's own. The
+        // MID goes on every packet (str0m would stop once the player acknowledges the SSRC), so that the video's
+        // extension block stays the same for the session, as its FEC needs (see `fec.rs`).
         let ext = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
             video_orientation: packet.header.ext_vals.video_orientation,
+            mid: Some(track.mid),
             ..Default::default()
         };
+        let plain = ext.video_orientation.is_none();
 
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx(&track.ssrc) else {
@@ -362,6 +414,31 @@ impl Session {
         );
         Counters::add(&counters.packets_forwarded, 1);
         Counters::add(&counters.bytes_forwarded, packet.payload.len() as u64);
+
+        if let Some(repair) = track.fec.as_mut() {
+            let repairs =
+                repair
+                    .sender
+                    .on_media(seq, time, packet.header.marker, plain, &packet.payload);
+            if !repairs.is_empty() {
+                if let Some(stream) = api.stream_tx(&repair.ssrc) {
+                    for r in repairs {
+                        Counters::add(&counters.repair_packets, 1);
+                        stream.write_rtp(
+                            RtpWrite::new(
+                                repair.pt,
+                                r.seq.into(),
+                                r.timestamp,
+                                packet.timestamp,
+                                r.payload,
+                            )
+                            // A lost repair packet is not worth a round trip: the NACK for the media is.
+                            .nackable(false),
+                        );
+                    }
+                }
+            }
+        }
         true
     }
 
@@ -401,6 +478,7 @@ impl Session {
                     if self.is_retransmission(&t.contents) {
                         Counters::add(&counters.retransmissions, 1);
                     }
+                    self.learn_video_wire_form(&t.contents);
                     outbox.send(t.destination, &t.contents);
                 }
                 Ok(Output::Event(event)) => self.on_event(event, outputs, counters),
@@ -453,7 +531,51 @@ impl Session {
                     outputs.push((self.id, SessionOutput::KeyframeRequest));
                 }
             }
+            Event::MediaEgressStats(stats) => {
+                if let Role::Player(PlayerTracks {
+                    video:
+                        Some(OutTrack {
+                            mid,
+                            fec: Some(repair),
+                            ..
+                        }),
+                    ..
+                }) = &mut self.role
+                {
+                    if stats.mid == *mid && stats.rid == Some(Rid::from(VIDEO_RID)) {
+                        repair
+                            .sender
+                            .level
+                            .report(stats.timestamp, stats.loss, stats.rtt);
+                    }
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// Player with FEC: the header of its first video packet sent (the RTP header is not encrypted).
+    fn learn_video_wire_form(&mut self, datagram: &[u8]) {
+        let Role::Player(PlayerTracks {
+            video:
+                Some(OutTrack {
+                    ssrc,
+                    fec: Some(repair),
+                    ..
+                }),
+            ..
+        }) = &mut self.role
+        else {
+            return;
+        };
+        if repair.sender.knows_wire_form()
+            || !is_rtp(datagram)
+            || datagram[8..12] != ssrc.to_be_bytes()
+        {
+            return;
+        }
+        if let Some(len) = rtp_header_len(datagram) {
+            repair.sender.learn_wire_form(&datagram[..len]);
         }
     }
 
@@ -462,8 +584,7 @@ impl Session {
         let Role::Player(tracks) = &self.role else {
             return false;
         };
-        if datagram.len() < 12 || datagram[0] >> 6 != 2 || (64..96).contains(&(datagram[1] & 0x7F))
-        {
+        if !is_rtp(datagram) {
             return false;
         }
         let ssrc = Ssrc::from(u32::from_be_bytes([
@@ -477,6 +598,22 @@ impl Session {
             .flatten()
             .any(|t| t.rtx == Some(ssrc))
     }
+}
+
+/// An RTP packet (not RTCP, which shares the port): version 2, and a payload type outside RTCP's 64..96 range.
+fn is_rtp(datagram: &[u8]) -> bool {
+    datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(64..96).contains(&(datagram[1] & 0x7F))
+}
+
+/// Length of an RTP header: fixed part, CSRCs and extension block.
+fn rtp_header_len(datagram: &[u8]) -> Option<usize> {
+    let csrcs = usize::from(datagram.first()? & 0x0F);
+    let mut len = 12 + 4 * csrcs;
+    if datagram[0] & 0x10 != 0 {
+        let words = datagram.get(len + 2..len + 4)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    (len <= datagram.len()).then_some(len)
 }
 
 /// Where a session's datagrams go.
@@ -547,11 +684,13 @@ fn player_tracks(
         stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
         let (ssrc, rtx) = (stream.ssrc(), stream.rtx());
         let track = OutTrack {
+            mid,
             ssrc,
             rtx,
             pt,
             rewriter: SeqTimeRewriter::new(clock_rate),
             waiting_keyframe: kind == MediaKind::Video,
+            fec: None,
         };
         match kind {
             MediaKind::Video => tracks.video = Some(track),
@@ -564,6 +703,108 @@ fn player_tracks(
         ));
     }
     Ok(tracks)
+}
+
+/// The payload type of `flexfec-03` in the offer's video section, if the player takes it.
+fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
+    let mut in_video = false;
+    for line in offer_sdp.lines().map(str::trim_end) {
+        if let Some(media) = line.strip_prefix("m=") {
+            in_video = media.starts_with("video ");
+        } else if in_video {
+            let Some((pt, format)) = line
+                .strip_prefix("a=rtpmap:")
+                .and_then(|rest| rest.split_once(' '))
+            else {
+                continue;
+            };
+            if format.eq_ignore_ascii_case("flexfec-03/90000") {
+                return pt.parse().ok();
+            }
+        }
+    }
+    None
+}
+
+/// Declares the repair stream of a player's video on its m-line, and declares the video again (same SSRCs) with a
+/// RID of its own, see [`VIDEO_RID`].
+fn add_repair_stream(rtc: &mut Rtc, video: &OutTrack, pt: u8) -> Option<Box<RepairStream>> {
+    let mut api = rtc.direct_api();
+    let mid = video.mid;
+    if !api.remove_stream_tx(video.ssrc) {
+        return None;
+    }
+    api.declare_stream_tx(video.ssrc, video.rtx, mid, Some(Rid::from(VIDEO_RID)))
+        .set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+    let ssrc = loop {
+        let ssrc = Ssrc::from(rand::random::<u32>());
+        if ssrc != video.ssrc && Some(ssrc) != video.rtx {
+            break ssrc;
+        }
+    };
+    let stream = api.declare_stream_tx(ssrc, None, mid, Some(Rid::from(REPAIR_RID)));
+    // Repair packets are never retransmitted.
+    stream.set_rtx_cache(0, Duration::ZERO, None);
+    let sender = FecSender::new(pt, *ssrc, *video.ssrc, *video.pt);
+    Some(Box::new(RepairStream {
+        ssrc,
+        pt: pt.into(),
+        sender,
+    }))
+}
+
+/// Adds the repair stream to the answer's section of its m-line: the payload type on the m-line with its
+/// `a=rtpmap`, and the SSRC in an `a=ssrc-group:FEC-FR` with the media SSRC (RFC 5956), under the media's CNAME.
+fn announce_repair_stream(answer: &str, video: &OutTrack, repair: &RepairStream) -> String {
+    let media_ssrc = video.ssrc;
+    let mid_line = format!("a=mid:{}", video.mid);
+    let cname_prefix = format!("a=ssrc:{media_ssrc} cname:");
+    let lines: Vec<&str> = answer.lines().map(str::trim_end).collect();
+    let sections: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("m="))
+        .map(|(i, _)| i)
+        .collect();
+    let mut out = String::with_capacity(answer.len() + 256);
+    let mut start = 0;
+    for (n, &m_line) in sections.iter().enumerate() {
+        let end = sections.get(n + 1).copied().unwrap_or(lines.len());
+        for line in &lines[start..m_line] {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        let section = &lines[m_line..end];
+        if section.contains(&mid_line.as_str()) {
+            let cname = section
+                .iter()
+                .find_map(|l| l.strip_prefix(cname_prefix.as_str()))
+                .unwrap_or("zego-relay");
+            out.push_str(&format!("{} {}\r\n", section[0], repair.pt));
+            for line in &section[1..] {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            out.push_str(&format!("a=rtpmap:{} flexfec-03/90000\r\n", repair.pt));
+            out.push_str(&format!("a=fmtp:{} repair-window=10000000\r\n", repair.pt));
+            out.push_str(&format!(
+                "a=ssrc-group:FEC-FR {media_ssrc} {}\r\n",
+                repair.ssrc
+            ));
+            out.push_str(&format!("a=ssrc:{} cname:{cname}\r\n", repair.ssrc));
+        } else {
+            for line in section {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        start = end;
+    }
+    for line in &lines[start..] {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
 }
 
 /// A received datagram as str0m input. Its destination is the relay's announced address: that is the local ICE

@@ -202,6 +202,12 @@ pub fn render(
     );
     counter(
         &mut out,
+        "zego_relay_repair_packets_total",
+        "FlexFEC repair packets sent to players on lossy paths.",
+        relay.repair_packets,
+    );
+    counter(
+        &mut out,
         "zego_relay_keyframe_requests_total",
         "Keyframe requests sent to publishers.",
         relay.keyframe_requests,
