@@ -13,6 +13,7 @@
 //! it reads (in the clear, SRTP encrypts only the payload) from the first video packet it sends, and which stays
 //! the same for the session: forwarded video carries exactly one extension, the MID, on every packet.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ const QUEUE_RTT_EXCESS: Duration = Duration::from_millis(40);
 const MEMORY: Duration = Duration::from_secs(5);
 /// The smallest round trip is forgotten this slowly (a route can get longer for good).
 const MIN_RTT_WINDOW: Duration = Duration::from_secs(30);
+/// Protection starts after this many receiver reports in a row show loss and no queue: the report that first shows
+/// a bottleneck's drops can still carry a round trip measured before its queue filled.
+const REPORTS_TO_START: u32 = 2;
 /// A block is closed at this many packets even without a marker.
 const MAX_BLOCK: usize = 48;
 
@@ -44,11 +48,13 @@ const MAX_BLOCK: usize = 48;
 pub(crate) struct ProtectionLevel {
     /// Repair packets per media packet in force.
     ratio: f32,
-    /// The highest loss reported within [`MEMORY`], and when.
-    peak_loss: Option<(f32, Instant)>,
+    /// The losses reported within [`MEMORY`], oldest first.
+    losses: VecDeque<(Instant, f32)>,
     /// The last time the round trip showed a queue.
     queued_at: Option<Instant>,
     min_rtt: Option<(Duration, Instant)>,
+    /// Receiver reports in a row with loss above the start threshold and no queue.
+    lossy_reports: u32,
 }
 
 impl ProtectionLevel {
@@ -67,24 +73,34 @@ impl ProtectionLevel {
                 self.queued_at = Some(now);
             }
         }
-        if let Some(loss) = loss.filter(|l| l.is_finite()) {
-            let loss = loss.clamp(0.0, 1.0);
-            match self.peak_loss {
-                Some((peak, at)) if peak > loss && now.duration_since(at) < MEMORY => {}
-                _ => self.peak_loss = Some((loss, now)),
-            }
+        let loss = loss.filter(|l| l.is_finite()).map(|l| l.clamp(0.0, 1.0));
+        if let Some(loss) = loss {
+            self.losses.push_back((now, loss));
+        }
+        while self
+            .losses
+            .front()
+            .is_some_and(|&(at, _)| now.duration_since(at) >= MEMORY)
+        {
+            self.losses.pop_front();
         }
 
         let recent = |at: Option<Instant>| at.is_some_and(|at| now.duration_since(at) < MEMORY);
-        let loss = self
-            .peak_loss
-            .filter(|&(_, at)| recent(Some(at)))
-            .map_or(0.0, |(loss, _)| loss);
-        let threshold = if self.ratio > 0.0 { LOSS_OFF } else { LOSS_ON };
-        self.ratio = if recent(self.queued_at) || loss < threshold {
-            0.0
-        } else {
+        let queued = recent(self.queued_at);
+        if let Some(reported) = loss {
+            self.lossy_reports = if !queued && reported >= LOSS_ON {
+                self.lossy_reports + 1
+            } else {
+                0
+            };
+        }
+        let loss = self.losses.iter().map(|&(_, l)| l).fold(0.0, f32::max);
+        let keeps = self.ratio > 0.0 && loss >= LOSS_OFF;
+        let starts = self.lossy_reports >= REPORTS_TO_START && loss >= LOSS_ON;
+        self.ratio = if !queued && (keeps || starts) {
             (loss * LOSS_TO_RATIO).min(MAX_RATIO)
+        } else {
+            0.0
         };
     }
 
@@ -269,7 +285,14 @@ mod tests {
 
     fn lossy_level() -> ProtectionLevel {
         let mut level = ProtectionLevel::default();
-        level.report(Instant::now(), Some(0.1), Some(Duration::from_millis(100)));
+        let now = Instant::now();
+        for n in 0..REPORTS_TO_START {
+            level.report(
+                now + Duration::from_secs(u64::from(n)),
+                Some(0.1),
+                Some(Duration::from_millis(100)),
+            );
+        }
         level
     }
 
@@ -312,14 +335,43 @@ mod tests {
         assert_eq!(level.repair_packets(9), 2, "10% loss: 20% repair");
         let mut heavy = ProtectionLevel::default();
         heavy.report(Instant::now(), Some(0.45), None);
+        assert_eq!(heavy.repair_packets(9), 0, "one lossy report is not enough");
+        heavy.report(Instant::now(), Some(0.45), None);
         assert_eq!(heavy.repair_packets(9), 5, "capped at half");
         assert_eq!(heavy.repair_packets(1), 1);
+    }
+
+    #[test]
+    fn loss_at_a_filling_bottleneck_never_starts_protection() {
+        // The first report after a cap shows its drops with a round trip from before the queue.
+        let start = Instant::now();
+        let mut level = ProtectionLevel::default();
+        level.report(start, Some(0.0), Some(Duration::from_millis(5)));
+        level.report(
+            start + Duration::from_secs(1),
+            Some(0.4),
+            Some(Duration::from_millis(8)),
+        );
+        assert!(!level.active());
+        level.report(
+            start + Duration::from_secs(2),
+            Some(0.3),
+            Some(Duration::from_millis(90)),
+        );
+        assert!(!level.active());
+        level.report(
+            start + Duration::from_secs(3),
+            Some(0.3),
+            Some(Duration::from_millis(95)),
+        );
+        assert!(!level.active());
     }
 
     #[test]
     fn a_queue_turns_protection_off_for_a_while() {
         let start = Instant::now();
         let mut level = ProtectionLevel::default();
+        level.report(start, Some(0.1), Some(Duration::from_millis(100)));
         level.report(start, Some(0.1), Some(Duration::from_millis(100)));
         assert!(level.active());
         let later = start + Duration::from_secs(1);
@@ -336,13 +388,22 @@ mod tests {
             Some(0.1),
             Some(Duration::from_millis(100)),
         );
-        assert!(level.active());
+        level.report(
+            later + Duration::from_secs(7),
+            Some(0.1),
+            Some(Duration::from_millis(100)),
+        );
+        assert!(
+            level.active(),
+            "lossy again, without a queue, for two reports"
+        );
     }
 
     #[test]
     fn protection_holds_between_reports_and_ends_after_quiet() {
         let start = Instant::now();
         let mut level = ProtectionLevel::default();
+        level.report(start, Some(0.1), None);
         level.report(start, Some(0.1), None);
         level.report(start + Duration::from_secs(1), Some(0.0), None);
         assert!(

@@ -543,10 +543,18 @@ impl Session {
                 }) = &mut self.role
                 {
                     if stats.mid == *mid && stats.rid == Some(Rid::from(VIDEO_RID)) {
-                        repair
-                            .sender
-                            .level
-                            .report(stats.timestamp, stats.loss, stats.rtt);
+                        let level = &mut repair.sender.level;
+                        let was = level.active();
+                        level.report(stats.timestamp, stats.loss, stats.rtt);
+                        if level.active() != was {
+                            tracing::debug!(
+                                session = self.id,
+                                loss = ?stats.loss,
+                                rtt = ?stats.rtt,
+                                "FEC towards the player {}",
+                                if was { "stops" } else { "starts" }
+                            );
+                        }
                     }
                 }
             }
@@ -824,4 +832,84 @@ pub(crate) fn receive_input<'a>(
             contents,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\n\
+        o=- 1 2 IN IP4 0.0.0.0\r\n\
+        s=-\r\n\
+        t=0 0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 108 109\r\n\
+        a=mid:0\r\n\
+        a=sendonly\r\n\
+        a=rtpmap:108 H264/90000\r\n\
+        a=rtpmap:109 rtx/90000\r\n\
+        a=fmtp:109 apt=108\r\n\
+        a=ssrc:1000 cname:abc\r\n\
+        a=ssrc:2000 cname:abc\r\n\
+        a=ssrc-group:FID 1000 2000\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+        a=mid:1\r\n\
+        a=sendonly\r\n\
+        a=rtpmap:111 opus/48000/2\r\n\
+        a=ssrc:3000 cname:def\r\n";
+
+    #[test]
+    fn the_fec_payload_type_is_taken_from_the_video_section_only() {
+        let offer =
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 118\r\na=rtpmap:118 flexfec-03/90000\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 108 109 120\r\na=rtpmap:108 H264/90000\r\n\
+                     a=rtpmap:120 flexfec-03/90000\r\n";
+        assert_eq!(offered_fec_pt(offer), Some(120));
+        assert_eq!(offered_fec_pt(ANSWER), None);
+    }
+
+    #[test]
+    fn the_answer_names_the_repair_stream_in_the_video_section() {
+        let video = OutTrack {
+            mid: Mid::from("0"),
+            ssrc: 1000.into(),
+            rtx: Some(2000.into()),
+            pt: 108.into(),
+            rewriter: SeqTimeRewriter::new(VIDEO_CLOCK_RATE),
+            waiting_keyframe: true,
+            fec: None,
+        };
+        let repair = RepairStream {
+            ssrc: 4000.into(),
+            pt: 118.into(),
+            sender: FecSender::new(118, 4000, 1000, 108),
+        };
+        let answer = announce_repair_stream(ANSWER, &video, &repair);
+        let (video_section, audio_section) = answer.split_once("m=audio").unwrap();
+        assert!(video_section.contains("m=video 9 UDP/TLS/RTP/SAVPF 108 109 118\r\n"));
+        assert!(video_section.contains("a=rtpmap:118 flexfec-03/90000\r\n"));
+        assert!(video_section.contains("a=ssrc-group:FEC-FR 1000 4000\r\n"));
+        assert!(video_section.contains("a=ssrc:4000 cname:abc\r\n"));
+        assert!(!audio_section.contains("118"));
+        assert_eq!(
+            answer.lines().count(),
+            ANSWER.lines().count() + 4,
+            "only the four lines are added"
+        );
+        // The SDP parser of str0m (and so of any peer) takes the result.
+        assert!(SdpOffer::from_sdp_string(&answer).is_ok());
+    }
+
+    #[test]
+    fn rtp_header_lengths_include_csrcs_and_the_extension_block() {
+        let mut packet = vec![0x90, 108, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7];
+        packet.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x40, b'0', 0, 0]);
+        packet.extend_from_slice(&[1, 2, 3]);
+        assert!(is_rtp(&packet));
+        assert_eq!(rtp_header_len(&packet), Some(20));
+        packet[0] = 0x81;
+        assert_eq!(rtp_header_len(&packet), Some(16), "one CSRC, no extension");
+        assert_eq!(rtp_header_len(&packet[..14]), None);
+        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert!(!is_rtp(&rtcp));
+    }
 }
