@@ -240,7 +240,9 @@ namespace Zego.Express.Tests
                     kept.Add(e.Data);
                 };
                 StartStreaming(anchor, viewer);
-                var planes = kept.Wait(l => l.Count > 0, "a frame")[0];
+                // The second frame's event starts only after the first one's returned (one callback thread), so
+                // the first frame's planes are past their event then.
+                var planes = kept.Wait(l => l.Count > 1, "two frames")[0];
                 Assert.True(copies.Snapshot()[0] > 0, "a copy made during the event has the data");
                 Assert.Throws<ObjectDisposedException>(() => planes.Copy(0), "reading planes after the event");
             }
