@@ -7,6 +7,12 @@
 //! time plus that fastest transit plus a target delay that covers most of the recent excess. The target rises at
 //! once when the path gets worse and decays slowly when it gets better; on a clean path it stays at a few
 //! milliseconds.
+//!
+//! Frames complete in decode order, so the frames behind a late one complete with it, all at once. They say
+//! nothing about the path that the late frame did not, and counted each on its own they would make one rare late
+//! frame look like a tenth of the window and hold every frame that long for seconds. So a frame completing
+//! together with the one before it is shown on that schedule but left out of the statistics: a rare late frame
+//! costs a short stall, and only losses that are common raise the target.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -19,6 +25,8 @@ const QUANTILE: f64 = 0.95;
 const DECAY: f64 = 0.05;
 /// The buffer never holds a frame longer than this; later frames are shown on arrival.
 const MAX_TARGET: Duration = Duration::from_millis(400);
+/// A frame completing this soon after the one before it was held behind it.
+const HELD_BEHIND: Duration = Duration::from_millis(4);
 /// A transit this far from the recent ones means the stream restarted (new publisher, clock jump): start over.
 const RESET_AFTER: Duration = Duration::from_secs(3);
 const VIDEO_CLOCK_RATE: f64 = 90_000.0;
@@ -28,6 +36,8 @@ pub(crate) struct Playout {
     /// The first frame's RTP timestamp (unwrapped) and arrival: the origin of media time.
     origin: Option<(i64, Instant)>,
     last_ts: i64,
+    /// When the previous frame completed.
+    last_arrival: Option<Instant>,
     /// (arrival, transit in ms relative to the origin) of recent frames.
     transits: VecDeque<(Instant, f64)>,
     target_ms: f64,
@@ -38,6 +48,7 @@ impl Default for Playout {
         Playout {
             origin: None,
             last_ts: 0,
+            last_arrival: None,
             transits: VecDeque::new(),
             target_ms: 0.0,
         }
@@ -77,22 +88,30 @@ impl Playout {
         {
             self.transits.pop_front();
         }
-        self.transits.push_back((arrived, transit));
+        let held = self
+            .last_arrival
+            .is_some_and(|last| arrived.saturating_duration_since(last) < HELD_BEHIND);
+        self.last_arrival = Some(arrived);
+        if !held {
+            self.transits.push_back((arrived, transit));
+        }
         let base = self
             .transits
             .iter()
             .map(|t| t.1)
             .fold(f64::INFINITY, f64::min);
 
-        let mut excess: Vec<f64> = self.transits.iter().map(|t| t.1 - base).collect();
-        excess.sort_by(f64::total_cmp);
-        let wanted = excess[((excess.len() - 1) as f64 * QUANTILE).round() as usize];
-        self.target_ms = if wanted >= self.target_ms {
-            wanted
-        } else {
-            self.target_ms + (wanted - self.target_ms) * DECAY
+        if !held {
+            let mut excess: Vec<f64> = self.transits.iter().map(|t| t.1 - base).collect();
+            excess.sort_by(f64::total_cmp);
+            let wanted = excess[((excess.len() - 1) as f64 * QUANTILE).round() as usize];
+            self.target_ms = if wanted >= self.target_ms {
+                wanted
+            } else {
+                self.target_ms + (wanted - self.target_ms) * DECAY
+            }
+            .min(MAX_TARGET.as_secs_f64() * 1000.0);
         }
-        .min(MAX_TARGET.as_secs_f64() * 1000.0);
 
         tracing::trace!(
             excess_ms = transit - base,
@@ -110,6 +129,7 @@ impl Playout {
 
     fn restart(&mut self, rtp_timestamp: u32, arrived: Instant) {
         self.last_ts = i64::from(rtp_timestamp);
+        self.last_arrival = Some(arrived);
         self.origin = Some((self.last_ts, arrived));
         self.transits.clear();
         self.transits.push_back((arrived, 0.0));
@@ -171,6 +191,46 @@ mod tests {
             let gap = w[1].duration_since(w[0]);
             assert!(gap > ms(30) && gap < ms(37), "uneven: {gap:?}");
         }
+    }
+
+    #[test]
+    fn a_rare_late_frame_and_the_frames_held_behind_it_do_not_raise_the_target() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        let mut shown = Vec::new();
+        for i in 0..150u32 {
+            // Frame 70 completes 250 ms late, and the seven behind it complete with it.
+            let arrived = if (70..78).contains(&i) {
+                t0 + FRAME * 70 + ms(250)
+            } else {
+                t0 + FRAME * i
+            };
+            shown.push((arrived, p.schedule(i * TICKS, arrived)));
+        }
+        assert!(p.target() < ms(1), "target {:?}", p.target());
+        for (arrived, show) in &shown[100..] {
+            assert!(
+                show.duration_since(*arrived) < ms(1),
+                "held after the stall"
+            );
+        }
+    }
+
+    #[test]
+    fn frames_held_behind_common_late_ones_still_count_through_them() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        // Every sixth frame needs a retransmission (100 ms) and the two behind it complete with it.
+        for i in 0..120u32 {
+            let first = i - i % 6;
+            let arrived = match i % 6 {
+                0 => t0 + FRAME * i + ms(100),
+                1 | 2 => t0 + FRAME * first + ms(100),
+                _ => t0 + FRAME * i,
+            };
+            p.schedule(i * TICKS, arrived);
+        }
+        assert!(p.target() >= ms(95), "target {:?}", p.target());
     }
 
     #[test]
