@@ -220,6 +220,11 @@ fn with_ten_percent_loss_each_way_the_viewer_still_renders_frames_in_order() {
     let repair_packets = metric(&path.server, "zego_relay_repair_packets_total");
     println!("repair packets: {repair_packets}");
     assert!(repair_packets > 0, "no FEC towards a lossy viewer");
+    // The anchor saw its uplink loss in the relay's transport-wide feedback and protects its video too; the relay
+    // rebuilt lost packets from it.
+    let rebuilt = metric(&path.server, "zego_relay_fec_rebuilt_total");
+    println!("packets rebuilt from the anchor's FEC: {rebuilt}");
+    assert!(rebuilt > 0, "no FEC from a lossy anchor");
 
     viewer.stop_playing("s").unwrap();
     anchor.stop_publishing(PublishChannel::Main).unwrap();

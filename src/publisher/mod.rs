@@ -545,7 +545,12 @@ impl Publisher {
                 let _ = t.await;
             }
             session.peer.close().await;
-            tracing::debug!(?channel, stream_id = %session.stream_id, "publish transport closed");
+            tracing::debug!(
+                ?channel,
+                stream_id = %session.stream_id,
+                fec_sent = session.peer.fec_sent(),
+                "publish transport closed"
+            );
         });
         if let Err(e) = teardown.await {
             tracing::error!(?channel, "closing the publish transport failed: {e}");

@@ -132,7 +132,7 @@ impl CongestionState {
         self.limited.load(Ordering::Relaxed)
     }
 
-    fn pacing(&self) -> bool {
+    pub fn pacing(&self) -> bool {
         self.pacing.load(Ordering::Relaxed)
     }
 
@@ -172,7 +172,7 @@ impl CongestionState {
     }
 
     /// Counts what one transport-wide feedback packet says: how many packets it covers, how many arrived.
-    fn count_feedback(&self, covered: u64, arrived: u64) {
+    pub fn count_feedback(&self, covered: u64, arrived: u64) {
         self.reported.fetch_add(covered, Ordering::Relaxed);
         self.lost
             .fetch_add(covered.saturating_sub(arrived), Ordering::Relaxed);
@@ -472,18 +472,22 @@ impl StandingQueue {
     }
 }
 
-/// Lets a stream-keyed interceptor treat a stream's retransmission (RTX) SSRC as a stream of its own.
+/// Lets a stream-keyed interceptor treat a stream's retransmission (RTX) and FlexFEC repair SSRCs as streams of
+/// their own.
 ///
 /// webrtc binds interceptors to the media SSRC only, so without this the TWCC sender would leave retransmissions
-/// unnumbered and the send history would not record them: the estimate would miss exactly the bytes that grow
-/// under loss, and the relay's feedback could not report their fate.
+/// and repair packets unnumbered and the send history would not record them: the estimate would miss exactly the
+/// bytes that grow under loss, and the relay's feedback could not report their fate.
 pub(crate) struct WithRepairStreams<I>(pub I);
 
-fn repair_stream(info: &StreamInfo) -> Option<StreamInfo> {
-    info.ssrc_rtx.map(|ssrc| StreamInfo {
-        ssrc,
-        ..info.clone()
-    })
+fn repair_streams(info: &StreamInfo) -> impl Iterator<Item = StreamInfo> + '_ {
+    [info.ssrc_rtx, info.ssrc_fec]
+        .into_iter()
+        .flatten()
+        .map(|ssrc| StreamInfo {
+            ssrc,
+            ..info.clone()
+        })
 }
 
 impl<I: Interceptor> Protocol<TaggedPacket, TaggedPacket, ()> for WithRepairStreams<I> {
@@ -533,14 +537,14 @@ impl<I: Interceptor> Protocol<TaggedPacket, TaggedPacket, ()> for WithRepairStre
 impl<I: Interceptor> Interceptor for WithRepairStreams<I> {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         self.0.bind_local_stream(info);
-        if let Some(repair) = repair_stream(info) {
+        for repair in repair_streams(info) {
             self.0.bind_local_stream(&repair);
         }
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.0.unbind_local_stream(info);
-        if let Some(repair) = repair_stream(info) {
+        for repair in repair_streams(info) {
             self.0.unbind_local_stream(&repair);
         }
     }

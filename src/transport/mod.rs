@@ -3,6 +3,7 @@
 
 pub(crate) mod congestion;
 mod fec_recovery;
+mod fec_sender;
 mod keyframe_requests;
 pub(crate) mod peer;
 mod runtime;

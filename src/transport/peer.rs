@@ -26,6 +26,7 @@ use webrtc::peer_connection::{
 
 use super::congestion::{CongestionState, FeedbackCounter, SendPacer, WithRepairStreams};
 use super::fec_recovery::FecRecoveryCounter;
+use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
 use super::runtime::HandleRuntime;
 use super::TransportConfig;
@@ -36,7 +37,8 @@ pub(crate) const H264_RTX_PAYLOAD_TYPE: u8 = 109;
 pub(crate) const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
-/// FlexFEC-03 repair packets, which the relay adds towards a player on a lossy path.
+/// FlexFEC-03 repair packets: the relay adds them towards a player on a lossy path, and a publisher towards the
+/// relay on a lossy uplink.
 pub(crate) const FLEXFEC_PAYLOAD_TYPE: u8 = 118;
 /// The FEC decoder sits just above the receiver reports: they count the path's loss before FEC repairs any of it,
 /// which is what the relay sizes its protection by. Below the NACK logic and the frame buffer, which see a
@@ -170,6 +172,8 @@ pub(crate) struct Peer {
     events: Arc<Events>,
     /// Media packets FlexFEC rebuilt (players).
     fec_recovered: Arc<AtomicU64>,
+    /// FlexFEC repair packets sent (publishers).
+    fec_sent: Arc<AtomicU64>,
     state: watch::Receiver<RTCPeerConnectionState>,
     gathering: watch::Receiver<RTCIceGatheringState>,
 }
@@ -214,10 +218,10 @@ impl Peer {
         on_failure: FailureCallback,
         on_track: Option<TrackCallback>,
     ) -> Result<Peer, PeerError> {
-        let media =
-            media_engine(role, congestion.is_some()).map_err(|e| format!("media engine: {e}"))?;
+        let media = media_engine(congestion.is_some()).map_err(|e| format!("media engine: {e}"))?;
         let fec_recovered = Arc::new(AtomicU64::new(0));
-        let registry = interceptors(role, congestion, fec_recovered.clone());
+        let fec_sent = Arc::new(AtomicU64::new(0));
+        let registry = interceptors(role, congestion, fec_recovered.clone(), fec_sent.clone());
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
         let events = Arc::new_cyclic(|me| Events {
@@ -264,6 +268,7 @@ impl Peer {
             pc: Arc::new(pc),
             events,
             fec_recovered,
+            fec_sent,
             state,
             gathering,
         })
@@ -276,6 +281,11 @@ impl Peer {
     /// Media packets the FlexFEC decoder rebuilt so far.
     pub fn fec_recovered(&self) -> u64 {
         self.fec_recovered.load(Ordering::Relaxed)
+    }
+
+    /// FlexFEC repair packets sent so far.
+    pub fn fec_sent(&self) -> u64 {
+        self.fec_sent.load(Ordering::Relaxed)
     }
 
     /// Creates the offer, applies it, waits for ICE gathering (bounded) and returns the SDP with its candidates.
@@ -421,7 +431,7 @@ pub(crate) fn codecs(kind: RtpCodecKind) -> Vec<RTCRtpCodecParameters> {
     }
 }
 
-/// The FlexFEC format a player offers to take.
+/// The FlexFEC format: a player offers to take it, a publisher to send it.
 fn flexfec_codec() -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
@@ -435,13 +445,10 @@ fn flexfec_codec() -> RTCRtpCodecParameters {
     }
 }
 
-/// The codecs (a player also takes FlexFEC), and with `transport_cc` the transport-wide sequence number extension
+/// The codecs (FlexFEC too, which the relay sends to players and takes from publishers), and with `transport_cc` the transport-wide sequence number extension
 /// and `transport-cc` feedback on every codec, so the relay reports the arrival of each packet.
-fn media_engine(role: PeerRole, transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
+fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
     let mut media = MediaEngine::default();
-    if role == PeerRole::Player {
-        media.register_codec(flexfec_codec(), RtpCodecKind::Video)?;
-    }
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         for codec in codecs(kind) {
             media.register_codec(codec, kind)?;
@@ -463,6 +470,8 @@ fn media_engine(role: PeerRole, transport_cc: bool) -> webrtc::error::Result<Med
             )?;
         }
     }
+    // After H.264 and its RTX, so the video m-line lists the media format first.
+    media.register_codec(flexfec_codec(), RtpCodecKind::Video)?;
     Ok(media)
 }
 
@@ -472,6 +481,7 @@ fn interceptors(
     role: PeerRole,
     congestion: Option<Congestion>,
     fec_recovered: Arc<AtomicU64>,
+    fec_sent: Arc<AtomicU64>,
 ) -> Registry {
     let registry = Registry::new()
         // Players ask for missing video themselves (src/player/nack.rs): once at once, then once per round trip
@@ -492,6 +502,7 @@ fn interceptors(
                     WithRepairStreams(TwccSenderBuilder::new().build()),
                 )
                 .with(Slot::Pacer, SendPacer::new(cc.state.clone()))
+                .with(Slot::FecEncoder, FecSender::new(cc.state.clone(), fec_sent))
                 // Next to the wire on the read leg, before anything consumes the feedback.
                 .with(
                     Slot::from(FEEDBACK_COUNTER_SLOT),

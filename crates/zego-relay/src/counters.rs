@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub bytes_forwarded: AtomicU64,
     pub retransmissions: AtomicU64,
     pub repair_packets: AtomicU64,
+    pub fec_rebuilt: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub datagrams_dropped: AtomicU64,
 }
@@ -40,6 +41,7 @@ impl Counters {
             bytes_forwarded: get(&self.bytes_forwarded),
             retransmissions: get(&self.retransmissions),
             repair_packets: get(&self.repair_packets),
+            fec_rebuilt: get(&self.fec_rebuilt),
             keyframe_requests: get(&self.keyframe_requests),
             datagrams_dropped: get(&self.datagrams_dropped),
         }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use str0m::media::MediaKind;
 use str0m::net::DatagramRecv;
-use str0m::rtp::RtpPacket;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::counters::Counters;
+use crate::fec::MediaPacket;
 use crate::h264;
 use crate::route::Route;
 use crate::session::{self, RoleKind, RtcEnv, Session, SessionOutput};
@@ -421,7 +421,7 @@ impl IoLoop {
         &mut self,
         from: SessionId,
         kind: MediaKind,
-        packet: &RtpPacket,
+        packet: &MediaPacket,
         now: Instant,
         outbox: &mut SocketOutbox,
     ) {
@@ -435,16 +435,12 @@ impl IoLoop {
             return;
         }
         let opens_keyframe = kind == MediaKind::Video
-            && route.starts_access_unit(
-                *packet.header.ssrc,
-                *packet.seq_no,
-                packet.header.timestamp,
-            )
+            && route.starts_access_unit(packet.ssrc, packet.seq, packet.timestamp)
             && h264::starts_keyframe(&packet.payload);
         if opens_keyframe {
             route.keyframes.keyframe_seen();
         }
-        let source = (from, *packet.header.ssrc);
+        let source = (from, packet.ssrc);
         for player_id in &route.players {
             let Some(player) = self.sessions.get_mut(player_id) else {
                 continue;

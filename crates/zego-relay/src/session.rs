@@ -9,11 +9,11 @@ use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::counters::Counters;
-use crate::fec::FecSender;
+use crate::fec::{FecReceiver, FecSender, MediaPacket};
 use crate::rewrite::{SeqTimeRewriter, SourceId};
 use crate::{RelayError, SessionId};
 
@@ -85,18 +85,18 @@ impl RtcEnv {
             config = config
                 .set_extension_map(extensions)
                 .set_stats_interval(Some(PLAYER_STATS_INTERVAL));
-            if let Some(pt) = fec_pt {
-                // Not negotiated by str0m (it has no FEC format); declared so that it sends packets of this
-                // payload type, and added to the answer by `announce_repair_stream`.
-                config.codec_config().add_config(
-                    pt.into(),
-                    None,
-                    Codec::Unknown,
-                    Frequency::NINETY_KHZ,
-                    None,
-                    FormatParams::default(),
-                );
-            }
+        }
+        if let Some(pt) = fec_pt {
+            // Not negotiated by str0m (it has no FEC format); declared so that it sends (to a player) and takes
+            // (from a publisher) packets of this payload type, and added to the answer by `announce_fec`.
+            config.codec_config().add_config(
+                pt.into(),
+                None,
+                Codec::Unknown,
+                Frequency::NINETY_KHZ,
+                None,
+                FormatParams::default(),
+            );
         }
         config.build(now)
     }
@@ -113,6 +113,8 @@ pub(crate) enum RoleKind {
 pub(crate) struct PublisherTracks {
     video: Option<(Mid, Pt)>,
     audio: Option<Pt>,
+    /// When the publisher sends FlexFEC with its video (boxed: most publishers on clean paths never use it).
+    fec: Option<Box<FecReceiver>>,
 }
 
 /// One outgoing track of a player.
@@ -158,7 +160,7 @@ pub(crate) enum Role {
 pub(crate) enum SessionOutput {
     Connected,
     /// Media from a publisher.
-    Media(MediaKind, RtpPacket),
+    Media(MediaKind, MediaPacket),
     /// A player asks for a keyframe.
     KeyframeRequest,
 }
@@ -193,9 +195,11 @@ impl Session {
     ) -> Result<(Session, String), RelayError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp)
             .map_err(|e| RelayError::BadOffer(e.to_string()))?;
-        let fec_pt = match role {
-            RoleKind::Player => offered_fec_pt(offer_sdp),
-            RoleKind::Publisher => None,
+        let fec_pt = offered_fec_pt(offer_sdp);
+        // A publisher's repair stream: the media and repair SSRCs its offer groups.
+        let fec_group = match role {
+            RoleKind::Publisher => fec_pt.and(offered_fec_group(offer_sdp)),
+            RoleKind::Player => None,
         };
         let mut rtc = env.new_rtc(role, fec_pt, now);
         let candidate = Candidate::host(env.announced, "udp")
@@ -226,12 +230,31 @@ impl Session {
             .collect();
 
         let role = match role {
-            RoleKind::Publisher => Role::Publisher(publisher_tracks(&rtc, &medias)?),
+            RoleKind::Publisher => {
+                let mut tracks = publisher_tracks(&rtc, &medias)?;
+                if let (Some(pt), Some((media_ssrc, repair_ssrc)), Some((mid, video_pt))) =
+                    (fec_pt, fec_group, tracks.video)
+                {
+                    answer = announce_fec(&answer, mid, pt.into(), None);
+                    tracks.fec = Some(Box::new(FecReceiver::new(
+                        media_ssrc,
+                        *video_pt,
+                        repair_ssrc,
+                        pt,
+                    )));
+                }
+                Role::Publisher(tracks)
+            }
             RoleKind::Player => {
                 let mut tracks = player_tracks(&mut rtc, &medias)?;
                 if let (Some(pt), Some(video)) = (fec_pt, tracks.video.as_mut()) {
                     if let Some(repair) = add_repair_stream(&mut rtc, video, pt) {
-                        answer = announce_repair_stream(&answer, video, &repair);
+                        answer = announce_fec(
+                            &answer,
+                            video.mid,
+                            repair.pt,
+                            Some((video.ssrc, repair.ssrc)),
+                        );
                         video.fec = Some(repair);
                     }
                 }
@@ -312,16 +335,23 @@ impl Session {
     ) -> bool {
         let Role::Publisher(PublisherTracks {
             video: Some((mid, _)),
+            fec,
             ..
-        }) = self.role
+        }) = &self.role
         else {
             return false;
         };
         if !self.connected {
             return false;
         }
+        let media_ssrc = fec.as_ref().map(|f| Ssrc::from(f.media_ssrc()));
         let mut api = self.rtc.direct_api();
-        let Some(stream) = api.stream_rx_by_mid(mid, None) else {
+        // With FEC the repair stream shares the m-line (and, with no RID, any lookup by it): ask by SSRC.
+        let stream = match media_ssrc {
+            Some(ssrc) => api.stream_rx(&ssrc),
+            None => api.stream_rx_by_mid(*mid, None),
+        };
+        let Some(stream) = stream else {
             return false;
         };
         stream.request_keyframe(KeyframeRequestKind::Pli);
@@ -350,7 +380,7 @@ impl Session {
         &mut self,
         source: SourceId,
         kind: MediaKind,
-        packet: &RtpPacket,
+        packet: &MediaPacket,
         opens_keyframe: bool,
         counters: &Counters,
     ) -> bool {
@@ -373,12 +403,11 @@ impl Session {
             }
             track.waiting_keyframe = false;
         }
-        let Some((seq, time)) = track.rewriter.map(
-            source,
-            *packet.seq_no,
-            packet.header.timestamp,
-            packet.timestamp,
-        ) else {
+        let Some((seq, time)) =
+            track
+                .rewriter
+                .map(source, packet.seq, packet.timestamp, packet.arrival)
+        else {
             return false;
         };
 
@@ -386,9 +415,9 @@ impl Session {
         // MID goes on every packet (str0m would stop once the player acknowledges the SSRC), so that the video's
         // extension block stays the same for the session, as its FEC needs (see `fec.rs`).
         let ext = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            video_orientation: packet.header.ext_vals.video_orientation,
+            audio_level: packet.ext.audio_level,
+            voice_activity: packet.ext.voice_activity,
+            video_orientation: packet.ext.video_orientation,
             mid: Some(track.mid),
             ..Default::default()
         };
@@ -403,10 +432,10 @@ impl Session {
                 track.pt,
                 seq.into(),
                 time,
-                packet.timestamp,
+                packet.arrival,
                 packet.payload.clone(),
             )
-            .marker(packet.header.marker)
+            .marker(packet.marker)
             .ext_vals(ext)
             // Kept in str0m's per-stream send buffer (the payload is shared with every other player) to answer
             // NACKs with RTX.
@@ -416,10 +445,9 @@ impl Session {
         Counters::add(&counters.bytes_forwarded, packet.payload.len() as u64);
 
         if let Some(repair) = track.fec.as_mut() {
-            let repairs =
-                repair
-                    .sender
-                    .on_media(seq, time, packet.header.marker, plain, &packet.payload);
+            let repairs = repair
+                .sender
+                .on_media(seq, time, packet.marker, plain, &packet.payload);
             if !repairs.is_empty() {
                 if let Some(stream) = api.stream_tx(&repair.ssrc) {
                     for r in repairs {
@@ -429,8 +457,8 @@ impl Session {
                                 repair.pt,
                                 r.seq.into(),
                                 r.timestamp,
-                                packet.timestamp,
-                                r.payload,
+                                packet.arrival,
+                                Arc::<[u8]>::from(&r.payload[..]),
                             )
                             // A lost repair packet is not worth a round trip: the NACK for the media is.
                             .nackable(false),
@@ -511,10 +539,26 @@ impl Session {
             }
             Event::Closed => self.gone = Some("the peer closed the connection"),
             Event::RtpPacket(packet) => {
-                let Role::Publisher(tracks) = &self.role else {
+                let Role::Publisher(tracks) = &mut self.role else {
                     return;
                 };
                 let pt = packet.header.payload_type;
+                Counters::add(&counters.packets_received, 1);
+                Counters::add(&counters.bytes_received, packet.payload.len() as u64);
+                if let Some(fec) = tracks.fec.as_mut() {
+                    if fec.is_repair(*packet.header.ssrc, *pt) {
+                        let mut rebuilt = Vec::new();
+                        fec.on_repair(
+                            packet.header.sequence_number,
+                            packet.header.timestamp,
+                            &packet.payload,
+                            packet.timestamp,
+                            &mut rebuilt,
+                        );
+                        Self::push_rebuilt(self.id, rebuilt, outputs, counters);
+                        return;
+                    }
+                }
                 let kind = if tracks.video.is_some_and(|(_, v)| v == pt) {
                     MediaKind::Video
                 } else if tracks.audio == Some(pt) {
@@ -522,9 +566,18 @@ impl Session {
                 } else {
                     return;
                 };
-                Counters::add(&counters.packets_received, 1);
-                Counters::add(&counters.bytes_received, packet.payload.len() as u64);
+                let packet = MediaPacket::from(packet);
+                let mut rebuilt = Vec::new();
+                if kind == MediaKind::Video {
+                    if let Some(fec) = tracks.fec.as_mut() {
+                        if !fec.on_media(&packet, &mut rebuilt) {
+                            // Rebuilt already and forwarded: this is str0m's retransmission of it.
+                            return;
+                        }
+                    }
+                }
                 outputs.push((self.id, SessionOutput::Media(kind, packet)));
+                Self::push_rebuilt(self.id, rebuilt, outputs, counters);
             }
             Event::KeyframeRequest(_) => {
                 if matches!(self.role, Role::Player(_)) {
@@ -543,7 +596,7 @@ impl Session {
                 }) = &mut self.role
                 {
                     if stats.mid == *mid && stats.rid == Some(Rid::from(VIDEO_RID)) {
-                        let level = &mut repair.sender.level;
+                        let level = &mut repair.sender.coder.level;
                         let was = level.active();
                         level.report(stats.timestamp, stats.loss, stats.rtt);
                         if level.active() != was {
@@ -560,6 +613,20 @@ impl Session {
             }
             _ => {}
         }
+    }
+
+    fn push_rebuilt(
+        id: SessionId,
+        rebuilt: Vec<MediaPacket>,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) {
+        Counters::add(&counters.fec_rebuilt, rebuilt.len() as u64);
+        outputs.extend(
+            rebuilt
+                .into_iter()
+                .map(|p| (id, SessionOutput::Media(MediaKind::Video, p))),
+        );
     }
 
     /// Player with FEC: the header of its first video packet sent (the RTP header is not encrypted).
@@ -734,6 +801,25 @@ fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
     None
 }
 
+/// The media and repair SSRCs of the `a=ssrc-group:FEC-FR` in the offer's video section, if any.
+fn offered_fec_group(offer_sdp: &str) -> Option<(u32, u32)> {
+    let mut in_video = false;
+    for line in offer_sdp.lines().map(str::trim_end) {
+        if let Some(media) = line.strip_prefix("m=") {
+            in_video = media.starts_with("video ");
+        } else if in_video {
+            let Some(group) = line.strip_prefix("a=ssrc-group:FEC-FR ") else {
+                continue;
+            };
+            let mut ssrcs = group.split_whitespace().map(str::parse::<u32>);
+            if let (Some(Ok(media)), Some(Ok(repair))) = (ssrcs.next(), ssrcs.next()) {
+                return Some((media, repair));
+            }
+        }
+    }
+    None
+}
+
 /// Declares the repair stream of a player's video on its m-line, and declares the video again (same SSRCs) with a
 /// RID of its own, see [`VIDEO_RID`].
 fn add_repair_stream(rtc: &mut Rtc, video: &OutTrack, pt: u8) -> Option<Box<RepairStream>> {
@@ -761,12 +847,11 @@ fn add_repair_stream(rtc: &mut Rtc, video: &OutTrack, pt: u8) -> Option<Box<Repa
     }))
 }
 
-/// Adds the repair stream to the answer's section of its m-line: the payload type on the m-line with its
-/// `a=rtpmap`, and the SSRC in an `a=ssrc-group:FEC-FR` with the media SSRC (RFC 5956), under the media's CNAME.
-fn announce_repair_stream(answer: &str, video: &OutTrack, repair: &RepairStream) -> String {
-    let media_ssrc = video.ssrc;
-    let mid_line = format!("a=mid:{}", video.mid);
-    let cname_prefix = format!("a=ssrc:{media_ssrc} cname:");
+/// Adds FlexFEC to the answer's section of the m-line `mid`: the payload type on the m-line with its `a=rtpmap`, and
+/// for a repair stream the relay sends (`sent`: media and repair SSRC), the SSRC in an `a=ssrc-group:FEC-FR` with
+/// the media SSRC (RFC 5956), under the media's CNAME.
+fn announce_fec(answer: &str, mid: Mid, pt: Pt, sent: Option<(Ssrc, Ssrc)>) -> String {
+    let mid_line = format!("a=mid:{mid}");
     let lines: Vec<&str> = answer.lines().map(str::trim_end).collect();
     let sections: Vec<usize> = lines
         .iter()
@@ -784,22 +869,24 @@ fn announce_repair_stream(answer: &str, video: &OutTrack, repair: &RepairStream)
         }
         let section = &lines[m_line..end];
         if section.contains(&mid_line.as_str()) {
-            let cname = section
-                .iter()
-                .find_map(|l| l.strip_prefix(cname_prefix.as_str()))
-                .unwrap_or("zego-relay");
-            out.push_str(&format!("{} {}\r\n", section[0], repair.pt));
+            out.push_str(&format!("{} {pt}\r\n", section[0]));
             for line in &section[1..] {
                 out.push_str(line);
                 out.push_str("\r\n");
             }
-            out.push_str(&format!("a=rtpmap:{} flexfec-03/90000\r\n", repair.pt));
-            out.push_str(&format!("a=fmtp:{} repair-window=10000000\r\n", repair.pt));
-            out.push_str(&format!(
-                "a=ssrc-group:FEC-FR {media_ssrc} {}\r\n",
-                repair.ssrc
-            ));
-            out.push_str(&format!("a=ssrc:{} cname:{cname}\r\n", repair.ssrc));
+            out.push_str(&format!("a=rtpmap:{pt} flexfec-03/90000\r\n"));
+            out.push_str(&format!("a=fmtp:{pt} repair-window=10000000\r\n"));
+            if let Some((media_ssrc, repair_ssrc)) = sent {
+                let cname_prefix = format!("a=ssrc:{media_ssrc} cname:");
+                let cname = section
+                    .iter()
+                    .find_map(|l| l.strip_prefix(cname_prefix.as_str()))
+                    .unwrap_or("zego-relay");
+                out.push_str(&format!(
+                    "a=ssrc-group:FEC-FR {media_ssrc} {repair_ssrc}\r\n"
+                ));
+                out.push_str(&format!("a=ssrc:{repair_ssrc} cname:{cname}\r\n"));
+            }
         } else {
             for line in section {
                 out.push_str(line);
@@ -869,21 +956,12 @@ mod tests {
 
     #[test]
     fn the_answer_names_the_repair_stream_in_the_video_section() {
-        let video = OutTrack {
-            mid: Mid::from("0"),
-            ssrc: 1000.into(),
-            rtx: Some(2000.into()),
-            pt: 108.into(),
-            rewriter: SeqTimeRewriter::new(VIDEO_CLOCK_RATE),
-            waiting_keyframe: true,
-            fec: None,
-        };
-        let repair = RepairStream {
-            ssrc: 4000.into(),
-            pt: 118.into(),
-            sender: FecSender::new(118, 4000, 1000, 108),
-        };
-        let answer = announce_repair_stream(ANSWER, &video, &repair);
+        let answer = announce_fec(
+            ANSWER,
+            Mid::from("0"),
+            118.into(),
+            Some((1000.into(), 4000.into())),
+        );
         let (video_section, audio_section) = answer.split_once("m=audio").unwrap();
         assert!(video_section.contains("m=video 9 UDP/TLS/RTP/SAVPF 108 109 118\r\n"));
         assert!(video_section.contains("a=rtpmap:118 flexfec-03/90000\r\n"));
@@ -897,6 +975,25 @@ mod tests {
         );
         // The SDP parser of str0m (and so of any peer) takes the result.
         assert!(SdpOffer::from_sdp_string(&answer).is_ok());
+    }
+
+    #[test]
+    fn a_publisher_is_answered_with_the_format_only() {
+        let answer = announce_fec(ANSWER, Mid::from("0"), 118.into(), None);
+        let (video_section, _) = answer.split_once("m=audio").unwrap();
+        assert!(video_section.contains("m=video 9 UDP/TLS/RTP/SAVPF 108 109 118\r\n"));
+        assert!(video_section.contains("a=rtpmap:118 flexfec-03/90000\r\n"));
+        assert!(!answer.contains("FEC-FR"));
+        assert_eq!(answer.lines().count(), ANSWER.lines().count() + 2);
+    }
+
+    #[test]
+    fn the_publishers_repair_stream_is_read_from_its_video_section() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ssrc-group:FEC-FR 1 2\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 108 109 118\r\na=ssrc-group:FID 10 11\r\n\
+                     a=ssrc-group:FEC-FR 10 12\r\na=ssrc:10 cname:x\r\n";
+        assert_eq!(offered_fec_group(offer), Some((10, 12)));
+        assert_eq!(offered_fec_group(ANSWER), None);
     }
 
     #[test]

@@ -208,6 +208,12 @@ pub fn render(
     );
     counter(
         &mut out,
+        "zego_relay_fec_rebuilt_total",
+        "Publisher packets lost on the way in and rebuilt from its FlexFEC repair packets.",
+        relay.fec_rebuilt,
+    );
+    counter(
+        &mut out,
         "zego_relay_keyframe_requests_total",
         "Keyframe requests sent to publishers.",
         relay.keyframe_requests,

@@ -1,0 +1,378 @@
+//! FlexFEC repair packets for a publisher's video on a lossy uplink.
+//!
+//! A NACK repairs an uplink loss in a round trip to the publisher; a repair packet lets the relay rebuild it as
+//! soon as the frame's last packets arrive. The relay takes them when its answer names `flexfec-03` on the video
+//! m-line; webrtc then binds the video stream with the repair SSRC of the offer's `a=ssrc-group:FEC-FR`, which is
+//! what turns this on. Coding and the amount are `zego-fec`'s: frame-aligned blocks of packets in the plain form
+//! (header without extensions: the transport-wide sequence number is only stamped below this slot), repair packets
+//! in proportion to the loss the relay's transport-wide feedback shows, and none while the congestion controller
+//! sees a queue (loss at a bottleneck is congestion, and redundancy would add to it).
+//!
+//! It sits at webrtc's FEC encoder slot: above the pacer, the transport-wide numbering and the send history, so
+//! repair packets are paced, numbered and counted by the bandwidth estimate like any other; above the NACK
+//! responder, so it never sees retransmissions.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet as RtpPacket;
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+use zego_fec::{BlockCoder, ProtectionLevel};
+
+use super::congestion::{CongestionState, FeedbackCounters};
+
+/// How often the feedback's loss is summed up for the protection level.
+const REPORT_INTERVAL: Duration = Duration::from_millis(500);
+/// Repair packets per media packet and unit of loss: twice the relay's towards a player, because every player
+/// inherits what the uplink loses (and waits a round trip to the publisher for what FEC does not rebuild), while
+/// the uplink's repair packets are paid for once.
+const UPLINK_STRENGTH: f32 = 2.0 * zego_fec::LOSS_TO_RATIO;
+
+/// One protected video stream.
+struct Protected {
+    coder: BlockCoder,
+    repair_ssrc: u32,
+    repair_pt: u8,
+    media_pt: u8,
+    /// The newest media sequence number, extended.
+    newest: Option<u64>,
+}
+
+impl Protected {
+    fn extend(&mut self, seq: u16) -> u64 {
+        let ext = match self.newest {
+            None => u64::from(seq) + (1 << 16),
+            Some(newest) => {
+                let ahead = i64::from(seq.wrapping_sub(newest as u16) as i16);
+                (newest as i64 + ahead).max(0) as u64
+            }
+        };
+        self.newest = Some(self.newest.map_or(ext, |n| n.max(ext)));
+        ext
+    }
+}
+
+pub(crate) struct FecSender {
+    state: Arc<CongestionState>,
+    /// Keyed by the media SSRC.
+    streams: HashMap<u32, Protected>,
+    /// Repair packets sent.
+    sent: Arc<AtomicU64>,
+    /// The feedback counters at the last level report.
+    last_report: Option<(Instant, FeedbackCounters)>,
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+impl FecSender {
+    pub fn new(state: Arc<CongestionState>, sent: Arc<AtomicU64>) -> FecSender {
+        FecSender {
+            state,
+            streams: HashMap::new(),
+            sent,
+            last_report: None,
+            read_queue: VecDeque::new(),
+            write_queue: VecDeque::new(),
+        }
+    }
+
+    /// Every [`REPORT_INTERVAL`]: the uplink loss since the last report, and whether the estimate shows a queue.
+    fn report(&mut self, now: Instant) {
+        let feedback = self.state.feedback();
+        let Some((at, before)) = self.last_report else {
+            self.last_report = Some((now, feedback));
+            return;
+        };
+        if now.duration_since(at) < REPORT_INTERVAL {
+            return;
+        }
+        self.last_report = Some((now, feedback));
+        let loss = feedback.loss_since(&before).map(|l| l as f32);
+        let queued = self.state.pacing();
+        for stream in self.streams.values_mut() {
+            let level = &mut stream.coder.level;
+            let was = level.active();
+            if queued {
+                level.report_queue(now);
+            } else {
+                level.report(now, loss, None);
+            }
+            if level.active() != was {
+                tracing::debug!(
+                    ?loss,
+                    queued,
+                    "FEC on the uplink {}",
+                    if was { "stops" } else { "starts" }
+                );
+            }
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        let Packet::Rtp(rtp) = &msg.message.packet else {
+            self.write_queue.push_back(msg);
+            return Ok(());
+        };
+        if !self.streams.contains_key(&rtp.header.ssrc) {
+            self.write_queue.push_back(msg);
+            return Ok(());
+        }
+        self.report(msg.now);
+        let (now, transport) = (msg.now, msg.transport);
+        let ssrc = rtp.header.ssrc;
+        let Some(stream) = self.streams.get_mut(&ssrc) else {
+            self.write_queue.push_back(msg);
+            return Ok(());
+        };
+        let seq = stream.extend(rtp.header.sequence_number);
+        let protected = (stream.coder.active()
+            && rtp.header.payload_type == stream.media_pt
+            && !rtp.header.padding)
+            .then(|| {
+                zego_fec::plain(
+                    ssrc,
+                    rtp.header.payload_type,
+                    rtp.header.sequence_number,
+                    rtp.header.timestamp,
+                    rtp.header.marker,
+                    rtp.payload.clone(),
+                )
+            });
+        let repairs = stream.coder.on_media(seq, protected);
+        // The media packet leaves first; its repair packets protect what has already gone.
+        self.write_queue.push_back(msg);
+        for repair in repairs {
+            let packet = RtpPacket {
+                header: Header {
+                    version: 2,
+                    payload_type: stream.repair_pt,
+                    sequence_number: repair.seq as u16,
+                    timestamp: repair.timestamp,
+                    ssrc: stream.repair_ssrc,
+                    ..Default::default()
+                },
+                payload: repair.payload,
+            };
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            self.write_queue.push_back(TaggedPacket {
+                now,
+                transport,
+                message: AttributedPacket::new(Packet::Rtp(packet)),
+            });
+        }
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write_queue.pop_front()
+    }
+}
+
+impl Interceptor for FecSender {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        if let (Some(repair_ssrc), Some(repair_pt)) = (info.ssrc_fec, info.payload_type_fec) {
+            tracing::debug!(
+                media = info.ssrc,
+                repair = repair_ssrc,
+                "the relay takes FlexFEC: the uplink video can be protected"
+            );
+            self.streams.insert(
+                info.ssrc,
+                Protected {
+                    coder: BlockCoder::with_level(
+                        repair_pt,
+                        repair_ssrc,
+                        ProtectionLevel::with_strength(UPLINK_STRENGTH),
+                    ),
+                    repair_ssrc,
+                    repair_pt,
+                    media_pt: info.payload_type,
+                    newest: None,
+                },
+            );
+        }
+    }
+
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.streams.remove(&info.ssrc);
+    }
+
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use zego_fec::FlexFec03Decoder;
+
+    const MEDIA: u32 = 0x10;
+    const REPAIR: u32 = 0x20;
+
+    fn info() -> StreamInfo {
+        StreamInfo {
+            ssrc: MEDIA,
+            ssrc_fec: Some(REPAIR),
+            payload_type: 108,
+            payload_type_fec: Some(118),
+            ..Default::default()
+        }
+    }
+
+    fn media(seq: u16, ts: u32, marker: bool) -> RtpPacket {
+        RtpPacket {
+            header: Header {
+                version: 2,
+                marker,
+                payload_type: 108,
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc: MEDIA,
+                // What webrtc's sender adds above this slot; the uplink's repair does not cover it.
+                extension: true,
+                extension_profile: 0xBEDE,
+                extensions: vec![rtc::rtp::header::Extension {
+                    id: 4,
+                    payload: Bytes::from_static(b"0"),
+                }],
+                ..Default::default()
+            },
+            payload: Bytes::from(vec![seq as u8; 300 + usize::from(seq % 7) * 100]),
+        }
+    }
+
+    fn write(sender: &mut FecSender, packet: RtpPacket, now: Instant) -> Vec<RtpPacket> {
+        sender
+            .handle_write(TaggedPacket {
+                now,
+                transport: Default::default(),
+                message: AttributedPacket::new(Packet::Rtp(packet)),
+            })
+            .unwrap();
+        std::iter::from_fn(|| sender.poll_write())
+            .map(|m| match m.message.packet {
+                Packet::Rtp(p) => p,
+                _ => panic!("only RTP expected"),
+            })
+            .collect()
+    }
+
+    /// Feeds 3 s of 9-packet frames with the feedback showing 10% loss, and checks that once protection is on (two
+    /// lossy reports, half a second apart) the relay's decoder rebuilds every dropped packet from the plain form.
+    #[test]
+    fn a_lossy_uplink_gets_repair_packets_the_relay_can_use() {
+        let state = CongestionState::new(2_500_000, 64_000);
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut sender = FecSender::new(state.clone(), sent.clone());
+        sender.bind_local_stream(&info());
+        let start = Instant::now();
+        let mut decoder = FlexFec03Decoder::new(REPAIR, MEDIA);
+        let mut dropped = Vec::new();
+        let mut rebuilt = Vec::new();
+        for frame in 0..90u16 {
+            let now = start + Duration::from_millis(u64::from(frame) * 33);
+            state.count_feedback(100, 90);
+            for i in 0..9u16 {
+                let seq = 65_000u16.wrapping_add(frame * 9 + i);
+                let out = write(
+                    &mut sender,
+                    media(seq, u32::from(frame) * 3000, i == 8),
+                    now,
+                );
+                assert_eq!(
+                    out[0].header.sequence_number, seq,
+                    "the media packet goes first"
+                );
+                for packet in out {
+                    let plain = if packet.header.ssrc == MEDIA {
+                        if i == 3 && frame % 2 == 0 {
+                            dropped.push(seq);
+                            continue;
+                        }
+                        zego_fec::plain(
+                            MEDIA,
+                            108,
+                            packet.header.sequence_number,
+                            packet.header.timestamp,
+                            packet.header.marker,
+                            packet.payload,
+                        )
+                    } else {
+                        assert_eq!(packet.header.ssrc, REPAIR);
+                        assert_eq!(packet.header.payload_type, 118);
+                        packet
+                    };
+                    rebuilt.extend(decoder.decode(plain));
+                }
+            }
+        }
+        assert!(
+            sent.load(Ordering::Relaxed) > 0,
+            "10% loss turns protection on"
+        );
+        let rebuilt: Vec<u16> = rebuilt.iter().map(|p| p.header.sequence_number).collect();
+        // Protection is on after the report at one second (frame 31).
+        let after_start = &dropped[dropped.len() / 2..];
+        assert!(
+            after_start.iter().all(|s| rebuilt.contains(s)),
+            "rebuilt {rebuilt:?} of {dropped:?}"
+        );
+        assert!(rebuilt.iter().all(|s| dropped.contains(s)));
+    }
+
+    #[test]
+    fn a_clean_uplink_or_a_stream_without_a_repair_ssrc_gets_none() {
+        let state = CongestionState::new(2_500_000, 64_000);
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut sender = FecSender::new(state.clone(), sent.clone());
+        sender.bind_local_stream(&StreamInfo {
+            ssrc: MEDIA,
+            payload_type: 108,
+            ..Default::default()
+        });
+        let start = Instant::now();
+        for n in 0..300u16 {
+            state.count_feedback(10, 10);
+            let out = write(
+                &mut sender,
+                media(n, u32::from(n / 9) * 3000, n % 9 == 8),
+                start + Duration::from_millis(u64::from(n) * 4),
+            );
+            assert_eq!(out.len(), 1);
+        }
+        sender.bind_local_stream(&info());
+        for n in 300..600u16 {
+            state.count_feedback(10, 10);
+            let out = write(
+                &mut sender,
+                media(n, u32::from(n / 9) * 3000, n % 9 == 8),
+                start + Duration::from_millis(u64::from(n) * 4),
+            );
+            assert_eq!(out.len(), 1, "no loss, no repair packets");
+        }
+        assert_eq!(sent.load(Ordering::Relaxed), 0);
+    }
+}
