@@ -239,9 +239,11 @@ impl IoLoop {
             Session::accept(id, RoleKind::Publisher, offer, &self.env, now)?;
         self.next_session_id += 1;
 
-        let route_id = self.route_id(&key);
-        session.route = route_id;
-        let previous = self.routes.get(&route_id).and_then(|r| r.publisher);
+        let previous = self
+            .route_ids
+            .get(&key)
+            .and_then(|r| self.routes.get(r))
+            .and_then(|r| r.publisher);
         if let Some(previous) = previous {
             // The same stream from a new peer connection: the old one is over.
             tracing::info!(
@@ -252,6 +254,9 @@ impl IoLoop {
             );
             self.remove_session(previous, "replaced by a new publisher", true, outbox);
         }
+        // Looked up after the old publisher is gone: a route nobody plays goes with its publisher.
+        let route_id = self.route_id(&key);
+        session.route = route_id;
         let route = self
             .routes
             .entry(route_id)

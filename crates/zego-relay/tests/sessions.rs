@@ -136,6 +136,21 @@ async fn a_session_that_never_connects_is_cleaned_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_publisher_was_replaced_before_anyone_played_it_can_be_played() {
+    let relay = start_relay().await;
+    let first = Publisher::connect(&relay, key("again")).await;
+    // The same stream again (a publisher whose transport failed publishes anew), with no player yet.
+    let second = Publisher::connect(&relay, key("again")).await;
+    assert_eq!(relay.metrics().publishers, 1);
+    let (_pc, offer) = recvonly_offer(default_codecs()).await;
+    let played = relay.play(key("again"), &offer).await;
+    assert!(played.is_ok(), "{played:?}");
+    first.peer.close().await;
+    second.peer.close().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_goes_silent_is_cleaned_up() {
     let proxy_socket = common::lossy_proxy::ProxySocket::bind().await;
     let relay = start_relay_announcing(Some(proxy_socket.addr)).await;
