@@ -112,7 +112,8 @@ pub struct RelayMetrics {
     pub retransmissions: u64,
     /// FlexFEC repair packets sent to players on lossy paths.
     pub repair_packets: u64,
-    /// Publisher packets lost on the way in and rebuilt from the publisher's FlexFEC repair packets.
+    /// Publisher packets lost on the way in and rebuilt from the publisher's FlexFEC repair packets (forwarded like
+    /// received ones, and not counted in `packets_received`).
     pub fec_rebuilt: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests: u64,

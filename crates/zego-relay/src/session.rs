@@ -543,8 +543,6 @@ impl Session {
                     return;
                 };
                 let pt = packet.header.payload_type;
-                Counters::add(&counters.packets_received, 1);
-                Counters::add(&counters.bytes_received, packet.payload.len() as u64);
                 if let Some(fec) = tracks.fec.as_mut() {
                     if fec.is_repair(*packet.header.ssrc, *pt) {
                         let mut rebuilt = Vec::new();
@@ -576,6 +574,8 @@ impl Session {
                         }
                     }
                 }
+                Counters::add(&counters.packets_received, 1);
+                Counters::add(&counters.bytes_received, packet.payload.len() as u64);
                 outputs.push((self.id, SessionOutput::Media(kind, packet)));
                 Self::push_rebuilt(self.id, rebuilt, outputs, counters);
             }
