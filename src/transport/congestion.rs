@@ -20,6 +20,7 @@ use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
 
 use super::peer::OPUS_PAYLOAD_TYPE;
+use super::read_tap::ReadFilter;
 
 /// Share of the estimate given to media (video + audio); the rest is room for retransmissions and headers.
 pub(crate) const MEDIA_SHARE: f64 = 0.7;
@@ -268,18 +269,11 @@ pub(crate) struct FeedbackCounter {
     state: Arc<CongestionState>,
     /// The feedback count of the last feedback and the sequence number after the last packet it covered.
     last: Option<(u8, u16)>,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
 }
 
 impl FeedbackCounter {
     pub fn new(state: Arc<CongestionState>) -> FeedbackCounter {
-        FeedbackCounter {
-            state,
-            last: None,
-            read_queue: VecDeque::new(),
-            write_queue: VecDeque::new(),
-        }
+        FeedbackCounter { state, last: None }
     }
 }
 
@@ -311,14 +305,8 @@ impl FeedbackCounter {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+impl ReadFilter for FeedbackCounter {
+    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for packet in packets {
                 if let Some(feedback) = packet.as_any().downcast_ref::<TransportLayerCc>() {
@@ -326,29 +314,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackCounter {
                 }
             }
         }
-        self.read_queue.push_back(msg);
-        Ok(())
+        Some(msg)
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for FeedbackCounter {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Queueing delay from which loss is taken for a bottleneck's drops rather than random loss.
@@ -771,6 +738,7 @@ impl Interceptor for SendPacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::read_tap::ReadTap;
     use rtc::interceptor::AttributedPacket;
     use rtc::shared::TransportContext;
 
@@ -812,7 +780,7 @@ mod tests {
     fn feedback_loss_is_counted_from_what_the_feedback_says() {
         let state = CongestionState::new(1_000_000, 68_000);
         let before = state.feedback();
-        let mut counter = FeedbackCounter::new(state.clone());
+        let mut counter = ReadTap::new(FeedbackCounter::new(state.clone()));
         let mut feed = |count: u8, base: u16, covered: u16, arrived: usize| {
             let feedback = TransportLayerCc {
                 fb_pkt_count: count,

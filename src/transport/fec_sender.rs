@@ -135,11 +135,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
             self.write_queue.push_back(msg);
             return Ok(());
         };
-        if !self.streams.contains_key(&rtp.header.ssrc) {
-            self.write_queue.push_back(msg);
-            return Ok(());
+        if !self.streams.is_empty() {
+            self.report(msg.now);
         }
-        self.report(msg.now);
         let (now, transport) = (msg.now, msg.transport);
         let ssrc = rtp.header.ssrc;
         let Some(stream) = self.streams.get_mut(&ssrc) else {

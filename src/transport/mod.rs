@@ -6,6 +6,7 @@ mod fec_recovery;
 mod fec_sender;
 mod keyframe_requests;
 pub(crate) mod peer;
+mod read_tap;
 mod runtime;
 pub(crate) mod stats;
 

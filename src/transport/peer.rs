@@ -28,6 +28,7 @@ use super::congestion::{CongestionState, FeedbackCounter, SendPacer, WithRepairS
 use super::fec_recovery::FecRecoveryCounter;
 use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
+use super::read_tap::ReadTap;
 use super::runtime::HandleRuntime;
 use super::TransportConfig;
 
@@ -506,7 +507,7 @@ fn interceptors(
                 // Next to the wire on the read leg, before anything consumes the feedback.
                 .with(
                     Slot::from(FEEDBACK_COUNTER_SLOT),
-                    FeedbackCounter::new(cc.state),
+                    ReadTap::new(FeedbackCounter::new(cc.state)),
                 )
         }
         None => registry,
@@ -514,7 +515,7 @@ fn interceptors(
     match role {
         PeerRole::Publisher => registry.with(
             Slot::from(keyframe_requests::SLOT),
-            KeyframeRequestForwarder::default(),
+            ReadTap::new(KeyframeRequestForwarder),
         ),
         PeerRole::Player => registry
             .with(
@@ -523,7 +524,7 @@ fn interceptors(
             )
             .with(
                 Slot::from(FEC_COUNTER_SLOT),
-                FecRecoveryCounter::new(fec_recovered),
+                ReadTap::new(FecRecoveryCounter::new(fec_recovered)),
             ),
     }
 }
