@@ -1,13 +1,14 @@
-//! The publisher on a constrained uplink, through the public API: its media crosses an impairment relay
-//! (`zego_netsim`) on the way to the embedded server's relay. Under a bandwidth cap the encoder comes down below the
-//! cap; under random loss the quality callback reports the loss the uplink really has.
+//! The publisher on a constrained path, through the public API: its media crosses an impairment relay
+//! (`zego_netsim`) on the way to the embedded server's relay. Under a bandwidth cap on its uplink, or on a viewer's
+//! downlink, the encoder comes down below the cap; under random loss the quality callback reports the loss the
+//! uplink really has.
 
 mod flow_support;
 
 use std::time::{Duration, Instant};
 
 use flow_support::*;
-use zego_express::config::{PublishChannel, PublisherState, RoomConfig, VideoConfig};
+use zego_express::config::{PlayerConfig, PublishChannel, PublisherState, RoomConfig, VideoConfig};
 use zego_express::event::{Event, PublishQuality};
 use zego_express::Engine;
 use zego_netsim::{Direction, Impairment, NetSim, NetSimHandle};
@@ -136,6 +137,52 @@ fn stayed_publishing(recorder: &Recorder, skip: usize) -> bool {
     })
 }
 
+/// Waits until the publisher has adapted to a 1 Mb/s cap that began just now: a whole report interval sent under
+/// it, with the encoder's target below it, within 15 s. Returns where that report is in the events, and the report.
+fn adapt_to_1_mbps(recorder: &Recorder, mark: usize) -> (usize, PublishQuality) {
+    let capped_at = Instant::now();
+    let deadline = capped_at + Duration::from_secs(15);
+    let mut skip = mark;
+    loop {
+        let (at, q) = next_quality(recorder, skip);
+        skip = at;
+        if q.video_kbps + q.audio_kbps < 950.0 && q.target_bitrate_kbps < 900.0 {
+            return (at, q);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still above the cap {:?} after it began: {:?}",
+            capped_at.elapsed(),
+            qualities_after(recorder, mark)
+        );
+    }
+}
+
+/// Over the next report interval: the report, and how many of the packets offered to one direction of the path it
+/// tail-dropped.
+fn next_interval_drops(
+    rig: &Rig,
+    recorder: &Recorder,
+    skip: usize,
+    direction: Direction,
+) -> (PublishQuality, u64, u64) {
+    let stats = || {
+        let stats = rig.netsim.stats();
+        match direction {
+            Direction::Up => stats.up,
+            Direction::Down => stats.down,
+        }
+    };
+    let before = stats();
+    let (_, report) = next_quality(recorder, skip);
+    let after = stats();
+    (
+        report,
+        after.dropped_queue - before.dropped_queue,
+        after.received_packets - before.received_packets,
+    )
+}
+
 #[test]
 fn under_a_1_mbps_uplink_cap_the_encoder_comes_down_below_the_cap() {
     let rig = Rig::start();
@@ -148,29 +195,10 @@ fn under_a_1_mbps_uplink_cap_the_encoder_comes_down_below_the_cap() {
     );
 
     rig.impair_uplink("rate=1mbit,queue=100ms");
-    let capped_at = Instant::now();
-    // Adapted: a whole report interval sent under the cap, with the encoder's target below it.
-    let deadline = capped_at + Duration::from_secs(15);
-    let mut skip = mark;
-    let adapted = loop {
-        let (at, q) = next_quality(&recorder, skip);
-        skip = at;
-        if q.video_kbps + q.audio_kbps < 950.0 && q.target_bitrate_kbps < 900.0 {
-            break q;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still above the cap {:?} after it began: {:?}",
-            capped_at.elapsed(),
-            qualities_after(&recorder, mark)
-        );
-    };
+    let (skip, adapted) = adapt_to_1_mbps(&recorder, mark);
     // Fits: over the next report interval the bottleneck forwards nearly everything it is offered.
-    let before = rig.netsim.stats().up;
-    let (_, settled) = next_quality(&recorder, skip);
-    let after = rig.netsim.stats().up;
-    let offered = after.received_packets - before.received_packets;
-    let tail_dropped = after.dropped_queue - before.dropped_queue;
+    let (settled, tail_dropped, offered) =
+        next_interval_drops(&rig, &recorder, skip, Direction::Up);
     assert!(
         (tail_dropped as f64) < offered as f64 * 0.05,
         "{tail_dropped} of {offered} packets tail-dropped after adapting ({adapted:?}, then {settled:?})"
@@ -180,6 +208,59 @@ fn under_a_1_mbps_uplink_cap_the_encoder_comes_down_below_the_cap() {
         stayed_publishing(&recorder, first),
         "the publish never broke"
     );
+    engine.destroy();
+    rig.stop();
+}
+
+#[test]
+fn under_a_1_mbps_cap_on_the_viewers_downlink_the_publisher_comes_down_below_the_cap() {
+    let rig = Rig::start();
+    let url = rig.server.ws_url();
+    let (engine, recorder) = publish_720p(url);
+    let (viewer, seen) = flow_support::engine(url);
+    viewer
+        .login_room("r", user("viewer"), RoomConfig::default())
+        .unwrap();
+    viewer.start_playing("s", PlayerConfig::default()).unwrap();
+    seen.wait_for("the viewer's first frame", T, |e| {
+        matches!(e, Event::PlayerRenderVideoFirstFrame { .. })
+    });
+    let (mark, clean) = next_quality(&recorder, recorder.len());
+    let first = mark;
+    assert!(
+        clean.target_bitrate_kbps >= 2400.0,
+        "a clean path keeps the configured bitrate: {clean:?}"
+    );
+
+    // Only the way from the server to the clients is capped (the publisher receives nothing but RTCP on it): the
+    // publisher's own estimate sees a clean uplink, and only the viewer's estimate, passed on by the relay, can
+    // bring it down.
+    rig.netsim
+        .set_impairment(Direction::Down, "rate=1mbit,queue=100ms".parse().unwrap())
+        .unwrap();
+    let (skip, adapted) = adapt_to_1_mbps(&recorder, mark);
+    // Fits: over the next report interval the viewer's bottleneck forwards nearly everything it is offered, and
+    // the viewer keeps seeing new frames.
+    let frames_before = seen.frame_count("s");
+    let (settled, tail_dropped, offered) =
+        next_interval_drops(&rig, &recorder, skip, Direction::Down);
+    assert!(
+        (tail_dropped as f64) < offered as f64 * 0.05,
+        "{tail_dropped} of {offered} packets tail-dropped towards the viewer after adapting ({adapted:?}, then {settled:?})"
+    );
+    assert!(
+        seen.frame_count("s") > frames_before + 30,
+        "the viewer still renders"
+    );
+    assert!(
+        flow_support::metric(&rig.server, "zego_relay_receiver_estimates_total") > 0,
+        "the relay passed the viewer's estimate on"
+    );
+    assert!(
+        stayed_publishing(&recorder, first),
+        "the publish never broke"
+    );
+    viewer.destroy();
     engine.destroy();
     rig.stop();
 }

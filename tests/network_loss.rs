@@ -3,10 +3,13 @@
 //! capture order (retransmissions repair what is lost, nothing undecodable reaches the screen), and its quality
 //! callback reports the loss the path really has.
 
+mod flow_support;
+
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flow_support::metric;
 use parking_lot::Mutex;
 use zego_express::config::{
     EngineProfile, PlayerConfig, PublishChannel, RoomConfig, RoomStateChangedReason, Scenario,
@@ -58,23 +61,6 @@ fn logged_in(e: &Event) -> bool {
             ..
         }
     )
-}
-
-/// A counter's value from the server's `/metrics` endpoint.
-fn metric(server: &EmbeddedServer, name: &str) -> u64 {
-    use std::io::{Read, Write};
-    let mut http = std::net::TcpStream::connect(server.http_addr()).expect("the metrics endpoint");
-    http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        http,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    http.read_to_string(&mut text).expect("the metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in the metrics"))
 }
 
 /// An embedded server whose media port is reached only through an impairment relay.

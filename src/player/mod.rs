@@ -2,6 +2,7 @@
 
 mod assembler;
 mod audio;
+mod downlink;
 #[cfg(test)]
 mod media_path_tests;
 mod nack;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     nack_pairs_from_sequence_numbers, TransportLayerNack,
 };
@@ -14,6 +15,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use zego_media::{stamp, H264Decoder};
 
 use super::assembler::{AccessUnit, Assembled, FrameAssembler};
+use super::downlink::{self, DownlinkEstimate};
 use super::playout::Playout;
 use super::PlayerShared;
 use crate::event::Event;
@@ -38,7 +40,7 @@ pub(super) fn nack_wait(rtt_ms: u32) -> Duration {
 const UNKNOWN_RTT_WAIT: Duration = Duration::from_millis(500);
 
 /// Reads the video track until it ends, assembling access units for the decode thread and sending keyframe
-/// requests.
+/// requests, retransmission requests and the downlink's estimate (REMB).
 pub(super) async fn read_track(
     track: Arc<dyn TrackRemote>,
     shared: Arc<PlayerShared>,
@@ -49,6 +51,7 @@ pub(super) async fn read_track(
     let mut assembler = FrameAssembler::new(nack_wait(shared.rtt_ms.load(Ordering::Relaxed)));
     tune(&mut assembler, &shared);
     let mut tuned_at = Instant::now();
+    let mut downlink = DownlinkEstimate::default();
     loop {
         let deadline = assembler.deadline();
         let wait = async move {
@@ -66,7 +69,9 @@ pub(super) async fn read_track(
                     c.video_packets.fetch_add(1, Ordering::Relaxed);
                     c.video_bytes.fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
                     let h = &packet.header;
-                    let out = assembler.push(h.sequence_number, h.timestamp, h.marker, packet.payload, Instant::now());
+                    let now = Instant::now();
+                    downlink.on_video(now, h.sequence_number, h.timestamp);
+                    let out = assembler.push(h.sequence_number, h.timestamp, h.marker, packet.payload, now);
                     let (expected, missed) = assembler.expected_and_missed();
                     c.video_packets_expected.store(expected, Ordering::Relaxed);
                     c.video_packets_missed.store(missed, Ordering::Relaxed);
@@ -127,6 +132,17 @@ pub(super) async fn read_track(
                 }
             }
         }
+        if let Some(bps) = downlink.poll(Instant::now(), received_bytes(&shared)) {
+            tracing::debug!(stream_id = %shared.stream_id, bps, "downlink estimate");
+            let remb = ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: bps as f32,
+                ssrcs: vec![media_ssrc],
+            };
+            if let Err(e) = track.write_rtcp(vec![Box::new(remb)]).await {
+                tracing::debug!("cannot send the downlink estimate: {e}");
+            }
+        }
         // Follow the round trip: the longer it is, the longer a retransmission takes.
         if tuned_at.elapsed() >= Duration::from_millis(500) {
             tuned_at = Instant::now();
@@ -139,6 +155,16 @@ pub(super) async fn read_track(
         nacks = assembler.nacks_sent(),
         "video track ended"
     );
+}
+
+/// Every byte of the stream received so far, video and audio, as on the wire.
+fn received_bytes(shared: &PlayerShared) -> u64 {
+    let c = &shared.counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    downlink::wire_bytes(
+        load(&c.video_bytes) + load(&c.audio_bytes),
+        load(&c.video_packets) + load(&c.audio_packets),
+    )
 }
 
 /// Follows the measured round trip (0 until one is known).

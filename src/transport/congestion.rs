@@ -2,6 +2,9 @@
 //! (TWCC), the uplink loss that feedback reveals, and a pacer that keeps bursts and retransmissions within the
 //! estimate while the network is what limits the stream.
 //!
+//! The relay also passes on what the stream's players can receive (REMB, the lowest of their downlink estimates,
+//! see `src/player/downlink.rs`); while it is fresh it caps the estimate like a bottleneck on the uplink would.
+//!
 //! The estimate and the loss counters live in a [`CongestionState`] shared by the interceptor chain (which writes
 //! them on webrtc's driver task) and the publisher (whose encode thread and quality task read them).
 
@@ -14,6 +17,7 @@ use rtc::interceptor::{
     Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, Packet, PacketReport,
     StreamInfo, TaggedPacket,
 };
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -48,6 +52,9 @@ const PACING_BURST: Duration = Duration::from_millis(20);
 const PACKET_BITS: f64 = 1500.0 * 8.0;
 /// Packets held by the pacer before new ones are refused (several seconds of a 1 Mb/s stream).
 const PACER_QUEUE_LIMIT: usize = 2_000;
+/// How long the relay's estimate for the players (REMB) holds after it arrived: the relay repeats it every half
+/// second while a player's downlink limits the stream, and stops when none does.
+const RECEIVER_ESTIMATE_HOLD: Duration = Duration::from_secs(2);
 /// Bytes per packet of headers the encoder's bitrate does not count (IP, UDP, SRTP, RTP and extensions).
 const AUDIO_OVERHEAD_BPS: u32 = 20_000;
 
@@ -71,6 +78,10 @@ pub(crate) struct CongestionState {
     encoder_bps: AtomicU64,
     /// Retransmissions dropped for want of budget.
     rtx_dropped: AtomicU64,
+    /// The players' estimate from the relay (REMB), as `f64` bits, and until when it holds (µs after `origin`).
+    receiver_bps: AtomicU64,
+    receiver_until_us: AtomicU64,
+    origin: Instant,
 }
 
 /// Cumulative feedback counters.
@@ -100,11 +111,41 @@ impl CongestionState {
             pacing: AtomicBool::new(false),
             encoder_bps: AtomicU64::new(u64::from(video_bps)),
             rtx_dropped: AtomicU64::new(0),
+            receiver_bps: AtomicU64::new(0),
+            receiver_until_us: AtomicU64::new(0),
+            origin: Instant::now(),
         })
     }
 
+    /// The estimate: GCC's, under the players' while that holds.
     pub fn target_bps(&self) -> f64 {
-        f64::from_bits(self.target_bps.load(Ordering::Relaxed))
+        let own = f64::from_bits(self.target_bps.load(Ordering::Relaxed));
+        self.receiver_bps().map_or(own, |r| own.min(r))
+    }
+
+    /// What the estimate says about a bottleneck on the way (GCC's delay half, or the players' estimate).
+    fn delay_based_bps(&self) -> f64 {
+        let own = f64::from_bits(self.delay_bps.load(Ordering::Relaxed));
+        self.receiver_bps().map_or(own, |r| own.min(r))
+    }
+
+    /// The players' estimate (REMB from the relay) while it holds.
+    fn receiver_bps(&self) -> Option<f64> {
+        let until = self.receiver_until_us.load(Ordering::Acquire);
+        (self.micros(Instant::now()) < until)
+            .then(|| f64::from_bits(self.receiver_bps.load(Ordering::Relaxed)))
+    }
+
+    /// The relay's estimate of what the stream's players can receive, arrived at `now`.
+    pub fn set_receiver_estimate(&self, bps: f64, now: Instant) {
+        let bps = bps.max(MIN_ESTIMATE_BPS);
+        self.receiver_bps.store(bps.to_bits(), Ordering::Relaxed);
+        self.receiver_until_us
+            .store(self.micros(now + RECEIVER_ESTIMATE_HOLD), Ordering::Release);
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_micros() as u64
     }
 
     pub fn feedback(&self) -> FeedbackCounters {
@@ -144,11 +185,7 @@ impl CongestionState {
             .store(bps < configured_video_bps, Ordering::Relaxed);
         // Random loss drives GCC's loss half down with no queue anywhere; pacing then would only hold keyframes
         // and retransmissions back. A bottleneck shows in the delay half.
-        let by_delay = video_bitrate(
-            f64::from_bits(self.delay_bps.load(Ordering::Relaxed)),
-            configured_video_bps,
-            audio_bps,
-        );
+        let by_delay = video_bitrate(self.delay_based_bps(), configured_video_bps, audio_bps);
         self.pacing
             .store(by_delay < configured_video_bps, Ordering::Relaxed);
         self.encoder_bps.store(u64::from(bps), Ordering::Relaxed);
@@ -311,6 +348,35 @@ impl ReadFilter for FeedbackCounter {
             for packet in packets {
                 if let Some(feedback) = packet.as_any().downcast_ref::<TransportLayerCc>() {
                     self.count(feedback);
+                }
+            }
+        }
+        Some(msg)
+    }
+}
+
+/// Passes the relay's estimate for the stream's players (REMB) into the [`CongestionState`].
+pub(crate) struct ReceiverEstimateReader {
+    state: Arc<CongestionState>,
+}
+
+impl ReceiverEstimateReader {
+    pub fn new(state: Arc<CongestionState>) -> ReceiverEstimateReader {
+        ReceiverEstimateReader { state }
+    }
+}
+
+impl ReadFilter for ReceiverEstimateReader {
+    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            for packet in packets {
+                if let Some(remb) = packet
+                    .as_any()
+                    .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                {
+                    tracing::debug!(bps = remb.bitrate, "the players' estimate");
+                    self.state
+                        .set_receiver_estimate(f64::from(remb.bitrate), msg.now);
                 }
             }
         }
@@ -960,6 +1026,27 @@ mod tests {
             sent += drain(&mut pacer);
         }
         assert!(sent >= 30, "{sent} of 32 left within the second");
+    }
+
+    #[test]
+    fn the_players_estimate_caps_the_stream_and_paces_it_until_it_runs_out() {
+        let state = CongestionState::new(2_500_000, 68_000);
+        // The uplink is clean: GCC would carry the whole stream.
+        state.estimate(4_000_000.0, 4_000_000.0);
+        assert_eq!(state.video_bitrate(2_500_000, 68_000), 2_500_000);
+        assert!(!state.pacing());
+
+        // A player's downlink carries 1 Mb/s.
+        state.set_receiver_estimate(1_000_000.0, Instant::now());
+        assert_eq!(state.target_bps(), 1_000_000.0);
+        assert_eq!(state.video_bitrate(2_500_000, 68_000), 632_000);
+        assert!(state.limited() && state.pacing());
+
+        // The relay stopped repeating it (no player is limited any more): it holds no longer.
+        state.set_receiver_estimate(1_000_000.0, Instant::now() - RECEIVER_ESTIMATE_HOLD * 2);
+        assert_eq!(state.target_bps(), 4_000_000.0);
+        assert_eq!(state.video_bitrate(2_500_000, 68_000), 2_500_000);
+        assert!(!state.pacing());
     }
 
     #[test]

@@ -24,7 +24,9 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-use super::congestion::{CongestionState, FeedbackCounter, SendPacer, WithRepairStreams};
+use super::congestion::{
+    CongestionState, FeedbackCounter, ReceiverEstimateReader, SendPacer, WithRepairStreams,
+};
 use super::fec_recovery::FecRecoveryCounter;
 use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
@@ -66,6 +68,8 @@ const ICE_FAILED_AFTER: Duration = Duration::from_secs(7);
 const DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
 /// Where the feedback counter sits: just application-ward of the congestion controller.
 const FEEDBACK_COUNTER_SLOT: usize = 1_500;
+/// Where the players' estimate (REMB) is read: next to the feedback counter.
+const RECEIVER_ESTIMATE_SLOT: usize = 1_600;
 /// The transport-wide congestion control header extension (the relay reports every packet's arrival).
 const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
@@ -404,6 +408,8 @@ pub(crate) fn codecs(kind: RtpCodecKind) -> Vec<RTCRtpCodecParameters> {
                         feedback("nack", ""),
                         feedback("nack", "pli"),
                         feedback("ccm", "fir"),
+                        // Players send their downlink's estimate; the relay passes the lowest to the publisher.
+                        feedback("goog-remb", ""),
                     ],
                 },
                 payload_type: H264_PAYLOAD_TYPE,
@@ -507,7 +513,11 @@ fn interceptors(
                 // Next to the wire on the read leg, before anything consumes the feedback.
                 .with(
                     Slot::from(FEEDBACK_COUNTER_SLOT),
-                    ReadTap::new(FeedbackCounter::new(cc.state)),
+                    ReadTap::new(FeedbackCounter::new(cc.state.clone())),
+                )
+                .with(
+                    Slot::from(RECEIVER_ESTIMATE_SLOT),
+                    ReadTap::new(ReceiverEstimateReader::new(cc.state)),
                 )
         }
         None => registry,

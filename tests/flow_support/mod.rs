@@ -318,3 +318,20 @@ impl Drop for TcpRelay {
         }
     }
 }
+
+/// A counter's value from the server's `/metrics` endpoint.
+pub fn metric(server: &EmbeddedServer, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(server.http_addr()).expect("the metrics endpoint");
+    http.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        http,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    http.read_to_string(&mut text).expect("the metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
+}

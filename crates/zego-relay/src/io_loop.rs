@@ -390,6 +390,14 @@ impl IoLoop {
                         }
                         self.serve_keyframe_request(route_id, now, outbox);
                     }
+                    SessionOutput::DownlinkEstimate(bps) => {
+                        let Some(session) = self.sessions.get_mut(&id) else {
+                            continue;
+                        };
+                        session.downlink_estimate = Some((bps, now));
+                        let route_id = session.route;
+                        self.pass_receiver_estimate(route_id, now, outbox);
+                    }
                 }
             }
             if self.outputs.is_empty() {
@@ -478,6 +486,29 @@ impl IoLoop {
             route.keyframes.sent(now);
             Counters::add(&self.counters.keyframe_requests, 1);
             tracing::debug!(session = publisher.id, "keyframe requested");
+        }
+    }
+
+    /// Tells a stream's publisher what its players can receive (see [`Route::estimate_to_send`]): a player behind
+    /// a slower link than the publisher's would otherwise get more than its link carries.
+    fn pass_receiver_estimate(&mut self, route_id: u64, now: Instant, outbox: &mut SocketOutbox) {
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return;
+        };
+        let estimates = route
+            .players
+            .iter()
+            .filter_map(|id| self.sessions.get(id)?.downlink_estimate);
+        let Some(bps) = route.estimate_to_send(now, estimates) else {
+            return;
+        };
+        let Some(publisher) = route.publisher.and_then(|id| self.sessions.get_mut(&id)) else {
+            return;
+        };
+        if publisher.send_receiver_estimate(bps, now, outbox, &mut self.outputs, &self.counters) {
+            route.estimate_sent = Some((bps, now));
+            Counters::add(&self.counters.receiver_estimates, 1);
+            tracing::debug!(session = publisher.id, bps, "players' estimate sent");
         }
     }
 

@@ -117,6 +117,8 @@ pub struct RelayMetrics {
     pub fec_rebuilt: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests: u64,
+    /// Estimates (REMB) sent to publishers: the lowest of what their players' downlinks can receive.
+    pub receiver_estimates: u64,
     /// Datagrams no session would take: garbage, unknown senders, or input a session rejected.
     pub datagrams_dropped: u64,
 }

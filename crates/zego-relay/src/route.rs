@@ -1,15 +1,23 @@
 //! One published stream: who publishes it, who plays it, and its keyframe requests.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::keyframe::KeyframeThrottle;
 use crate::SessionId;
+
+/// A player's downlink estimate counts this long after it came (players repeat theirs every 500 ms while their
+/// downlink limits the stream).
+const ESTIMATE_FRESH: Duration = Duration::from_millis(1500);
+/// The same or a higher estimate goes to the publisher at most this often; a lower one goes at once.
+const ESTIMATE_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(crate) struct Route {
     pub publisher: Option<SessionId>,
     pub players: Vec<SessionId>,
     pub keyframes: KeyframeThrottle,
+    /// The players' estimate last sent to the publisher (REMB, bits per second) and when.
+    pub estimate_sent: Option<(u64, Instant)>,
     /// The newest video packet from the publisher: (SSRC, extended sequence number, RTP timestamp).
     last_video: Option<(u32, u64, u32)>,
 }
@@ -20,6 +28,7 @@ impl Route {
             publisher: None,
             players: Vec::new(),
             keyframes: KeyframeThrottle::new(keyframe_interval),
+            estimate_sent: None,
             last_video: None,
         }
     }
@@ -41,6 +50,25 @@ impl Route {
         }
     }
 
+    /// What to tell the publisher about its players' downlinks now, given each player's latest estimate and when
+    /// it came: the lowest fresh one, at once when it is lower than the last sent, else at most every
+    /// [`ESTIMATE_INTERVAL`]. Nothing while no player's estimate is fresh: the publisher's copy then runs out.
+    pub fn estimate_to_send(
+        &self,
+        now: Instant,
+        estimates: impl IntoIterator<Item = (u64, Instant)>,
+    ) -> Option<u64> {
+        let lowest = estimates
+            .into_iter()
+            .filter(|&(_, at)| now.duration_since(at) <= ESTIMATE_FRESH)
+            .map(|(bps, _)| bps)
+            .min()?;
+        let held = self
+            .estimate_sent
+            .is_some_and(|(sent, at)| lowest >= sent && now.duration_since(at) < ESTIMATE_INTERVAL);
+        (!held).then_some(lowest)
+    }
+
     pub fn remove_player(&mut self, id: SessionId) {
         self.players.retain(|&p| p != id);
     }
@@ -53,9 +81,44 @@ impl Route {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::Route;
+
+    #[test]
+    fn the_publisher_hears_the_lowest_fresh_estimate_of_its_players() {
+        let mut route = Route::new(Duration::from_millis(500));
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert_eq!(route.estimate_to_send(t0, []), None, "no player limits it");
+        assert_eq!(
+            route.estimate_to_send(ms(10), [(900_000, ms(0)), (700_000, ms(10))]),
+            Some(700_000),
+            "the slowest player's"
+        );
+        route.estimate_sent = Some((700_000, ms(10)));
+        assert_eq!(
+            route.estimate_to_send(ms(100), [(900_000, ms(0)), (700_000, ms(100))]),
+            None,
+            "the same again waits its interval"
+        );
+        assert_eq!(
+            route.estimate_to_send(ms(110), [(900_000, ms(0)), (600_000, ms(110))]),
+            Some(600_000),
+            "a lower one goes at once"
+        );
+        route.estimate_sent = Some((600_000, ms(110)));
+        assert_eq!(
+            route.estimate_to_send(ms(400), [(900_000, ms(0)), (650_000, ms(400))]),
+            Some(650_000),
+            "a higher one after the interval"
+        );
+        assert_eq!(
+            route.estimate_to_send(ms(2_000), [(900_000, ms(0)), (650_000, ms(400))]),
+            None,
+            "estimates that stopped coming count no more"
+        );
+    }
 
     #[test]
     fn an_access_unit_starts_where_the_timestamp_changes() {

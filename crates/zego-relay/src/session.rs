@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpWrite, Ssrc};
+use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpWrite, Ssrc, StreamRx};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::counters::Counters;
@@ -163,6 +164,8 @@ pub(crate) enum SessionOutput {
     Media(MediaKind, MediaPacket),
     /// A player asks for a keyframe.
     KeyframeRequest,
+    /// A player's estimate of what its downlink can receive (REMB), in bits per second.
+    DownlinkEstimate(u64),
 }
 
 pub(crate) struct Session {
@@ -182,6 +185,8 @@ pub(crate) struct Session {
     pub addrs: Vec<SocketAddr>,
     /// Why the session ended, once it has.
     pub gone: Option<&'static str>,
+    /// Player: its latest downlink estimate (bits per second) and when it came.
+    pub downlink_estimate: Option<(u64, Instant)>,
 }
 
 impl Session {
@@ -275,6 +280,7 @@ impl Session {
             dirty: false,
             addrs: Vec::new(),
             gone: None,
+            downlink_estimate: None,
         };
         Ok((session, answer))
     }
@@ -333,6 +339,36 @@ impl Session {
         outputs: &mut Vec<(SessionId, SessionOutput)>,
         counters: &Counters,
     ) -> bool {
+        self.feed_back_on_video(now, outbox, outputs, counters, |stream| {
+            stream.request_keyframe(KeyframeRequestKind::Pli)
+        })
+    }
+
+    /// Publisher: tells it what its players can receive (REMB for its video). False when its video stream is not
+    /// known yet.
+    pub fn send_receiver_estimate(
+        &mut self,
+        bps: u64,
+        now: Instant,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) -> bool {
+        self.feed_back_on_video(now, outbox, outputs, counters, |stream| {
+            stream.request_remb(Bitrate::bps(bps))
+        })
+    }
+
+    /// Publisher: queues RTCP feedback on its video stream and sends it now. False when that stream is not known
+    /// yet.
+    fn feed_back_on_video(
+        &mut self,
+        now: Instant,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+        feedback: impl FnOnce(&mut StreamRx),
+    ) -> bool {
         let Role::Publisher(PublisherTracks {
             video: Some((mid, _)),
             fec,
@@ -346,7 +382,7 @@ impl Session {
         }
         let media_ssrc = fec.as_ref().map(|f| Ssrc::from(f.media_ssrc()));
         let mut api = self.rtc.direct_api();
-        // With FEC the repair stream shares the m-line (and, with no RID, any lookup by it): ask by SSRC.
+        // With FEC the repair stream shares the m-line (and, with no RID, any lookup by it): look up by SSRC.
         let stream = match media_ssrc {
             Some(ssrc) => api.stream_rx(&ssrc),
             None => api.stream_rx_by_mid(*mid, None),
@@ -354,9 +390,9 @@ impl Session {
         let Some(stream) = stream else {
             return false;
         };
-        stream.request_keyframe(KeyframeRequestKind::Pli);
+        feedback(stream);
         self.drain(outbox, outputs, counters);
-        // The PLI goes out with the RTCP produced on the next timeout: do it now rather than waiting.
+        // Feedback goes out with the RTCP produced on the next timeout: do it now rather than waiting.
         self.timeout(now, outbox, outputs, counters);
         true
     }
@@ -582,6 +618,11 @@ impl Session {
             Event::KeyframeRequest(_) => {
                 if matches!(self.role, Role::Player(_)) {
                     outputs.push((self.id, SessionOutput::KeyframeRequest));
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
+                if matches!(self.role, Role::Player(_)) {
+                    outputs.push((self.id, SessionOutput::DownlinkEstimate(estimate.as_u64())));
                 }
             }
             Event::MediaEgressStats(stats) => {

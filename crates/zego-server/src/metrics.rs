@@ -220,6 +220,12 @@ pub fn render(
     );
     counter(
         &mut out,
+        "zego_relay_receiver_estimates_total",
+        "Bandwidth estimates (REMB) sent to publishers: the lowest of their players' downlink estimates.",
+        relay.receiver_estimates,
+    );
+    counter(
+        &mut out,
         "zego_relay_datagrams_dropped_total",
         "Datagrams that matched no session or failed to parse.",
         relay.datagrams_dropped,
