@@ -3,8 +3,11 @@
 //! Frames leave the frame assembler the moment they are complete. On a clean path that is already smooth, and
 //! holding them would only add latency; on a jittery or lossy path some frames complete late (a retransmission
 //! costs a round trip) and, shown on arrival, the picture stutters. So each frame's transit (arrival minus its RTP
-//! time) is compared with the fastest transit of the last couple of seconds, and frames are shown at their RTP
-//! time plus that fastest transit plus a target delay that covers most of the recent excess. The target rises at
+//! time) is compared with the fastest transit of the last seconds, and frames are shown at their RTP time plus that
+//! fastest transit plus a target delay: what 95% of the frames of the last 10 s needed, but never more than the
+//! latest of the last 2 s. The long window keeps the target steady through rare late frames (a frame that needs two
+//! repair rounds every few seconds is below its 5%), the short one brings it down as soon as the path has been
+//! better for a moment (the late frames of a bad stretch would otherwise hold it up for 10 s). The target rises at
 //! once when the path gets worse and decays slowly when it gets better; on a clean path it stays at a few
 //! milliseconds.
 //!
@@ -18,9 +21,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Transits are compared over this much recent history.
-const WINDOW: Duration = Duration::from_secs(2);
-/// The share of recent frames the target delay lets through on time.
+const WINDOW: Duration = Duration::from_secs(10);
+/// The share of the window's frames the target delay lets through on time.
 const QUANTILE: f64 = 0.95;
+/// The target never exceeds what the latest frame of this recent stretch needed.
+const RECENT: Duration = Duration::from_secs(2);
 /// How much of the gap to a lower target is closed per frame (a time constant of about 20 frames).
 const DECAY: f64 = 0.05;
 /// The buffer never holds a frame longer than this; later frames are shown on arrival.
@@ -103,8 +108,16 @@ impl Playout {
 
         if !held {
             let mut excess: Vec<f64> = self.transits.iter().map(|t| t.1 - base).collect();
+            let recent = self
+                .transits
+                .iter()
+                .rev()
+                .take_while(|(at, _)| arrived.saturating_duration_since(*at) <= RECENT)
+                .map(|t| t.1 - base)
+                .fold(f64::NEG_INFINITY, f64::max);
             excess.sort_by(f64::total_cmp);
-            let wanted = excess[((excess.len() - 1) as f64 * QUANTILE).round() as usize];
+            let wanted =
+                excess[((excess.len() - 1) as f64 * QUANTILE).round() as usize].min(recent);
             self.target_ms = if wanted >= self.target_ms {
                 wanted
             } else {
@@ -231,6 +244,33 @@ mod tests {
             p.schedule(i * TICKS, arrived);
         }
         assert!(p.target() >= ms(95), "target {:?}", p.target());
+    }
+
+    #[test]
+    fn a_second_repair_round_every_few_seconds_does_not_raise_the_target_beyond_one_round() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        let mut targets = Vec::new();
+        let mut completed = t0;
+        for i in 0..900u32 {
+            // One frame in four needs a repair round (90 ms), and two frames every 5 s, a second apart, a second
+            // round (250 ms); frames complete in decode order, so the ones behind a late frame complete with it.
+            let late = match (i % 150, i % 4) {
+                (45 | 75, _) => ms(250),
+                (_, 1) => ms(90),
+                _ => Duration::ZERO,
+            };
+            completed = completed.max(t0 + FRAME * i + late);
+            p.schedule(i * TICKS, completed);
+            if i >= 300 {
+                targets.push(p.target());
+            }
+        }
+        let highest = targets.iter().max().unwrap();
+        assert!(
+            *highest >= ms(85) && *highest < ms(100),
+            "one round, not two: {highest:?}"
+        );
     }
 
     #[test]
