@@ -119,21 +119,23 @@ impl CongestionState {
 
     /// The estimate: GCC's, under the players' while that holds.
     pub fn target_bps(&self) -> f64 {
-        let own = f64::from_bits(self.target_bps.load(Ordering::Relaxed));
-        self.receiver_bps().map_or(own, |r| own.min(r))
+        self.under_players(&self.target_bps)
     }
 
     /// What the estimate says about a bottleneck on the way (GCC's delay half, or the players' estimate).
     fn delay_based_bps(&self) -> f64 {
-        let own = f64::from_bits(self.delay_bps.load(Ordering::Relaxed));
-        self.receiver_bps().map_or(own, |r| own.min(r))
+        self.under_players(&self.delay_bps)
     }
 
-    /// The players' estimate (REMB from the relay) while it holds.
-    fn receiver_bps(&self) -> Option<f64> {
+    /// One of our own estimates (`f64` bits), capped by the players' (REMB from the relay) while that holds.
+    fn under_players(&self, own: &AtomicU64) -> f64 {
+        let own = f64::from_bits(own.load(Ordering::Relaxed));
         let until = self.receiver_until_us.load(Ordering::Acquire);
-        (self.micros(Instant::now()) < until)
-            .then(|| f64::from_bits(self.receiver_bps.load(Ordering::Relaxed)))
+        if self.micros(Instant::now()) < until {
+            own.min(f64::from_bits(self.receiver_bps.load(Ordering::Relaxed)))
+        } else {
+            own
+        }
     }
 
     /// The relay's estimate of what the stream's players can receive, arrived at `now`.
@@ -292,9 +294,10 @@ impl BandwidthEstimator for Estimator {
     }
 }
 
-/// Counts the relay's transport-wide feedback as it arrives, for the uplink loss.
+/// Reads what the relay feeds back about the stream into the [`CongestionState`]: its transport-wide feedback,
+/// counted as it arrives for the uplink loss, and its estimate for the stream's players (REMB).
 ///
-/// Read from the feedback itself rather than from the send history's verdicts: the history writes off every packet
+/// The loss is read from the feedback itself rather than from the send history's verdicts: the history writes off every packet
 /// a *lost feedback packet* would have covered as lost, so on a lossy downlink it reports the two directions'
 /// losses combined. Each feedback packet names how many packets it covers and carries one arrival time per packet
 /// that arrived; packets whose feedback never comes are not counted at all.
@@ -302,19 +305,17 @@ impl BandwidthEstimator for Estimator {
 /// The relay (str0m) starts each feedback at the first packet that arrived after the previous one, so packets lost
 /// between two feedbacks are named by neither: when the feedback count shows that no feedback was lost in between,
 /// that gap is counted as lost; after a lost feedback it is unknown and left out.
-pub(crate) struct FeedbackCounter {
+pub(crate) struct RelayFeedback {
     state: Arc<CongestionState>,
     /// The feedback count of the last feedback and the sequence number after the last packet it covered.
     last: Option<(u8, u16)>,
 }
 
-impl FeedbackCounter {
-    pub fn new(state: Arc<CongestionState>) -> FeedbackCounter {
-        FeedbackCounter { state, last: None }
+impl RelayFeedback {
+    pub fn new(state: Arc<CongestionState>) -> RelayFeedback {
+        RelayFeedback { state, last: None }
     }
-}
 
-impl FeedbackCounter {
     /// Largest gap between two consecutive feedbacks taken as lost packets rather than a restart.
     const MAX_GAP: u16 = 1_000;
 
@@ -342,38 +343,14 @@ impl FeedbackCounter {
     }
 }
 
-impl ReadFilter for FeedbackCounter {
+impl ReadFilter for RelayFeedback {
     fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for packet in packets {
-                if let Some(feedback) = packet.as_any().downcast_ref::<TransportLayerCc>() {
+                let any = packet.as_any();
+                if let Some(feedback) = any.downcast_ref::<TransportLayerCc>() {
                     self.count(feedback);
-                }
-            }
-        }
-        Some(msg)
-    }
-}
-
-/// Passes the relay's estimate for the stream's players (REMB) into the [`CongestionState`].
-pub(crate) struct ReceiverEstimateReader {
-    state: Arc<CongestionState>,
-}
-
-impl ReceiverEstimateReader {
-    pub fn new(state: Arc<CongestionState>) -> ReceiverEstimateReader {
-        ReceiverEstimateReader { state }
-    }
-}
-
-impl ReadFilter for ReceiverEstimateReader {
-    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            for packet in packets {
-                if let Some(remb) = packet
-                    .as_any()
-                    .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
-                {
+                } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                     tracing::debug!(bps = remb.bitrate, "the players' estimate");
                     self.state
                         .set_receiver_estimate(f64::from(remb.bitrate), msg.now);
@@ -846,7 +823,7 @@ mod tests {
     fn feedback_loss_is_counted_from_what_the_feedback_says() {
         let state = CongestionState::new(1_000_000, 68_000);
         let before = state.feedback();
-        let mut counter = ReadTap::new(FeedbackCounter::new(state.clone()));
+        let mut counter = ReadTap::new(RelayFeedback::new(state.clone()));
         let mut feed = |count: u8, base: u16, covered: u16, arrived: usize| {
             let feedback = TransportLayerCc {
                 fb_pkt_count: count,
@@ -895,7 +872,7 @@ mod tests {
             }
         );
         // Across the wrap of both counters.
-        let mut counter2 = FeedbackCounter::new(state.clone());
+        let mut counter2 = RelayFeedback::new(state.clone());
         counter2.last = Some((255, 65_534));
         counter2.count(&TransportLayerCc {
             fb_pkt_count: 0,

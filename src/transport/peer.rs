@@ -24,9 +24,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-use super::congestion::{
-    CongestionState, FeedbackCounter, ReceiverEstimateReader, SendPacer, WithRepairStreams,
-};
+use super::congestion::{CongestionState, RelayFeedback, SendPacer, WithRepairStreams};
 use super::fec_recovery::FecRecoveryCounter;
 use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
@@ -66,10 +64,9 @@ const ICE_FAILED_AFTER: Duration = Duration::from_secs(7);
 /// A disconnected connection may come back (the next keepalive answer does it); it counts as lost only if it has
 /// not within this time.
 const DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
-/// Where the feedback counter sits: just application-ward of the congestion controller.
-const FEEDBACK_COUNTER_SLOT: usize = 1_500;
-/// Where the players' estimate (REMB) is read: next to the feedback counter.
-const RECEIVER_ESTIMATE_SLOT: usize = 1_600;
+/// Where the relay's feedback is read (transport-wide feedback for the uplink loss, REMB for the players'
+/// estimate): just application-ward of the congestion controller.
+const RELAY_FEEDBACK_SLOT: usize = 1_500;
 /// The transport-wide congestion control header extension (the relay reports every packet's arrival).
 const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
@@ -452,8 +449,9 @@ fn flexfec_codec() -> RTCRtpCodecParameters {
     }
 }
 
-/// The codecs (FlexFEC too, which the relay sends to players and takes from publishers), and with `transport_cc` the transport-wide sequence number extension
-/// and `transport-cc` feedback on every codec, so the relay reports the arrival of each packet.
+/// The codecs (FlexFEC too, which the relay sends to players and takes from publishers), and with `transport_cc`
+/// the transport-wide sequence number extension and `transport-cc` feedback on every codec, so the relay reports
+/// the arrival of each packet.
 fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
     let mut media = MediaEngine::default();
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
@@ -512,12 +510,8 @@ fn interceptors(
                 .with(Slot::FecEncoder, FecSender::new(cc.state.clone(), fec_sent))
                 // Next to the wire on the read leg, before anything consumes the feedback.
                 .with(
-                    Slot::from(FEEDBACK_COUNTER_SLOT),
-                    ReadTap::new(FeedbackCounter::new(cc.state.clone())),
-                )
-                .with(
-                    Slot::from(RECEIVER_ESTIMATE_SLOT),
-                    ReadTap::new(ReceiverEstimateReader::new(cc.state)),
+                    Slot::from(RELAY_FEEDBACK_SLOT),
+                    ReadTap::new(RelayFeedback::new(cc.state)),
                 )
         }
         None => registry,

@@ -821,44 +821,37 @@ fn player_tracks(
     Ok(tracks)
 }
 
-/// The payload type of `flexfec-03` in the offer's video section, if the player takes it.
-fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
+/// The lines of the offer's video section.
+fn video_section(offer_sdp: &str) -> impl Iterator<Item = &str> {
     let mut in_video = false;
-    for line in offer_sdp.lines().map(str::trim_end) {
+    offer_sdp.lines().map(str::trim_end).filter(move |line| {
         if let Some(media) = line.strip_prefix("m=") {
             in_video = media.starts_with("video ");
-        } else if in_video {
-            let Some((pt, format)) = line
-                .strip_prefix("a=rtpmap:")
-                .and_then(|rest| rest.split_once(' '))
-            else {
-                continue;
-            };
-            if format.eq_ignore_ascii_case("flexfec-03/90000") {
-                return pt.parse().ok();
-            }
+            return false;
         }
-    }
-    None
+        in_video
+    })
+}
+
+/// The payload type of `flexfec-03` in the offer's video section, if the peer takes or sends it.
+fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
+    video_section(offer_sdp).find_map(|line| {
+        let (pt, format) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        format
+            .eq_ignore_ascii_case("flexfec-03/90000")
+            .then(|| pt.parse().ok())?
+    })
 }
 
 /// The media and repair SSRCs of the `a=ssrc-group:FEC-FR` in the offer's video section, if any.
 fn offered_fec_group(offer_sdp: &str) -> Option<(u32, u32)> {
-    let mut in_video = false;
-    for line in offer_sdp.lines().map(str::trim_end) {
-        if let Some(media) = line.strip_prefix("m=") {
-            in_video = media.starts_with("video ");
-        } else if in_video {
-            let Some(group) = line.strip_prefix("a=ssrc-group:FEC-FR ") else {
-                continue;
-            };
-            let mut ssrcs = group.split_whitespace().map(str::parse::<u32>);
-            if let (Some(Ok(media)), Some(Ok(repair))) = (ssrcs.next(), ssrcs.next()) {
-                return Some((media, repair));
-            }
-        }
-    }
-    None
+    video_section(offer_sdp).find_map(|line| {
+        let mut ssrcs = line
+            .strip_prefix("a=ssrc-group:FEC-FR ")?
+            .split_whitespace()
+            .map(str::parse::<u32>);
+        Some((ssrcs.next()?.ok()?, ssrcs.next()?.ok()?))
+    })
 }
 
 /// Declares the repair stream of a player's video on its m-line, and declares the video again (same SSRCs) with a
