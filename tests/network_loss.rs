@@ -202,7 +202,7 @@ fn with_ten_percent_loss_each_way_the_viewer_still_renders_frames_in_order() {
         "only {:.1} % of the frames rendered",
         rendered * 100.0
     );
-    // The relay saw the viewer's loss in its receiver reports and protects its video with FlexFEC.
+    // The relay saw the viewer's loss in its receiver reports and protects its video with repair packets.
     let repair_packets = metric(&path.server, "zego_relay_repair_packets_total");
     println!("repair packets: {repair_packets}");
     assert!(repair_packets > 0, "no FEC towards a lossy viewer");

@@ -25,6 +25,9 @@ use super::nack::NackRequester;
 pub(crate) const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 /// More buffered packets than this means the stream is broken beyond repair: start over at a keyframe.
 const MAX_BUFFERED_PACKETS: usize = 4096;
+/// A stream whose first packet is not a keyframe start asks for this many packets before it (a keyframe's
+/// parameter sets and first slice fragments).
+const PROBE_BEFORE_FIRST: u64 = 4;
 
 /// One complete H.264 access unit in Annex-B form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,11 +119,6 @@ impl FrameAssembler {
         self.nack.requested
     }
 
-    /// Packets the sender sent so far, and how many of them were missing on arrival (before any repair).
-    pub fn expected_and_missed(&self) -> (u64, u64) {
-        (self.nack.expected, self.nack.gaps)
-    }
-
     /// How long a gap may block a frame before it is given up.
     pub fn set_max_wait(&mut self, max_wait: Duration) {
         self.max_wait = max_wait;
@@ -160,8 +158,12 @@ impl FrameAssembler {
         now: Instant,
     ) -> Vec<Assembled> {
         let mut out = Vec::new();
+        let first = self.highest.is_none();
         let seq = self.extend(sequence_number);
         self.nack.on_packet(seq, marker, now);
+        if first && !starts_keyframe(&payload) {
+            self.nack.ask_before(seq, PROBE_BEFORE_FIRST, now);
+        }
         // Already decoded or given up: a late retransmission or a duplicate.
         if self.next.is_some_and(|next| seq < next) || payload.is_empty() {
             tracing::trace!(seq = sequence_number, "packet after its frame was done");
@@ -615,6 +617,35 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_whose_keyframe_start_was_lost_asks_for_it() {
+        let t0 = Instant::now();
+        let mut s = Sender::new(300);
+        let mut a = FrameAssembler::new(WAIT);
+        let key = s.keyframe(4);
+        // The relay starts this player at the keyframe, whose first packet is lost: nothing shows a gap.
+        let mut out = Vec::new();
+        for p in &key[1..] {
+            out.extend(push(&mut a, p, t0));
+        }
+        assert!(frames(&out).is_empty());
+        let asked: Vec<u16> = out
+            .iter()
+            .filter_map(|o| match o {
+                Assembled::Nack(seqs) => Some(seqs.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(asked.contains(&key[0].0), "asked for {asked:?}");
+        assert!(
+            !asks_keyframe(&out),
+            "no keyframe request while the start may come back"
+        );
+        let f = frames(&push(&mut a, &key[0], t0 + Duration::from_millis(20))).len();
+        assert_eq!(f, 1, "the retransmitted start completes the keyframe");
+    }
+
+    #[test]
     fn a_retransmission_fills_a_gap_before_the_deadline() {
         let t0 = Instant::now();
         let mut s = Sender::new(200);
@@ -787,8 +818,10 @@ mod tests {
             .iter()
             .flat_map(|p| push(&mut a, p, t0))
             .collect();
-        assert!(first.is_empty());
-        assert_eq!(a.deadline(), Some(t0 + WAIT));
+        assert!(frames(&first).is_empty() && !asks_keyframe(&first));
+        assert!(!asks_keyframe(
+            &a.poll(t0 + WAIT - Duration::from_millis(1))
+        ));
         assert!(asks_keyframe(&a.poll(t0 + WAIT)));
         let t1 = t0 + WAIT + Duration::from_millis(10);
         let again: Vec<_> = s

@@ -13,6 +13,7 @@ mod video;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -30,10 +31,6 @@ type Result<T> = std::result::Result<T, ErrorCode>;
 #[derive(Default)]
 pub(super) struct Counters {
     pub video_packets: AtomicU64,
-    /// Video packets the sender sent, by sequence number.
-    pub video_packets_expected: AtomicU64,
-    /// Video packets missing on arrival, before retransmissions repaired them.
-    pub video_packets_missed: AtomicU64,
     pub video_bytes: AtomicU64,
     pub video_frames_received: AtomicU64,
     pub video_frames_decoded: AtomicU64,
@@ -62,14 +59,34 @@ pub(super) struct PlayerShared {
     pub volume: AtomicU32,
     pub audio_muted: AtomicBool,
     pub video_muted: AtomicBool,
-    /// Latest round-trip estimate, for how long gaps wait for retransmissions.
-    pub rtt_ms: AtomicU32,
+    /// Latest round-trip estimate in microseconds (0 until one is measured), for how often missing packets are asked
+    /// for and how long gaps wait for them. Loopback and LAN round trips are well under a millisecond.
+    pub rtt_us: AtomicU32,
     pub counters: Counters,
     pub recv_video_first: AtomicBool,
     pub recv_audio_first: AtomicBool,
     pub render_first: AtomicBool,
     /// Set when the play ends; decode threads stop at their next item.
     pub stopped: AtomicBool,
+}
+
+impl PlayerShared {
+    /// Records a round-trip measurement (milliseconds, fractional).
+    pub fn set_rtt(&self, rtt_ms: f64) {
+        if rtt_ms.is_finite() && rtt_ms >= 0.0 {
+            // At least 1 µs: 0 means none measured.
+            let us = (rtt_ms * 1000.0).round().clamp(1.0, f64::from(u32::MAX));
+            self.rtt_us.store(us as u32, Ordering::Relaxed);
+        }
+    }
+
+    /// The latest round trip, once one is measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        match self.rtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(u64::from(us))),
+        }
+    }
 }
 
 /// One offer/answer round with the relay and everything it started.
@@ -107,7 +124,7 @@ impl Player {
                 volume: AtomicU32::new(100),
                 audio_muted: AtomicBool::new(false),
                 video_muted: AtomicBool::new(false),
-                rtt_ms: AtomicU32::new(0),
+                rtt_us: AtomicU32::new(0),
                 counters: Counters::default(),
                 recv_video_first: AtomicBool::new(false),
                 recv_audio_first: AtomicBool::new(false),

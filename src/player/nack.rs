@@ -6,7 +6,10 @@
 //!
 //! A frame's last packet has no later packet to reveal its loss until the next frame starts, a frame interval
 //! later. So when the newest packet does not end a frame and nothing follows it for a few milliseconds, the next
-//! sequence number is asked for too (the relay ignores it if it never had it).
+//! sequence number is asked for too (the relay ignores it if it never had it). "A few" is three times the spacing
+//! of a frame's packets lately, at least 8 ms: behind a slow link the packets of a frame arrive a serialization
+//! time apart (10 ms each at 1 Mb/s), and a fixed wait would ask for nearly every packet while it is still on its
+//! way, each retransmission adding to the very queue that delayed it.
 //!
 //! On a path that loses a lot, a lost NACK or retransmission is common (one in five at 10% each way), and each costs
 //! a frame a whole extra round trip. There the first request is repeated a moment later: two retransmissions are
@@ -32,6 +35,10 @@ const REDUNDANT_SPACING: f64 = 0.25;
 const LOSS_WEIGHT: f64 = 1.0 / 500.0;
 /// The newest packet does not end a frame and nothing followed it for this long: its successor is probably lost.
 const TAIL_WAIT: Duration = Duration::from_millis(8);
+/// The tail wait is at least this many times the recent spacing of a frame's packets.
+const TAIL_WAIT_SPACINGS: u32 = 3;
+/// Weight of each new spacing in its moving average.
+const SPACING_WEIGHT: f64 = 1.0 / 16.0;
 /// More missing packets than this is a broken stream, not loss to repair: the oldest are forgotten.
 const MAX_MISSING: usize = 1000;
 
@@ -52,14 +59,14 @@ pub(crate) struct NackRequester {
     rtt: Option<Duration>,
     /// Packets asked for, counting each request.
     pub requested: u64,
-    /// Sequence numbers the stream advanced by since its first packet (+1): the packets the sender sent.
-    pub expected: u64,
-    /// Sequence numbers seen missing when a later one arrived, before any repair: the path's loss.
-    pub gaps: u64,
-    /// Moving average of the path's loss, before repair.
+    /// Moving average of the loss left to NACK (what arrives missing here, after FEC).
     loss: f64,
     /// When to ask for the packet after the newest one, which did not end its frame.
     tail_probe: Option<Instant>,
+    /// The newest packet: whether it ended its frame, and when it arrived.
+    newest: Option<(bool, Instant)>,
+    /// Moving average of the time between consecutive packets of one frame, in seconds.
+    spacing: f64,
 }
 
 impl NackRequester {
@@ -72,7 +79,15 @@ impl NackRequester {
     /// ends a frame.
     pub fn on_packet(&mut self, seq: u64, marker: bool, now: Instant) {
         if self.highest.is_none_or(|h| seq > h) {
-            self.tail_probe = (!marker).then_some(now + TAIL_WAIT);
+            // The next packet of the frame the newest one continued: a sample of how far apart they come.
+            if let (Some(highest), Some((false, at))) = (self.highest, self.newest) {
+                if seq == highest + 1 {
+                    let gap = now.saturating_duration_since(at).as_secs_f64();
+                    self.spacing += (gap - self.spacing) * SPACING_WEIGHT;
+                }
+            }
+            self.newest = Some((marker, now));
+            self.tail_probe = (!marker).then(|| now + self.tail_wait());
         }
         if let Some(m) = self.missing.remove(&seq) {
             tracing::trace!(
@@ -83,14 +98,9 @@ impl NackRequester {
             );
         }
         match self.highest {
-            None => {
-                self.highest = Some(seq);
-                self.expected = 1;
-            }
+            None => self.highest = Some(seq),
             Some(highest) if seq > highest => {
-                self.expected += seq - highest;
                 let lost = seq - highest - 1;
-                self.gaps += lost;
                 let keep = (1.0 - LOSS_WEIGHT).powi((seq - highest).min(1000) as i32);
                 self.loss =
                     self.loss * keep + (1.0 - keep) * (lost as f64 / (seq - highest) as f64);
@@ -109,6 +119,19 @@ impl NackRequester {
                 self.highest = Some(seq);
             }
             Some(_) => {}
+        }
+    }
+
+    /// The stream's first packet does not start a keyframe, where the relay starts every player: the packets
+    /// before it were probably lost, and nothing would ever reveal the gap. Asks for the `count` before `seq` (the
+    /// relay ignores requests for packets it never sent).
+    pub fn ask_before(&mut self, seq: u64, count: u64, now: Instant) {
+        for lost in seq.saturating_sub(count)..seq {
+            self.missing.entry(lost).or_insert(Missing {
+                seen: now,
+                due: now,
+                requests: 0,
+            });
         }
     }
 
@@ -162,6 +185,11 @@ impl NackRequester {
         out
     }
 
+    /// How long after a packet that does not end its frame the next one is given before it is asked for.
+    fn tail_wait(&self) -> Duration {
+        TAIL_WAIT.max(Duration::from_secs_f64(self.spacing) * TAIL_WAIT_SPACINGS)
+    }
+
     fn retry_interval(&self) -> Duration {
         let rtt = self.rtt.unwrap_or(DEFAULT_RTT);
         // A quarter on top covers queueing and the relay's turnaround without doubling requests.
@@ -200,7 +228,6 @@ mod tests {
         assert_eq!(n.missing_since(13), Some(t0));
         assert_eq!(n.missing_since(12), None);
         assert_eq!(n.requested, 3);
-        assert_eq!((n.expected, n.gaps), (5, 2));
     }
 
     #[test]
@@ -243,7 +270,37 @@ mod tests {
         // The next frame reveals 4 and 5 as lost: 4 is not asked for twice at once, 5 is new.
         n.on_packet(6, false, t0 + MS(20));
         assert_eq!(n.poll(t0 + MS(23)), vec![5]);
-        assert_eq!(n.gaps, 2);
+    }
+
+    #[test]
+    fn behind_a_slow_link_the_tail_wait_follows_the_packet_spacing() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::default();
+        // Frames of ten packets arriving 10 ms apart (1 Mb/s), none lost: nothing is asked for.
+        let mut asked = Vec::new();
+        let mut now = t0;
+        for seq in 1..=300u64 {
+            now += MS(10);
+            while let Some(due) = n.deadline().filter(|d| *d < now) {
+                asked.extend(n.poll(due));
+            }
+            n.on_packet(seq, seq % 10 == 0, now);
+        }
+        // The first frames ask a few times before the spacing is learnt; then never again.
+        assert!(
+            asked.len() < 15,
+            "asked for {} packets on their way",
+            asked.len()
+        );
+        let late: Vec<_> = asked.iter().filter(|s| **s > 100).collect();
+        assert!(
+            late.is_empty(),
+            "still asking after the first frames: {late:?}"
+        );
+        assert!(n.tail_wait() >= MS(25));
+        // A lost tail is still asked for, once the wait is over.
+        n.on_packet(301, false, now + MS(10));
+        assert_eq!(n.poll(now + MS(10) + n.tail_wait()), vec![302]);
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! holding them would only add latency; on a jittery or lossy path some frames complete late (a retransmission
 //! costs a round trip) and, shown on arrival, the picture stutters. So each frame's transit (arrival minus its RTP
 //! time) is compared with the fastest transit of the last seconds, and frames are shown at their RTP time plus that
-//! fastest transit plus a target delay: what 95% of the frames of the last 10 s needed, but never more than the
+//! fastest transit plus a target delay: what 95% of the frames of the last 5 s needed, but never more than the
 //! latest of the last 2 s. The long window keeps the target steady through rare late frames (a frame that needs two
 //! repair rounds every few seconds is below its 5%), the short one brings it down as soon as the path has been
-//! better for a moment (the late frames of a bad stretch would otherwise hold it up for 10 s). The target rises at
+//! better for a moment. A bad stretch (the seconds of loss before the sender's FEC comes on, a burst) is forgotten
+//! 5 s after it ends even while rare late frames keep the short window up. The target rises at
 //! once when the path gets worse and decays slowly when it gets better; on a clean path it stays at a few
 //! milliseconds.
 //!
@@ -21,7 +22,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Transits are compared over this much recent history.
-const WINDOW: Duration = Duration::from_secs(10);
+const WINDOW: Duration = Duration::from_secs(3);
 /// The share of the window's frames the target delay lets through on time.
 const QUANTILE: f64 = 0.95;
 /// The target never exceeds what the latest frame of this recent stretch needed.
@@ -288,6 +289,31 @@ mod tests {
             p.schedule(i * TICKS, t0 + FRAME * i);
         }
         assert!(p.target() < ms(20), "target {:?}", p.target());
+    }
+
+    #[test]
+    fn a_bad_start_is_forgotten_while_rare_late_frames_go_on() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        let mut completed = t0;
+        let mut target_at = Vec::new();
+        for i in 0..600u32 {
+            // Two seconds in which every fourth frame needs a repair round (60 ms), then one frame in fifty.
+            let late = match (i < 60, i % 4, i % 50) {
+                (true, 0, _) | (false, _, 25) => ms(60),
+                _ => Duration::ZERO,
+            };
+            completed = completed.max(t0 + FRAME * i + late);
+            p.schedule(i * TICKS, completed);
+            target_at.push(p.target());
+        }
+        assert!(target_at[59] >= ms(55), "the bad start raises the target");
+        // 5 s after the bad stretch (and the decay), rare late frames alone do not hold it up.
+        assert!(
+            target_at[60 + 150 + 60..].iter().all(|t| *t < ms(20)),
+            "{:?}",
+            &target_at[270..]
+        );
     }
 
     #[test]

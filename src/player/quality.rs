@@ -31,16 +31,18 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(shared: &PlayerShared) -> Snapshot {
+    fn take(shared: &PlayerShared, peer: &Peer) -> Snapshot {
         let c = &shared.counters;
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        // Counted as the packets come off the wire, before FEC or retransmissions repair them.
+        let arrivals = peer.video_arrivals();
         Snapshot {
             video_frames_received: get(&c.video_frames_received),
             video_frames_decoded: get(&c.video_frames_decoded),
             video_frames_rendered: get(&c.video_frames_rendered),
             video_bytes: get(&c.video_bytes),
-            video_packets_expected: get(&c.video_packets_expected),
-            video_packets_missed: get(&c.video_packets_missed),
+            video_packets_expected: get(&arrivals.expected),
+            video_packets_missed: get(&arrivals.missed),
             audio_packets: get(&c.audio_packets),
             audio_bytes: get(&c.audio_bytes),
             delay_sum_us: get(&c.delay_sum_us),
@@ -53,7 +55,7 @@ impl Snapshot {
 /// Reports until aborted (the play's close).
 pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
-    let mut before = Snapshot::take(&shared);
+    let mut before = Snapshot::take(&shared, &peer);
     let mut before_stats = stats::collect(peer.connection().as_ref()).await;
     let mut at = Instant::now();
     let mut rtt_ticker = tokio::time::interval(RTT_INTERVAL);
@@ -63,13 +65,13 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
             _ = rtt_ticker.tick() => {
                 // Retransmission requests are paced by the round trip: follow it closer than the reports.
                 if let Some(rtt) = stats::collect(peer.connection().as_ref()).await.rtt_ms() {
-                    shared.rtt_ms.store(rtt.round() as u32, Ordering::Relaxed);
+                    shared.set_rtt(rtt);
                 }
                 continue;
             }
         }
         let now = Instant::now();
-        let after = Snapshot::take(&shared);
+        let after = Snapshot::take(&shared, &peer);
         let after_stats = stats::collect(peer.connection().as_ref()).await;
         tracing::trace!(stream_id = %shared.stream_id, stats = ?after_stats, "transport statistics");
         let quality = compute(
@@ -81,7 +83,7 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
             &shared,
         );
         if let Some(rtt) = after_stats.rtt_ms() {
-            shared.rtt_ms.store(rtt.round() as u32, Ordering::Relaxed);
+            shared.set_rtt(rtt);
         }
         shared.events.send(Event::PlayerQualityUpdate {
             stream_id: shared.stream_id.clone(),
@@ -102,8 +104,8 @@ fn compute(
     let secs = elapsed.as_secs_f64().max(0.001);
     let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / secs;
     let kbps = |x: u64, y: u64| y.saturating_sub(x) as f64 * 8.0 / 1000.0 / secs;
-    // The path's loss, before repair: video from the gaps seen on arrival (webrtc's count drops as
-    // retransmissions fill them), audio (never retransmitted) from webrtc's count.
+    // The path's loss, before repair: video from the gaps seen as packets come off the wire, below the FEC decoder
+    // (webrtc's count drops as retransmissions fill them), audio (never retransmitted) from webrtc's count.
     let audio_received = sb
         .inbound_audio
         .packets

@@ -29,11 +29,12 @@ const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
 /// then about once per round trip (src/player/nack.rs), so this leaves three rounds for a lost NACK or a lost
 /// retransmission. Giving up costs far more (every frame until the next keyframe, which itself needs repairing on a
 /// lossy path), so the wait errs long; before the round trip is known it assumes a long one.
-pub(super) fn nack_wait(rtt_ms: u32) -> Duration {
-    if rtt_ms == 0 {
-        return UNKNOWN_RTT_WAIT;
+pub(super) fn nack_wait(rtt: Option<Duration>) -> Duration {
+    match rtt {
+        Some(rtt) => (rtt * 3 + Duration::from_millis(100))
+            .clamp(Duration::from_millis(200), Duration::from_millis(800)),
+        None => UNKNOWN_RTT_WAIT,
     }
-    Duration::from_millis((u64::from(rtt_ms) * 3 + 100).clamp(200, 800))
 }
 
 /// The wait for a retransmission before any round trip is measured.
@@ -48,7 +49,7 @@ pub(super) async fn read_track(
     mut decoder_feedback: UnboundedReceiver<()>,
 ) {
     let mut media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    let mut assembler = FrameAssembler::new(nack_wait(shared.rtt_ms.load(Ordering::Relaxed)));
+    let mut assembler = FrameAssembler::new(nack_wait(shared.rtt()));
     tune(&mut assembler, &shared);
     let mut tuned_at = Instant::now();
     let mut downlink = DownlinkEstimate::default();
@@ -71,11 +72,7 @@ pub(super) async fn read_track(
                     let h = &packet.header;
                     let now = Instant::now();
                     downlink.on_video(now, h.sequence_number, h.timestamp);
-                    let out = assembler.push(h.sequence_number, h.timestamp, h.marker, packet.payload, now);
-                    let (expected, missed) = assembler.expected_and_missed();
-                    c.video_packets_expected.store(expected, Ordering::Relaxed);
-                    c.video_packets_missed.store(missed, Ordering::Relaxed);
-                    out
+                    assembler.push(h.sequence_number, h.timestamp, h.marker, packet.payload, now)
                 }
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                     tracing::trace!(pt = packet.header.payload_type, "ignoring a packet that is not H.264");
@@ -167,12 +164,12 @@ fn received_bytes(shared: &PlayerShared) -> u64 {
     )
 }
 
-/// Follows the measured round trip (0 until one is known).
+/// Follows the measured round trip.
 fn tune(assembler: &mut FrameAssembler, shared: &PlayerShared) {
-    let rtt_ms = shared.rtt_ms.load(Ordering::Relaxed);
-    assembler.set_max_wait(nack_wait(rtt_ms));
-    if rtt_ms > 0 {
-        assembler.set_rtt(Duration::from_millis(u64::from(rtt_ms)));
+    let rtt = shared.rtt();
+    assembler.set_max_wait(nack_wait(rtt));
+    if let Some(rtt) = rtt {
+        assembler.set_rtt(rtt);
     }
 }
 

@@ -482,7 +482,7 @@ impl StandingQueue {
     }
 }
 
-/// Lets a stream-keyed interceptor treat a stream's retransmission (RTX) and FlexFEC repair SSRCs as streams of
+/// Lets a stream-keyed interceptor treat a stream's retransmission (RTX) and FEC repair SSRCs as streams of
 /// their own.
 ///
 /// webrtc binds interceptors to the media SSRC only, so without this the TWCC sender would leave retransmissions

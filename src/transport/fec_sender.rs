@@ -1,12 +1,12 @@
-//! FlexFEC repair packets for a publisher's video on a lossy uplink.
+//! Repair packets for a publisher's video on a lossy uplink.
 //!
 //! A NACK repairs an uplink loss in a round trip to the publisher; a repair packet lets the relay rebuild it as
-//! soon as the frame's last packets arrive. The relay takes them when its answer names `flexfec-03` on the video
-//! m-line; webrtc then binds the video stream with the repair SSRC of the offer's `a=ssrc-group:FEC-FR`, which is
-//! what turns this on. Coding and the amount are `zego-fec`'s: frame-aligned blocks of packets in the plain form
-//! (header without extensions: the transport-wide sequence number is only stamped below this slot), repair packets
-//! in proportion to the loss the relay's transport-wide feedback shows, and none while the congestion controller
-//! sees a queue (loss at a bottleneck is congestion, and redundancy would add to it).
+//! soon as enough of the frame's packets arrive. The relay takes them when its answer names `flexfec-rs` on the
+//! video m-line; webrtc then binds the video stream with the repair SSRC of the offer's `a=ssrc-group:FEC-FR`,
+//! which is what turns this on. Coding and the amount are `zego-fec`'s: Reed-Solomon over frame-aligned blocks
+//! (covering what the relay forwards, not the header extensions, which are only stamped below this slot), as many
+//! repair packets as the loss the relay's transport-wide feedback shows calls for, and none while the congestion
+//! controller sees a queue (loss at a bottleneck is congestion, and redundancy would add to it).
 //!
 //! It sits at webrtc's FEC encoder slot: above the pacer, the transport-wide numbering and the send history, so
 //! repair packets are paced, numbered and counted by the bandwidth estimate like any other; above the NACK
@@ -22,16 +22,16 @@ use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet as RtpPacket;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
-use zego_fec::{BlockCoder, ProtectionLevel};
+use zego_fec::{BlockCoder, Media, ProtectionLevel};
 
 use super::congestion::{CongestionState, FeedbackCounters};
 
 /// How often the feedback's loss is summed up for the protection level.
 const REPORT_INTERVAL: Duration = Duration::from_millis(500);
-/// Repair packets per media packet and unit of loss: twice the relay's towards a player, because every player
-/// inherits what the uplink loses (and waits a round trip to the publisher for what FEC does not rebuild), while
-/// the uplink's repair packets are paid for once.
-const UPLINK_STRENGTH: f32 = 2.0 * zego_fec::LOSS_TO_RATIO;
+/// The share of frames the uplink's repair may leave to NACK: a quarter of the relay's towards a player, because
+/// every player inherits what the uplink loses (and waits a round trip to the publisher for it), while the uplink's
+/// repair packets are paid for once.
+const UPLINK_RESIDUAL: f64 = zego_fec::DEFAULT_RESIDUAL / 4.0;
 
 /// One protected video stream.
 struct Protected {
@@ -148,15 +148,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
         let protected = (stream.coder.active()
             && rtp.header.payload_type == stream.media_pt
             && !rtp.header.padding)
-            .then(|| {
-                zego_fec::plain(
-                    ssrc,
-                    rtp.header.payload_type,
-                    rtp.header.sequence_number,
-                    rtp.header.timestamp,
-                    rtp.header.marker,
-                    rtp.payload.clone(),
-                )
+            .then(|| Media {
+                seq: rtp.header.sequence_number,
+                payload_type: rtp.header.payload_type,
+                marker: rtp.header.marker,
+                timestamp: rtp.header.timestamp,
+                payload: rtp.payload.clone(),
             });
         let repairs = stream.coder.on_media(seq, protected);
         // The media packet leaves first; its repair packets protect what has already gone.
@@ -194,15 +191,15 @@ impl Interceptor for FecSender {
             tracing::debug!(
                 media = info.ssrc,
                 repair = repair_ssrc,
-                "the relay takes FlexFEC: the uplink video can be protected"
+                "the relay takes repair packets: the uplink video can be protected"
             );
             self.streams.insert(
                 info.ssrc,
                 Protected {
-                    coder: BlockCoder::with_level(
-                        repair_pt,
-                        repair_ssrc,
-                        ProtectionLevel::with_strength(UPLINK_STRENGTH),
+                    // The first keyframe is protected before the relay's first feedback.
+                    coder: BlockCoder::new(
+                        ProtectionLevel::with_residual(UPLINK_RESIDUAL)
+                            .assuming(zego_fec::INITIAL_LOSS),
                     ),
                     repair_ssrc,
                     repair_pt,
@@ -225,7 +222,7 @@ impl Interceptor for FecSender {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use zego_fec::FlexFec03Decoder;
+    use zego_fec::BlockDecoder;
 
     const MEDIA: u32 = 0x10;
     const REPAIR: u32 = 0x20;
@@ -287,7 +284,7 @@ mod tests {
         let mut sender = FecSender::new(state.clone(), sent.clone());
         sender.bind_local_stream(&info());
         let start = Instant::now();
-        let mut decoder = FlexFec03Decoder::new(REPAIR, MEDIA);
+        let mut decoder = BlockDecoder::default();
         let mut dropped = Vec::new();
         let mut rebuilt = Vec::new();
         for frame in 0..90u16 {
@@ -305,25 +302,23 @@ mod tests {
                     "the media packet goes first"
                 );
                 for packet in out {
-                    let plain = if packet.header.ssrc == MEDIA {
+                    if packet.header.ssrc == MEDIA {
                         if i == 3 && frame % 2 == 0 {
                             dropped.push(seq);
                             continue;
                         }
-                        zego_fec::plain(
-                            MEDIA,
-                            108,
-                            packet.header.sequence_number,
-                            packet.header.timestamp,
-                            packet.header.marker,
-                            packet.payload,
-                        )
+                        rebuilt.extend(decoder.on_media(Media {
+                            seq: packet.header.sequence_number,
+                            payload_type: packet.header.payload_type,
+                            marker: packet.header.marker,
+                            timestamp: packet.header.timestamp,
+                            payload: packet.payload,
+                        }));
                     } else {
                         assert_eq!(packet.header.ssrc, REPAIR);
                         assert_eq!(packet.header.payload_type, 118);
-                        packet
-                    };
-                    rebuilt.extend(decoder.decode(plain));
+                        rebuilt.extend(decoder.on_repair(&packet.payload).unwrap());
+                    }
                 }
             }
         }
@@ -331,7 +326,7 @@ mod tests {
             sent.load(Ordering::Relaxed) > 0,
             "10% loss turns protection on"
         );
-        let rebuilt: Vec<u16> = rebuilt.iter().map(|p| p.header.sequence_number).collect();
+        let rebuilt: Vec<u16> = rebuilt.iter().map(|p| p.seq).collect();
         // Protection is on after the report at one second (frame 31).
         let after_start = &dropped[dropped.len() / 2..];
         assert!(
@@ -342,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn a_clean_uplink_or_a_stream_without_a_repair_ssrc_gets_none() {
+    fn a_clean_uplink_or_a_stream_without_a_repair_ssrc_gets_none_after_the_first_report() {
         let state = CongestionState::new(2_500_000, 64_000);
         let sent = Arc::new(AtomicU64::new(0));
         let mut sender = FecSender::new(state.clone(), sent.clone());
@@ -362,15 +357,26 @@ mod tests {
             assert_eq!(out.len(), 1);
         }
         sender.bind_local_stream(&info());
-        for n in 300..600u16 {
+        let mut first_report_at = None;
+        for n in 300..700u16 {
             state.count_feedback(10, 10);
+            let now = start + Duration::from_millis(u64::from(n) * 4);
             let out = write(
                 &mut sender,
                 media(n, u32::from(n / 9) * 3000, n % 9 == 8),
-                start + Duration::from_millis(u64::from(n) * 4),
+                now,
             );
-            assert_eq!(out.len(), 1, "no loss, no repair packets");
+            // Protected as if 5% were lost until the first feedback report, half a second after the first packet.
+            let reported = now >= start + Duration::from_millis(300 * 4 + 500);
+            if reported {
+                first_report_at.get_or_insert(n);
+                assert_eq!(out.len(), 1, "no loss, no repair packets");
+            }
         }
-        assert_eq!(sent.load(Ordering::Relaxed), 0);
+        assert!(first_report_at.is_some());
+        assert!(
+            sent.load(Ordering::Relaxed) > 0,
+            "the first frames were protected"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! WebRTC transport of the media path: one webrtc `PeerConnection` per published or played stream, through the
 //! server's relay (ICE-lite, one UDP port).
 
+mod arrival_loss;
 pub(crate) mod congestion;
-mod fec_recovery;
+mod fec_receiver;
 mod fec_sender;
 mod keyframe_requests;
 pub(crate) mod peer;

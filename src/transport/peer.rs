@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    CongestionControlBuilder, FlexFec03ReceiveBuilder, NackResponderBuilder, ReceiverReportBuilder,
-    SenderReportBuilder, Slot, TwccSenderBuilder,
+    CongestionControlBuilder, NackResponderBuilder, ReceiverReportBuilder, SenderReportBuilder,
+    Slot, TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_FLEX_FEC03, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -24,8 +24,9 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
+use super::arrival_loss::{self, ArrivalCounters, ArrivalLoss};
 use super::congestion::{CongestionState, RelayFeedback, SendPacer, WithRepairStreams};
-use super::fec_recovery::FecRecoveryCounter;
+use super::fec_receiver::FecReceiver;
 use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
 use super::read_tap::ReadTap;
@@ -38,15 +39,17 @@ pub(crate) const H264_RTX_PAYLOAD_TYPE: u8 = 109;
 pub(crate) const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
-/// FlexFEC-03 repair packets: the relay adds them towards a player on a lossy path, and a publisher towards the
-/// relay on a lossy uplink.
-pub(crate) const FLEXFEC_PAYLOAD_TYPE: u8 = 118;
+/// Repair packets (`zego-fec`, `flexfec-rs`): the relay adds them towards a player on a lossy path, and a
+/// publisher towards the relay on a lossy uplink.
+pub(crate) const FEC_PAYLOAD_TYPE: u8 = 118;
 /// The FEC decoder sits just above the receiver reports: they count the path's loss before FEC repairs any of it,
 /// which is what the relay sizes its protection by. Below the NACK logic and the frame buffer, which see a
 /// recovered packet like any other.
 const FEC_DECODER_SLOT: usize = 10_500;
-/// Just above the decoder, where its rebuilt packets are marked.
-const FEC_COUNTER_SLOT: usize = 10_600;
+/// Receiver reports go out this often: the relay sizes the repair it sends a player by their loss and starts it
+/// after two lossy ones, so a player on a lossy path is protected about a second after it connects (webrtc's
+/// default of one report a second took three). Each is a few dozen bytes.
+const RECEIVER_REPORT_INTERVAL: Duration = Duration::from_millis(500);
 pub(crate) const VIDEO_CLOCK_RATE: u32 = 90_000;
 pub(crate) const AUDIO_CLOCK_RATE: u32 = 48_000;
 
@@ -168,14 +171,22 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
+/// What the interceptors count for the engine.
+#[derive(Clone, Default)]
+struct InterceptorCounters {
+    /// Media packets rebuilt from repair packets (players).
+    fec_recovered: Arc<AtomicU64>,
+    /// Repair packets sent (publishers).
+    fec_sent: Arc<AtomicU64>,
+    /// Video packets as they arrived, before any repair (players).
+    video_arrivals: Arc<ArrivalCounters>,
+}
+
 /// One peer connection to the relay.
 pub(crate) struct Peer {
     pc: Arc<dyn PeerConnection>,
     events: Arc<Events>,
-    /// Media packets FlexFEC rebuilt (players).
-    fec_recovered: Arc<AtomicU64>,
-    /// FlexFEC repair packets sent (publishers).
-    fec_sent: Arc<AtomicU64>,
+    counters: InterceptorCounters,
     state: watch::Receiver<RTCPeerConnectionState>,
     gathering: watch::Receiver<RTCIceGatheringState>,
 }
@@ -221,9 +232,8 @@ impl Peer {
         on_track: Option<TrackCallback>,
     ) -> Result<Peer, PeerError> {
         let media = media_engine(congestion.is_some()).map_err(|e| format!("media engine: {e}"))?;
-        let fec_recovered = Arc::new(AtomicU64::new(0));
-        let fec_sent = Arc::new(AtomicU64::new(0));
-        let registry = interceptors(role, congestion, fec_recovered.clone(), fec_sent.clone());
+        let counters = InterceptorCounters::default();
+        let registry = interceptors(role, congestion, &counters);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::New);
         let events = Arc::new_cyclic(|me| Events {
@@ -269,8 +279,7 @@ impl Peer {
         Ok(Peer {
             pc: Arc::new(pc),
             events,
-            fec_recovered,
-            fec_sent,
+            counters,
             state,
             gathering,
         })
@@ -280,14 +289,19 @@ impl Peer {
         &self.pc
     }
 
-    /// Media packets the FlexFEC decoder rebuilt so far.
+    /// Media packets rebuilt from repair packets so far.
     pub fn fec_recovered(&self) -> u64 {
-        self.fec_recovered.load(Ordering::Relaxed)
+        self.counters.fec_recovered.load(Ordering::Relaxed)
     }
 
-    /// FlexFEC repair packets sent so far.
+    /// Repair packets sent so far.
     pub fn fec_sent(&self) -> u64 {
-        self.fec_sent.load(Ordering::Relaxed)
+        self.counters.fec_sent.load(Ordering::Relaxed)
+    }
+
+    /// Video packets sent to this player and missing on arrival so far, before FEC or retransmissions.
+    pub fn video_arrivals(&self) -> &ArrivalCounters {
+        &self.counters.video_arrivals
     }
 
     /// Creates the offer, applies it, waits for ICE gathering (bounded) and returns the SDP with its candidates.
@@ -435,21 +449,21 @@ pub(crate) fn codecs(kind: RtpCodecKind) -> Vec<RTCRtpCodecParameters> {
     }
 }
 
-/// The FlexFEC format: a player offers to take it, a publisher to send it.
-fn flexfec_codec() -> RTCRtpCodecParameters {
+/// The repair format: a player offers to take it, a publisher to send it.
+fn fec_codec() -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
-            mime_type: MIME_TYPE_FLEX_FEC03.to_owned(),
-            clock_rate: VIDEO_CLOCK_RATE,
+            mime_type: zego_fec::MIME_TYPE.to_owned(),
+            clock_rate: zego_fec::CLOCK_RATE,
             channels: 0,
-            sdp_fmtp_line: "repair-window=10000000".to_owned(),
+            sdp_fmtp_line: String::new(),
             rtcp_feedback: vec![],
         },
-        payload_type: FLEXFEC_PAYLOAD_TYPE,
+        payload_type: FEC_PAYLOAD_TYPE,
     }
 }
 
-/// The codecs (FlexFEC too, which the relay sends to players and takes from publishers), and with `transport_cc`
+/// The codecs (the repair format too, which the relay sends to players and takes from publishers), and with `transport_cc`
 /// the transport-wide sequence number extension and `transport-cc` feedback on every codec, so the relay reports
 /// the arrival of each packet.
 fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
@@ -476,7 +490,7 @@ fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
         }
     }
     // After H.264 and its RTX, so the video m-line lists the media format first.
-    media.register_codec(flexfec_codec(), RtpCodecKind::Video)?;
+    media.register_codec(fec_codec(), RtpCodecKind::Video)?;
     Ok(media)
 }
 
@@ -485,14 +499,18 @@ fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
 fn interceptors(
     role: PeerRole,
     congestion: Option<Congestion>,
-    fec_recovered: Arc<AtomicU64>,
-    fec_sent: Arc<AtomicU64>,
+    counters: &InterceptorCounters,
 ) -> Registry {
     let registry = Registry::new()
         // Players ask for missing video themselves (src/player/nack.rs): once at once, then once per round trip
         // while the frame buffer still wants the packet, which webrtc's fixed-interval generator cannot do.
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
-        .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        .with(
+            Slot::ReceiverReport,
+            ReceiverReportBuilder::new()
+                .with_interval(RECEIVER_REPORT_INTERVAL)
+                .build(),
+        )
         .with(Slot::SenderReport, SenderReportBuilder::new().build());
     let registry = match congestion {
         Some(cc) => {
@@ -507,7 +525,10 @@ fn interceptors(
                     WithRepairStreams(TwccSenderBuilder::new().build()),
                 )
                 .with(Slot::Pacer, SendPacer::new(cc.state.clone()))
-                .with(Slot::FecEncoder, FecSender::new(cc.state.clone(), fec_sent))
+                .with(
+                    Slot::FecEncoder,
+                    FecSender::new(cc.state.clone(), counters.fec_sent.clone()),
+                )
                 // Next to the wire on the read leg, before anything consumes the feedback.
                 .with(
                     Slot::from(RELAY_FEEDBACK_SLOT),
@@ -523,12 +544,12 @@ fn interceptors(
         ),
         PeerRole::Player => registry
             .with(
-                Slot::from(FEC_DECODER_SLOT),
-                FlexFec03ReceiveBuilder::new().build(),
+                Slot::from(arrival_loss::SLOT),
+                ReadTap::new(ArrivalLoss::new(counters.video_arrivals.clone())),
             )
             .with(
-                Slot::from(FEC_COUNTER_SLOT),
-                ReadTap::new(FecRecoveryCounter::new(fec_recovered)),
+                Slot::from(FEC_DECODER_SLOT),
+                FecReceiver::new(counters.fec_recovered.clone()),
             ),
     }
 }

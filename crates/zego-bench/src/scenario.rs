@@ -96,9 +96,7 @@ pub fn all() -> Vec<Scenario> {
             video: HD,
             path: impaired("delay=50ms,loss=10%"),
             goals: &[Goal::Loss10],
-            // Repair settles before the window: FEC on each hop starts after two lossy reports (about a second
-            // after the first), and the playout target then sheds the start's repair rounds over its 2 s window.
-            warmup_s: 5.0,
+            warmup_s: 2.0,
         },
         Scenario {
             name: "loss30",

@@ -1,25 +1,20 @@
-//! Forward error correction on both hops of the relay (FlexFEC-03, see the `zego-fec` crate).
+//! Forward error correction on both hops of the relay (Reed-Solomon repair streams, see the `zego-fec` crate).
 //!
-//! From a publisher ([`FecReceiver`]): the SDK codes its video in the plain form (header without extensions), and
-//! the relay rebuilds lost packets from the repair stream the offer announced with `a=ssrc-group:FEC-FR`, so a
-//! lost packet is forwarded as soon as its frame's repair packets arrive instead of a round trip later.
+//! From a publisher ([`FecReceiver`]): the SDK codes its video before header extensions are added, and the relay
+//! rebuilds lost packets from the repair stream the offer announced with `a=ssrc-group:FEC-FR`, so a lost packet is
+//! forwarded as soon as enough of its frame has arrived instead of a round trip later.
 //!
-//! Towards a player ([`FecSender`]): repair packets over the video the relay forwards, on a repair SSRC announced
-//! with `a=ssrc-group:FEC-FR`, in an amount that follows the player's receiver reports. FlexFEC protects everything after the fixed 12-byte RTP header, header extensions included, and a player XORs
-//! the packets it received. So the relay codes its packets with the extension block they carry on the wire, which
-//! it reads (in the clear, SRTP encrypts only the payload) from the first video packet it sends, and which stays
-//! the same for the session: forwarded video carries exactly one extension, the MID, on every packet.
+//! Towards a player ([`FecSender`]): repair packets over the video the relay forwards, in the sequence numbers and
+//! timestamps the player sees, on a repair SSRC announced with `a=ssrc-group:FEC-FR`, in an amount that follows
+//! the player's receiver reports.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc_rtp::header::{Extension, Header};
-use rtc_rtp::packet::Packet;
-use rtc_shared::marshal::Unmarshal;
 use str0m::rtp::ExtensionValues;
-use zego_fec::{plain, BlockCoder, FlexFec03Decoder, Repair};
+use zego_fec::{BlockCoder, BlockDecoder, Media, ProtectionLevel, Repair};
 
 /// Rebuilt sequence numbers remembered, to drop their late retransmissions (str0m never saw them, and asks).
 const REMEMBERED_REBUILT: usize = 512;
@@ -59,7 +54,7 @@ impl From<str0m::rtp::RtpPacket> for MediaPacket {
 /// Rebuilds a publisher's lost video packets from its repair stream.
 #[derive(Debug)]
 pub(crate) struct FecReceiver {
-    decoder: FlexFec03Decoder,
+    decoder: BlockDecoder,
     media_ssrc: u32,
     media_pt: u8,
     repair_ssrc: u32,
@@ -77,7 +72,7 @@ pub(crate) struct FecReceiver {
 impl FecReceiver {
     pub fn new(media_ssrc: u32, media_pt: u8, repair_ssrc: u32, repair_pt: u8) -> Self {
         FecReceiver {
-            decoder: FlexFec03Decoder::new(repair_ssrc, media_ssrc),
+            decoder: BlockDecoder::default(),
             media_ssrc,
             media_pt,
             repair_ssrc,
@@ -114,51 +109,35 @@ impl FecReceiver {
         {
             return true;
         }
-        let media = plain(
-            self.media_ssrc,
-            self.media_pt,
-            packet.seq as u16,
-            packet.timestamp,
-            packet.marker,
-            Bytes::copy_from_slice(&packet.payload),
-        );
-        let recovered = self.decoder.decode(media);
+        let recovered = self.decoder.on_media(Media {
+            seq: packet.seq as u16,
+            payload_type: self.media_pt,
+            marker: packet.marker,
+            timestamp: packet.timestamp,
+            payload: Bytes::copy_from_slice(&packet.payload),
+        });
         self.take(recovered, packet.arrival, rebuilt);
         true
     }
 
-    /// A repair packet (sequence number, timestamp, FlexFEC payload); rebuilt packets are added to `rebuilt`.
-    pub fn on_repair(
-        &mut self,
-        seq: u16,
-        timestamp: u32,
-        payload: &[u8],
-        now: Instant,
-        rebuilt: &mut Vec<MediaPacket>,
-    ) {
+    /// A repair packet's payload; rebuilt packets are added to `rebuilt`.
+    pub fn on_repair(&mut self, payload: &[u8], now: Instant, rebuilt: &mut Vec<MediaPacket>) {
         self.last_repair = Some(now);
-        let repair = plain(
-            self.repair_ssrc,
-            self.repair_pt,
-            seq,
-            timestamp,
-            false,
-            Bytes::copy_from_slice(payload),
-        );
-        let recovered = self.decoder.decode(repair);
-        self.take(recovered, now, rebuilt);
+        match self.decoder.on_repair(payload) {
+            Ok(recovered) => self.take(recovered, now, rebuilt),
+            Err(e) => tracing::debug!("unusable repair packet from a publisher: {e}"),
+        }
     }
 
-    fn take(&mut self, recovered: Vec<Packet>, now: Instant, out: &mut Vec<MediaPacket>) {
-        for packet in recovered {
-            let h = &packet.header;
-            if h.ssrc != self.media_ssrc || h.payload_type != self.media_pt {
+    fn take(&mut self, recovered: Vec<Media>, now: Instant, out: &mut Vec<MediaPacket>) {
+        for media in recovered {
+            if media.payload_type != self.media_pt {
                 continue;
             }
             let Some(newest) = self.newest else {
                 continue;
             };
-            let ahead = i64::from(h.sequence_number.wrapping_sub(newest as u16) as i16);
+            let ahead = i64::from(media.seq.wrapping_sub(newest as u16) as i16);
             let Ok(seq) = u64::try_from(newest as i64 + ahead) else {
                 continue;
             };
@@ -171,99 +150,49 @@ impl FecReceiver {
             out.push(MediaPacket {
                 ssrc: self.media_ssrc,
                 seq,
-                timestamp: h.timestamp,
-                marker: h.marker,
+                timestamp: media.timestamp,
+                marker: media.marker,
                 arrival: now,
                 ext: ExtensionValues::default(),
-                payload: Arc::from(&packet.payload[..]),
+                payload: Arc::from(&media.payload[..]),
             });
         }
     }
-}
-
-/// The header extension block of the media packets as sent.
-#[derive(Debug, Clone)]
-struct WireExtensions {
-    profile: u16,
-    extensions: Vec<Extension>,
 }
 
 /// The repair stream of one player's video.
 #[derive(Debug)]
 pub(crate) struct FecSender {
     pub coder: BlockCoder,
-    media_ssrc: u32,
     media_pt: u8,
-    /// Learnt from the first media packet sent; nothing is coded before.
-    wire: Option<Option<WireExtensions>>,
 }
 
 impl FecSender {
-    pub fn new(repair_pt: u8, repair_ssrc: u32, media_ssrc: u32, media_pt: u8) -> Self {
+    pub fn new(media_pt: u8) -> Self {
         FecSender {
-            coder: BlockCoder::new(repair_pt, repair_ssrc),
-            media_ssrc,
+            // A new player's first keyframe is protected before its first receiver report.
+            coder: BlockCoder::new(ProtectionLevel::default().assuming(zego_fec::INITIAL_LOSS)),
             media_pt,
-            wire: None,
         }
     }
 
-    /// Whether the wire form of the media packets is known yet.
-    pub fn knows_wire_form(&self) -> bool {
-        self.wire.is_some()
-    }
-
-    /// The RTP header (fixed part, CSRCs and extension block, all sent in the clear) of a media packet as it left.
-    pub fn learn_wire_form(&mut self, header: &[u8]) {
-        let mut buf = header;
-        match Header::unmarshal(&mut buf) {
-            Ok(h) if h.ssrc == self.media_ssrc && h.csrc.is_empty() => {
-                self.wire = Some(h.extension.then_some(WireExtensions {
-                    profile: h.extension_profile,
-                    extensions: h.extensions,
-                }));
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!("cannot read the header of a sent video packet: {e}"),
-        }
-    }
-
-    /// One media packet as forwarded (extended sequence number, timestamp, marker, payload); `plain` when it carries
-    /// only the extension block every packet carries (one with more is not protected). Returns the repair packets
-    /// that are due (see [`BlockCoder::on_media`]).
+    /// One media packet as forwarded (extended sequence number, timestamp, marker, payload), in the player's
+    /// numbering. Returns the repair packets that are due (see [`BlockCoder::on_media`]).
     pub fn on_media(
         &mut self,
         seq: u64,
         timestamp: u32,
         marker: bool,
-        plain: bool,
         payload: &[u8],
     ) -> Vec<Repair> {
-        let Some(wire) = self.wire.as_ref() else {
-            return Vec::new();
-        };
-        let packet = (plain && self.coder.active()).then(|| {
-            let (extension, extension_profile, extensions) = match wire {
-                Some(w) => (true, w.profile, w.extensions.clone()),
-                None => (false, 0, Vec::new()),
-            };
-            Packet {
-                header: Header {
-                    version: 2,
-                    marker,
-                    payload_type: self.media_pt,
-                    sequence_number: seq as u16,
-                    timestamp,
-                    ssrc: self.media_ssrc,
-                    extension,
-                    extension_profile,
-                    extensions,
-                    ..Default::default()
-                },
-                payload: Bytes::copy_from_slice(payload),
-            }
+        let media = self.coder.active().then(|| Media {
+            seq: seq as u16,
+            payload_type: self.media_pt,
+            marker,
+            timestamp,
+            payload: Bytes::copy_from_slice(payload),
         });
-        self.coder.on_media(seq, packet)
+        self.coder.on_media(seq, media)
     }
 }
 
@@ -272,10 +201,6 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use zego_fec::{FlexFec03Decoder, ProtectionLevel};
-
-    const MEDIA_SSRC: u32 = 0x1111;
-    const REPAIR_SSRC: u32 = 0x2222;
 
     /// Two receiver reports of 10% loss, without a queue: protection on.
     fn lossy_level() -> ProtectionLevel {
@@ -292,130 +217,112 @@ mod tests {
         level
     }
 
-    /// A sender that has seen its first packet leave with a MID extension (id 4, "0").
-    fn sender() -> FecSender {
-        let mut sender = FecSender::new(118, REPAIR_SSRC, MEDIA_SSRC, 108);
-        let mut header = vec![0x90, 108, 0, 1, 0, 0, 0, 0];
-        header.extend_from_slice(&MEDIA_SSRC.to_be_bytes());
-        header.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x40, b'0', 0, 0]);
-        sender.learn_wire_form(&header);
-        assert!(sender.knows_wire_form());
-        sender.coder.level = lossy_level();
-        sender
+    fn payload(i: u64) -> Vec<u8> {
+        vec![i as u8; 200 + (i as usize * 37) % 900]
     }
 
-    fn mid() -> Vec<Extension> {
-        vec![Extension {
-            id: 4,
-            payload: Bytes::from_static(b"0"),
-        }]
-    }
-
-    fn payload(i: u64) -> Bytes {
-        Bytes::from(vec![i as u8; 200 + (i as usize * 37) % 900])
-    }
-
-    /// Sends frames through the sender, drops packets, and checks the draft-03 decoder rebuilds them bit for bit.
+    /// What the relay sends a player, coded and partly lost, is rebuilt by the player's decoder bit for bit.
     #[test]
     fn a_lost_packet_is_rebuilt_from_its_frame_and_repair() {
-        let mut sender = sender();
-        let mut decoder = FlexFec03Decoder::new(REPAIR_SSRC, MEDIA_SSRC);
-        let mut recovered = Vec::new();
+        let mut sender = FecSender::new(108);
+        sender.coder.level = lossy_level();
+        let mut decoder = BlockDecoder::default();
+        let mut rebuilt = Vec::new();
         let mut dropped = Vec::new();
         for frame in 0..4u64 {
             let mut repairs = Vec::new();
             for i in 0..9u64 {
                 let seq = 1000 + frame * 9 + i;
                 let ts = 3000 * frame as u32;
-                let marker = i == 8;
-                repairs.extend(sender.on_media(seq, ts, marker, true, &payload(seq)[..]));
-                // The second and fifth packet of every frame are lost: one in each of the two groups.
-                if i == 1 || i == 4 {
-                    dropped.push(seq);
+                repairs.extend(sender.on_media(seq, ts, i == 8, &payload(seq)));
+                if i == 1 || i == 4 || i == 8 {
+                    dropped.push(seq as u16);
                     continue;
                 }
-                let media = Packet {
-                    header: Header {
-                        version: 2,
-                        marker,
-                        payload_type: 108,
-                        sequence_number: seq as u16,
-                        timestamp: ts,
-                        ssrc: MEDIA_SSRC,
-                        extension: true,
-                        extension_profile: 0xBEDE,
-                        extensions: mid(),
-                        ..Default::default()
-                    },
-                    payload: payload(seq),
-                };
-                recovered.extend(decoder.decode(media));
+                rebuilt.extend(decoder.on_media(Media {
+                    seq: seq as u16,
+                    payload_type: 108,
+                    marker: i == 8,
+                    timestamp: ts,
+                    payload: Bytes::from(payload(seq)),
+                }));
             }
             assert_eq!(
                 repairs.len(),
-                2,
-                "two repair packets after each frame's marker"
+                4,
+                "four repair packets after each frame's marker"
             );
             for repair in repairs {
-                let packet = Packet {
-                    header: Header {
-                        version: 2,
-                        payload_type: 118,
-                        sequence_number: repair.seq as u16,
-                        timestamp: repair.timestamp,
-                        ssrc: REPAIR_SSRC,
-                        ..Default::default()
-                    },
-                    payload: Bytes::copy_from_slice(&repair.payload),
-                };
-                recovered.extend(decoder.decode(packet));
+                rebuilt.extend(decoder.on_repair(&repair.payload).unwrap());
             }
         }
-        let mut got: Vec<u64> = recovered
-            .iter()
-            .map(|p| u64::from(p.header.sequence_number))
-            .collect();
-        got.sort_unstable();
-        assert_eq!(got, dropped);
-        for p in &recovered {
-            let seq = u64::from(p.header.sequence_number);
-            assert_eq!(p.payload, payload(seq));
-            assert_eq!(p.header.timestamp, 3000 * ((seq - 1000) / 9) as u32);
-            assert_eq!(p.header.payload_type, 108);
-            assert_eq!(
-                p.header.extensions,
-                mid(),
-                "rebuilt with its extension block"
-            );
+        assert_eq!(rebuilt.iter().map(|m| m.seq).collect::<Vec<_>>(), dropped);
+        for m in &rebuilt {
+            let seq = u64::from(m.seq);
+            assert_eq!(&m.payload[..], &payload(seq)[..]);
+            assert_eq!(m.timestamp, 3000 * ((seq - 1000) / 9) as u32);
+            assert_eq!(m.payload_type, 108);
+            assert_eq!(m.marker, (seq - 1000) % 9 == 8);
         }
     }
 
     #[test]
-    fn nothing_is_coded_while_protection_is_off_or_the_wire_form_unknown() {
-        let mut unknown = FecSender::new(118, REPAIR_SSRC, MEDIA_SSRC, 108);
-        unknown.coder.level = lossy_level();
-        let mut off = sender();
+    fn nothing_is_coded_while_protection_is_off() {
+        let mut off = FecSender::new(108);
         off.coder.level = ProtectionLevel::default();
         for seq in 0..20 {
-            assert!(unknown
-                .on_media(seq, 0, seq % 9 == 8, true, &payload(seq)[..])
-                .is_empty());
-        }
-        for seq in 0..20 {
-            assert!(off
-                .on_media(seq, 0, seq % 9 == 8, true, &payload(seq)[..])
-                .is_empty());
+            assert!(off.on_media(seq, 0, seq % 9 == 8, &payload(seq)).is_empty());
         }
     }
 
+    /// A publisher's repair: lost packets come back as media the relay forwards, and their retransmissions, which
+    /// str0m still asks for, are recognised.
     #[test]
-    fn a_header_of_another_stream_teaches_nothing() {
-        let mut sender = FecSender::new(118, REPAIR_SSRC, MEDIA_SSRC, 108);
-        let mut header = vec![0x80, 108, 0, 1, 0, 0, 0, 0];
-        header.extend_from_slice(&REPAIR_SSRC.to_be_bytes());
-        sender.learn_wire_form(&header);
-        assert!(!sender.knows_wire_form());
-        sender.learn_wire_form(&[0x80, 1]);
-        assert!(!sender.knows_wire_form());
+    fn a_publishers_lost_packets_are_rebuilt_once() {
+        let mut coder = BlockCoder::new(lossy_level());
+        let mut receiver = FecReceiver::new(0x1111, 108, 0x2222, 118);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let packets: Vec<MediaPacket> = (0..9u64)
+            .map(|i| MediaPacket {
+                ssrc: 0x1111,
+                seq: 70_000 + i,
+                timestamp: 90,
+                marker: i == 8,
+                arrival: now,
+                ext: ExtensionValues::default(),
+                payload: Arc::from(&payload(i)[..]),
+            })
+            .collect();
+        let repairs: Vec<Repair> = packets
+            .iter()
+            .flat_map(|p| {
+                coder.on_media(
+                    p.seq,
+                    Some(Media {
+                        seq: p.seq as u16,
+                        payload_type: 108,
+                        marker: p.marker,
+                        timestamp: p.timestamp,
+                        payload: Bytes::copy_from_slice(&p.payload),
+                    }),
+                )
+            })
+            .collect();
+        receiver.on_repair(&repairs[0].payload, now, &mut out);
+        for p in packets.iter().filter(|p| p.seq != 70_003) {
+            assert!(receiver.on_media(p, &mut out));
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].seq, 70_003);
+        assert_eq!(&out[0].payload[..], &packets[3].payload[..]);
+        assert!(
+            !receiver.on_media(&packets[3], &mut Vec::new()),
+            "its retransmission is dropped"
+        );
+        assert!(receiver.is_repair(0x2222, 118));
+        assert!(!receiver.is_repair(0x1111, 118));
+        receiver.on_repair(b"not a repair packet", now, &mut out);
+        assert_eq!(out.len(), 1);
     }
 }

@@ -420,8 +420,9 @@ impl IoLoop {
         }
         // A keyframe that went by before this player could receive it was lost on it: ask again unless a request
         // is still on its way (its keyframe will reach this player too).
-        let retry = self.options.keyframe_retry_after;
+        let longest = self.options.keyframe_retry_after;
         if let Some(route) = self.routes.get_mut(&route_id) {
+            let retry = route.keyframes.retry_after(longest);
             if !route.keyframes.in_flight(now, retry) {
                 route.keyframes.want_for_join();
             }
@@ -451,7 +452,7 @@ impl IoLoop {
             && route.starts_access_unit(packet.ssrc, packet.seq, packet.timestamp)
             && h264::starts_keyframe(&packet.payload);
         if opens_keyframe {
-            route.keyframes.keyframe_seen();
+            route.keyframes.keyframe_seen(now);
         }
         let source = (from, packet.ssrc);
         for player_id in &route.players {
@@ -551,11 +552,8 @@ impl IoLoop {
         }
         for route_id in waiting_routes {
             if let Some(route) = self.routes.get_mut(&route_id) {
-                if route
-                    .keyframes
-                    .last_sent()
-                    .is_none_or(|t| now >= t + options.keyframe_retry_after)
-                {
+                let retry = route.keyframes.retry_after(options.keyframe_retry_after);
+                if route.keyframes.last_sent().is_none_or(|t| now >= t + retry) {
                     route.keyframes.want();
                 }
             }

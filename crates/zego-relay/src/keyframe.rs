@@ -5,11 +5,19 @@
 //! per interval; a wish during the interval is served when it ends. A player that has just connected cannot
 //! have seen the last keyframe, and waiting out the whole interval would be its first frame's delay: its wish only
 //! waits for [`JOIN_INTERVAL`], which still merges a crowd joining at once into one request.
+//!
+//! A request can be lost on the way to the publisher (a PLI is one packet, on a path that may lose one in ten), so a
+//! player still waiting for its first keyframe asks again once the keyframe is overdue: twice the time the
+//! publisher took to answer lately, plus a margin ([`KeyframeThrottle::retry_after`]).
 
 use std::time::{Duration, Instant};
 
 /// The shortest gap between two requests when the second one is for a player that just connected.
 pub(crate) const JOIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Added to twice the usual answer time before a request counts as lost.
+const RETRY_MARGIN: Duration = Duration::from_millis(100);
+/// A request is never taken for lost sooner than this.
+const MIN_RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(crate) struct KeyframeThrottle {
@@ -20,6 +28,8 @@ pub(crate) struct KeyframeThrottle {
     last_sent: Option<Instant>,
     /// A request was sent and its keyframe has not been seen yet.
     in_flight_since: Option<Instant>,
+    /// How long the publisher took to answer a request, smoothed.
+    answer_time: Option<Duration>,
 }
 
 impl KeyframeThrottle {
@@ -30,6 +40,7 @@ impl KeyframeThrottle {
             for_join: false,
             last_sent: None,
             in_flight_since: None,
+            answer_time: None,
         }
     }
 
@@ -73,8 +84,23 @@ impl KeyframeThrottle {
     }
 
     /// The publisher sent the start of a keyframe.
-    pub fn keyframe_seen(&mut self) {
-        self.in_flight_since = None;
+    pub fn keyframe_seen(&mut self, now: Instant) {
+        if let Some(sent) = self.in_flight_since.take() {
+            let took = now.saturating_duration_since(sent);
+            self.answer_time = Some(match self.answer_time {
+                Some(avg) => (avg * 3 + took) / 4,
+                None => took,
+            });
+        }
+    }
+
+    /// How long after a request its keyframe is overdue: twice the usual answer time and a margin, between
+    /// [`MIN_RETRY`] and `longest` (also the wait before any answer was seen).
+    pub fn retry_after(&self, longest: Duration) -> Duration {
+        match self.answer_time {
+            Some(t) => (t * 2 + RETRY_MARGIN).clamp(MIN_RETRY, longest.max(MIN_RETRY)),
+            None => longest,
+        }
     }
 
     /// A request went out within `window` and its keyframe has not arrived yet: a new player can wait for it.
@@ -113,7 +139,7 @@ mod tests {
         k.sent(t0 + ms(500));
         assert!(!k.is_due(t0 + ms(2000)), "one request served both wishes");
 
-        k.keyframe_seen();
+        k.keyframe_seen(t0 + ms(560));
         assert!(!k.in_flight(t0 + ms(600), ms(1000)));
     }
 
@@ -136,5 +162,33 @@ mod tests {
         k.want();
         assert!(!k.is_due(t0 + super::JOIN_INTERVAL + ms(200)));
         assert!(k.is_due(t0 + super::JOIN_INTERVAL + ms(500)));
+    }
+
+    #[test]
+    fn a_request_is_retried_once_its_keyframe_is_overdue() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut k = KeyframeThrottle::new(ms(500));
+        assert_eq!(k.retry_after(ms(1500)), ms(1500), "nothing known yet");
+        k.want();
+        k.sent(t0);
+        k.keyframe_seen(t0 + ms(150));
+        assert_eq!(k.retry_after(ms(1500)), ms(400), "2 x 150 ms + 100 ms");
+        k.want();
+        k.sent(t0 + ms(500));
+        k.keyframe_seen(t0 + ms(530));
+        assert_eq!(k.retry_after(ms(1500)), ms(340), "smoothed: 120 ms");
+        k.keyframe_seen(t0 + ms(2000));
+        assert_eq!(
+            k.retry_after(ms(1500)),
+            ms(340),
+            "a keyframe nobody asked for says nothing"
+        );
+        for i in 0..20 {
+            k.want();
+            k.sent(t0 + ms(3000 + i * 500));
+            k.keyframe_seen(t0 + ms(3000 + i * 500 + 5));
+        }
+        assert_eq!(k.retry_after(ms(1500)), super::MIN_RETRY);
     }
 }

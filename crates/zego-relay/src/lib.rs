@@ -48,7 +48,8 @@ pub struct RelayOptions {
     pub idle_timeout: Duration,
     /// At most one keyframe request per stream is sent to its publisher in this interval.
     pub keyframe_request_interval: Duration,
-    /// A player still waiting for its first keyframe this long after the last request asks again.
+    /// A player still waiting for its first keyframe asks again when the last request is overdue: twice the time
+    /// the publisher took to answer lately and a margin, at most this long (and this long before any answer).
     pub keyframe_retry_after: Duration,
 }
 
@@ -110,9 +111,9 @@ pub struct RelayMetrics {
     pub bytes_forwarded: u64,
     /// RTX packets sent to players in answer to their NACKs.
     pub retransmissions: u64,
-    /// FlexFEC repair packets sent to players on lossy paths.
+    /// Repair packets sent to players on lossy paths.
     pub repair_packets: u64,
-    /// Publisher packets lost on the way in and rebuilt from the publisher's FlexFEC repair packets (forwarded like
+    /// Publisher packets lost on the way in and rebuilt from the publisher's repair packets (forwarded like
     /// received ones, and not counted in `packets_received`).
     pub fec_rebuilt: u64,
     /// Keyframe requests (PLI) sent to publishers.

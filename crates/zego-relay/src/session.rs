@@ -114,7 +114,7 @@ pub(crate) enum RoleKind {
 pub(crate) struct PublisherTracks {
     video: Option<(Mid, Pt)>,
     audio: Option<Pt>,
-    /// When the publisher sends FlexFEC with its video (boxed: most publishers on clean paths never use it).
+    /// When the publisher sends repair packets with its video (boxed: most publishers on clean paths never use it).
     fec: Option<Box<FecReceiver>>,
 }
 
@@ -128,11 +128,11 @@ pub(crate) struct OutTrack {
     rewriter: SeqTimeRewriter,
     /// Video only: nothing is sent until a keyframe starts, so the decoder never starts mid-GOP.
     waiting_keyframe: bool,
-    /// Video only, when the player takes FlexFEC: its repair stream (boxed: most tracks have none).
+    /// Video only, when the player takes repair packets: its repair stream (boxed: most tracks have none).
     fec: Option<Box<RepairStream>>,
 }
 
-/// A player's FlexFEC repair stream.
+/// A player's repair stream.
 #[derive(Debug)]
 pub(crate) struct RepairStream {
     ssrc: Ssrc,
@@ -448,8 +448,8 @@ impl Session {
         };
 
         // Only what describes the media travels on; transport extensions (TWCC, send time) are str0m's own. The
-        // MID goes on every packet (str0m would stop once the player acknowledges the SSRC), so that the video's
-        // extension block stays the same for the session, as its FEC needs (see `fec.rs`).
+        // MID goes on every packet (str0m would stop once the player acknowledges the SSRC), so that a packet is
+        // matched to its m-line whichever packets before it were lost.
         let ext = ExtensionValues {
             audio_level: packet.ext.audio_level,
             voice_activity: packet.ext.voice_activity,
@@ -457,7 +457,6 @@ impl Session {
             mid: Some(track.mid),
             ..Default::default()
         };
-        let plain = ext.video_orientation.is_none();
 
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx(&track.ssrc) else {
@@ -483,7 +482,7 @@ impl Session {
         if let Some(repair) = track.fec.as_mut() {
             let repairs = repair
                 .sender
-                .on_media(seq, time, packet.marker, plain, &packet.payload);
+                .on_media(seq, time, packet.marker, &packet.payload);
             if !repairs.is_empty() {
                 if let Some(stream) = api.stream_tx(&repair.ssrc) {
                     for r in repairs {
@@ -542,7 +541,6 @@ impl Session {
                     if self.is_retransmission(&t.contents) {
                         Counters::add(&counters.retransmissions, 1);
                     }
-                    self.learn_video_wire_form(&t.contents);
                     outbox.send(t.destination, &t.contents);
                 }
                 Ok(Output::Event(event)) => self.on_event(event, outputs, counters),
@@ -582,13 +580,7 @@ impl Session {
                 if let Some(fec) = tracks.fec.as_mut() {
                     if fec.is_repair(*packet.header.ssrc, *pt) {
                         let mut rebuilt = Vec::new();
-                        fec.on_repair(
-                            packet.header.sequence_number,
-                            packet.header.timestamp,
-                            &packet.payload,
-                            packet.timestamp,
-                            &mut rebuilt,
-                        );
+                        fec.on_repair(&packet.payload, packet.timestamp, &mut rebuilt);
                         Self::push_rebuilt(self.id, rebuilt, outputs, counters);
                         return;
                     }
@@ -621,7 +613,19 @@ impl Session {
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Remb { estimate, .. }) => {
-                if matches!(self.role, Role::Player(_)) {
+                if let Role::Player(tracks) = &mut self.role {
+                    // A player sends its estimate only while its downlink queues: loss there is congestion, and
+                    // repair packets would add to it. Its receiver reports can show the loss before their round
+                    // trip shows the queue.
+                    if let Some(repair) = tracks.video.as_mut().and_then(|v| v.fec.as_mut()) {
+                        if repair.sender.coder.level.active() {
+                            tracing::debug!(
+                                session = self.id,
+                                "FEC towards the player stops: its downlink queues"
+                            );
+                        }
+                        repair.sender.coder.level.report_queue(self.last_rx);
+                    }
                     outputs.push((self.id, SessionOutput::DownlinkEstimate(estimate.as_u64())));
                 }
             }
@@ -670,31 +674,6 @@ impl Session {
         );
     }
 
-    /// Player with FEC: the header of its first video packet sent (the RTP header is not encrypted).
-    fn learn_video_wire_form(&mut self, datagram: &[u8]) {
-        let Role::Player(PlayerTracks {
-            video:
-                Some(OutTrack {
-                    ssrc,
-                    fec: Some(repair),
-                    ..
-                }),
-            ..
-        }) = &mut self.role
-        else {
-            return;
-        };
-        if repair.sender.knows_wire_form()
-            || !is_rtp(datagram)
-            || datagram[8..12] != ssrc.to_be_bytes()
-        {
-            return;
-        }
-        if let Some(len) = rtp_header_len(datagram) {
-            repair.sender.learn_wire_form(&datagram[..len]);
-        }
-    }
-
     /// RTX packets carry the RTX SSRC in their (unencrypted) RTP header; the relay only sends them for NACKs.
     fn is_retransmission(&self, datagram: &[u8]) -> bool {
         let Role::Player(tracks) = &self.role else {
@@ -719,17 +698,6 @@ impl Session {
 /// An RTP packet (not RTCP, which shares the port): version 2, and a payload type outside RTCP's 64..96 range.
 fn is_rtp(datagram: &[u8]) -> bool {
     datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(64..96).contains(&(datagram[1] & 0x7F))
-}
-
-/// Length of an RTP header: fixed part, CSRCs and extension block.
-fn rtp_header_len(datagram: &[u8]) -> Option<usize> {
-    let csrcs = usize::from(datagram.first()? & 0x0F);
-    let mut len = 12 + 4 * csrcs;
-    if datagram[0] & 0x10 != 0 {
-        let words = datagram.get(len + 2..len + 4)?;
-        len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
-    }
-    (len <= datagram.len()).then_some(len)
 }
 
 /// Where a session's datagrams go.
@@ -833,13 +801,18 @@ fn video_section(offer_sdp: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The payload type of `flexfec-03` in the offer's video section, if the peer takes or sends it.
+/// The payload type of the repair format (`flexfec-rs`) in the offer's video section, if the peer takes or sends
+/// it.
 fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
     video_section(offer_sdp).find_map(|line| {
         let (pt, format) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
         format
-            .eq_ignore_ascii_case("flexfec-03/90000")
-            .then(|| pt.parse().ok())?
+            .split_once('/')
+            .filter(|(name, rate)| {
+                name.eq_ignore_ascii_case(zego_fec::ENCODING_NAME)
+                    && rate.parse() == Ok(zego_fec::CLOCK_RATE)
+            })
+            .and_then(|_| pt.parse().ok())
     })
 }
 
@@ -873,7 +846,7 @@ fn add_repair_stream(rtc: &mut Rtc, video: &OutTrack, pt: u8) -> Option<Box<Repa
     let stream = api.declare_stream_tx(ssrc, None, mid, Some(Rid::from(REPAIR_RID)));
     // Repair packets are never retransmitted.
     stream.set_rtx_cache(0, Duration::ZERO, None);
-    let sender = FecSender::new(pt, *ssrc, *video.ssrc, *video.pt);
+    let sender = FecSender::new(*video.pt);
     Some(Box::new(RepairStream {
         ssrc,
         pt: pt.into(),
@@ -881,7 +854,7 @@ fn add_repair_stream(rtc: &mut Rtc, video: &OutTrack, pt: u8) -> Option<Box<Repa
     }))
 }
 
-/// Adds FlexFEC to the answer's section of the m-line `mid`: the payload type on the m-line with its `a=rtpmap`, and
+/// Adds the repair format to the answer's section of the m-line `mid`: the payload type on the m-line with its `a=rtpmap`, and
 /// for a repair stream the relay sends (`sent`: media and repair SSRC), the SSRC in an `a=ssrc-group:FEC-FR` with
 /// the media SSRC (RFC 5956), under the media's CNAME.
 fn announce_fec(answer: &str, mid: Mid, pt: Pt, sent: Option<(Ssrc, Ssrc)>) -> String {
@@ -908,8 +881,11 @@ fn announce_fec(answer: &str, mid: Mid, pt: Pt, sent: Option<(Ssrc, Ssrc)>) -> S
                 out.push_str(line);
                 out.push_str("\r\n");
             }
-            out.push_str(&format!("a=rtpmap:{pt} flexfec-03/90000\r\n"));
-            out.push_str(&format!("a=fmtp:{pt} repair-window=10000000\r\n"));
+            out.push_str(&format!(
+                "a=rtpmap:{pt} {}/{}\r\n",
+                zego_fec::ENCODING_NAME,
+                zego_fec::CLOCK_RATE
+            ));
             if let Some((media_ssrc, repair_ssrc)) = sent {
                 let cname_prefix = format!("a=ssrc:{media_ssrc} cname:");
                 let cname = section
@@ -981,9 +957,9 @@ mod tests {
     #[test]
     fn the_fec_payload_type_is_taken_from_the_video_section_only() {
         let offer =
-            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 118\r\na=rtpmap:118 flexfec-03/90000\r\n\
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 118\r\na=rtpmap:118 flexfec-rs/90000\r\n\
                      m=video 9 UDP/TLS/RTP/SAVPF 108 109 120\r\na=rtpmap:108 H264/90000\r\n\
-                     a=rtpmap:120 flexfec-03/90000\r\n";
+                     a=rtpmap:120 flexfec-rs/90000\r\n";
         assert_eq!(offered_fec_pt(offer), Some(120));
         assert_eq!(offered_fec_pt(ANSWER), None);
     }
@@ -998,14 +974,14 @@ mod tests {
         );
         let (video_section, audio_section) = answer.split_once("m=audio").unwrap();
         assert!(video_section.contains("m=video 9 UDP/TLS/RTP/SAVPF 108 109 118\r\n"));
-        assert!(video_section.contains("a=rtpmap:118 flexfec-03/90000\r\n"));
+        assert!(video_section.contains("a=rtpmap:118 flexfec-rs/90000\r\n"));
         assert!(video_section.contains("a=ssrc-group:FEC-FR 1000 4000\r\n"));
         assert!(video_section.contains("a=ssrc:4000 cname:abc\r\n"));
         assert!(!audio_section.contains("118"));
         assert_eq!(
             answer.lines().count(),
-            ANSWER.lines().count() + 4,
-            "only the four lines are added"
+            ANSWER.lines().count() + 3,
+            "only the three lines are added"
         );
         // The SDP parser of str0m (and so of any peer) takes the result.
         assert!(SdpOffer::from_sdp_string(&answer).is_ok());
@@ -1016,9 +992,9 @@ mod tests {
         let answer = announce_fec(ANSWER, Mid::from("0"), 118.into(), None);
         let (video_section, _) = answer.split_once("m=audio").unwrap();
         assert!(video_section.contains("m=video 9 UDP/TLS/RTP/SAVPF 108 109 118\r\n"));
-        assert!(video_section.contains("a=rtpmap:118 flexfec-03/90000\r\n"));
+        assert!(video_section.contains("a=rtpmap:118 flexfec-rs/90000\r\n"));
         assert!(!answer.contains("FEC-FR"));
-        assert_eq!(answer.lines().count(), ANSWER.lines().count() + 2);
+        assert_eq!(answer.lines().count(), ANSWER.lines().count() + 1);
     }
 
     #[test]
@@ -1031,16 +1007,11 @@ mod tests {
     }
 
     #[test]
-    fn rtp_header_lengths_include_csrcs_and_the_extension_block() {
-        let mut packet = vec![0x90, 108, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7];
-        packet.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x40, b'0', 0, 0]);
-        packet.extend_from_slice(&[1, 2, 3]);
+    fn rtp_and_rtcp_are_told_apart() {
+        let packet = [0x90, 108, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7];
         assert!(is_rtp(&packet));
-        assert_eq!(rtp_header_len(&packet), Some(20));
-        packet[0] = 0x81;
-        assert_eq!(rtp_header_len(&packet), Some(16), "one CSRC, no extension");
-        assert_eq!(rtp_header_len(&packet[..14]), None);
         let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0];
         assert!(!is_rtp(&rtcp));
+        assert!(!is_rtp(&packet[..11]));
     }
 }

@@ -203,13 +203,13 @@ pub fn render(
     counter(
         &mut out,
         "zego_relay_repair_packets_total",
-        "FlexFEC repair packets sent to players on lossy paths.",
+        "Repair packets (Reed-Solomon FEC) sent to players on lossy paths.",
         relay.repair_packets,
     );
     counter(
         &mut out,
         "zego_relay_fec_rebuilt_total",
-        "Publisher packets lost on the way in and rebuilt from its FlexFEC repair packets.",
+        "Publisher packets lost on the way in and rebuilt from its repair packets.",
         relay.fec_rebuilt,
     );
     counter(
