@@ -190,22 +190,10 @@ impl Interceptor for FecReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::fec_test_support::{protected_stream, MEDIA, REPAIR};
     use bytes::Bytes;
     use std::time::Duration;
     use zego_fec::{BlockCoder, ProtectionLevel};
-
-    const MEDIA: u32 = 0x10;
-    const REPAIR: u32 = 0x20;
-
-    fn protected() -> StreamInfo {
-        StreamInfo {
-            ssrc: MEDIA,
-            ssrc_fec: Some(REPAIR),
-            payload_type: 108,
-            payload_type_fec: Some(118),
-            ..Default::default()
-        }
-    }
 
     fn read(receiver: &mut FecReceiver, packet: RtpPacket) -> Vec<(RtpPacket, bool)> {
         receiver
@@ -247,7 +235,7 @@ mod tests {
     fn lost_video_is_rebuilt_and_repair_packets_are_consumed() {
         let rebuilt = Arc::new(AtomicU64::new(0));
         let mut receiver = FecReceiver::new(rebuilt.clone());
-        receiver.bind_remote_stream(&protected());
+        receiver.bind_remote_stream(&protected_stream());
         let mut coder = BlockCoder::new(ProtectionLevel::default());
         let now = Instant::now();
         for n in 0..2 {
@@ -319,7 +307,7 @@ mod tests {
             rtp(MEDIA, 108, 1, 0, true, Bytes::from_static(b"x")),
         );
         assert_eq!(out.len(), 1, "no repair stream bound: media passes");
-        receiver.bind_remote_stream(&protected());
+        receiver.bind_remote_stream(&protected_stream());
         assert!(read(
             &mut receiver,
             rtp(REPAIR, 118, 1, 0, false, Bytes::from_static(b"junk"))

@@ -221,21 +221,9 @@ impl Interceptor for FecSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::fec_test_support::{protected_stream, MEDIA, REPAIR};
     use bytes::Bytes;
     use zego_fec::BlockDecoder;
-
-    const MEDIA: u32 = 0x10;
-    const REPAIR: u32 = 0x20;
-
-    fn info() -> StreamInfo {
-        StreamInfo {
-            ssrc: MEDIA,
-            ssrc_fec: Some(REPAIR),
-            payload_type: 108,
-            payload_type_fec: Some(118),
-            ..Default::default()
-        }
-    }
 
     fn media(seq: u16, ts: u32, marker: bool) -> RtpPacket {
         RtpPacket {
@@ -282,7 +270,7 @@ mod tests {
         let state = CongestionState::new(2_500_000, 64_000);
         let sent = Arc::new(AtomicU64::new(0));
         let mut sender = FecSender::new(state.clone(), sent.clone());
-        sender.bind_local_stream(&info());
+        sender.bind_local_stream(&protected_stream());
         let start = Instant::now();
         let mut decoder = BlockDecoder::default();
         let mut dropped = Vec::new();
@@ -356,7 +344,7 @@ mod tests {
             );
             assert_eq!(out.len(), 1);
         }
-        sender.bind_local_stream(&info());
+        sender.bind_local_stream(&protected_stream());
         let mut first_report_at = None;
         for n in 300..700u16 {
             state.count_feedback(10, 10);

@@ -5,6 +5,8 @@ mod arrival_loss;
 pub(crate) mod congestion;
 mod fec_receiver;
 mod fec_sender;
+#[cfg(test)]
+mod fec_test_support;
 mod keyframe_requests;
 pub(crate) mod peer;
 mod read_tap;
