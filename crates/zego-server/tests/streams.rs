@@ -334,17 +334,21 @@ async fn stream_extra_info_updates_reach_the_room() {
 async fn a_dead_publisher_s_stream_is_deleted_with_reason_2() {
     let server = start(ServerConfig {
         heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(800),
+        heartbeat_timeout: Duration::from_millis(1500),
         ..ServerConfig::default()
     })
     .await;
+    // The offer is built before the room so that the silent publisher has the whole timeout for
+    // its publish, however slowly a loaded machine builds peers.
+    let peer = MediaPeer::publisher().await;
     let mut room = room_with(&server, &["dying", "watcher"]).await;
     let mut watcher = room.pop().unwrap();
     let mut dying = room.pop().unwrap();
-    let _peer = publish_new(&mut dying, "last-words").await;
+    let reply = publish(&mut dying, "last-words", &peer.offer).await;
+    assert_eq!(reply.code, 0, "{reply:?}");
     drop(dying);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
     while !seen.iter().any(|m| {
         matches!(
