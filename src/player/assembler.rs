@@ -204,14 +204,7 @@ impl FrameAssembler {
 
     /// Unwraps a 16-bit sequence number to the one nearest the highest seen.
     fn extend(&self, seq: u16) -> u64 {
-        match self.highest {
-            // Start far from zero so the stream can also go backwards (reordering) from its first packet.
-            None => (1 << 32) + u64::from(seq),
-            Some(highest) => {
-                let delta = i64::from(seq.wrapping_sub(highest as u16) as i16);
-                (highest as i64 + delta) as u64
-            }
-        }
+        zego_fec::seq::extend(self.highest, seq)
     }
 
     fn restart(&mut self, now: Instant, out: &mut Vec<Assembled>) {

@@ -4,13 +4,12 @@
 //! holding them would only add latency; on a jittery or lossy path some frames complete late (a retransmission
 //! costs a round trip) and, shown on arrival, the picture stutters. So each frame's transit (arrival minus its RTP
 //! time) is compared with the fastest transit of the last seconds, and frames are shown at their RTP time plus that
-//! fastest transit plus a target delay: what 95% of the frames of the last 5 s needed, but never more than the
+//! fastest transit plus a target delay: what 95% of the frames of the last 3 s needed, but never more than the
 //! latest of the last 2 s. The long window keeps the target steady through rare late frames (a frame that needs two
 //! repair rounds every few seconds is below its 5%), the short one brings it down as soon as the path has been
 //! better for a moment. A bad stretch (the seconds of loss before the sender's FEC comes on, a burst) is forgotten
-//! 5 s after it ends even while rare late frames keep the short window up. The target rises at
-//! once when the path gets worse and decays slowly when it gets better; on a clean path it stays at a few
-//! milliseconds.
+//! 3 s after it ends even while rare late frames keep the short window up. The target rises at once when the path
+//! gets worse and decays slowly when it gets better; on a clean path it stays at a few milliseconds.
 //!
 //! Frames complete in decode order, so the frames behind a late one complete with it, all at once. They say
 //! nothing about the path that the late frame did not, and counted each on its own they would make one rare late
@@ -308,7 +307,7 @@ mod tests {
             target_at.push(p.target());
         }
         assert!(target_at[59] >= ms(55), "the bad start raises the target");
-        // 5 s after the bad stretch (and the decay), rare late frames alone do not hold it up.
+        // Once the bad stretch has left the window (and the target decayed), rare late frames alone do not hold it up.
         assert!(
             target_at[60 + 150 + 60..].iter().all(|t| *t < ms(20)),
             "{:?}",

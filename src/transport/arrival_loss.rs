@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rtc::interceptor::{Packet, TaggedPacket};
+use zego_fec::seq;
 
 use super::peer::H264_PAYLOAD_TYPE;
 use super::read_tap::ReadFilter;
@@ -45,24 +46,19 @@ impl ReadFilter for ArrivalLoss {
             let h = &rtp.header;
             if h.payload_type == H264_PAYLOAD_TYPE {
                 match self.highest {
-                    // A new stream (the first, or another SSRC after a publisher change): start counting again.
-                    Some((ssrc, _)) if ssrc != h.ssrc => {
-                        self.highest = Some((h.ssrc, u64::from(h.sequence_number) + (1 << 32)));
-                        self.counters.expected.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None => {
-                        self.highest = Some((h.ssrc, u64::from(h.sequence_number) + (1 << 32)));
-                        self.counters.expected.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Some((ssrc, highest)) => {
-                        let delta =
-                            i64::from(h.sequence_number.wrapping_sub(highest as u16) as i16);
-                        if delta > 0 {
-                            let delta = delta as u64;
+                    Some((ssrc, highest)) if ssrc == h.ssrc => {
+                        let seq = seq::extend(Some(highest), h.sequence_number);
+                        if seq > highest {
+                            let delta = seq - highest;
                             self.counters.expected.fetch_add(delta, Ordering::Relaxed);
                             self.counters.missed.fetch_add(delta - 1, Ordering::Relaxed);
-                            self.highest = Some((ssrc, highest + delta));
+                            self.highest = Some((ssrc, seq));
                         }
+                    }
+                    // A new stream (the first, or another SSRC after a publisher change): start counting again.
+                    _ => {
+                        self.highest = Some((h.ssrc, seq::extend(None, h.sequence_number)));
+                        self.counters.expected.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

@@ -25,6 +25,17 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use zego_fec::{BlockDecoder, Media};
 
+/// What the repair of a stream covers of one of its packets (for the coder of a publisher's uplink too).
+pub(super) fn media_of(rtp: &RtpPacket) -> Media {
+    Media {
+        seq: rtp.header.sequence_number,
+        payload_type: rtp.header.payload_type,
+        marker: rtp.header.marker,
+        timestamp: rtp.header.timestamp,
+        payload: rtp.payload.clone(),
+    }
+}
+
 /// The repair stream of one played video stream.
 struct Protected {
     decoder: BlockDecoder,
@@ -90,13 +101,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecReceiver {
             Some(stream)
                 if rtp.header.payload_type == stream.media_pt && !rtp.payload.is_empty() =>
             {
-                stream.decoder.on_media(Media {
-                    seq: rtp.header.sequence_number,
-                    payload_type: rtp.header.payload_type,
-                    marker: rtp.header.marker,
-                    timestamp: rtp.header.timestamp,
-                    payload: rtp.payload.clone(),
-                })
+                stream.decoder.on_media(media_of(rtp))
             }
             _ => Vec::new(),
         };

@@ -22,9 +22,10 @@ use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet as RtpPacket;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
-use zego_fec::{BlockCoder, Media, ProtectionLevel};
+use zego_fec::{BlockCoder, ProtectionLevel};
 
 use super::congestion::{CongestionState, FeedbackCounters};
+use super::fec_receiver::media_of;
 
 /// How often the feedback's loss is summed up for the protection level.
 const REPORT_INTERVAL: Duration = Duration::from_millis(500);
@@ -45,13 +46,7 @@ struct Protected {
 
 impl Protected {
     fn extend(&mut self, seq: u16) -> u64 {
-        let ext = match self.newest {
-            None => u64::from(seq) + (1 << 16),
-            Some(newest) => {
-                let ahead = i64::from(seq.wrapping_sub(newest as u16) as i16);
-                (newest as i64 + ahead).max(0) as u64
-            }
-        };
+        let ext = zego_fec::seq::extend(self.newest, seq);
         self.newest = Some(self.newest.map_or(ext, |n| n.max(ext)));
         ext
     }
@@ -148,13 +143,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
         let protected = (stream.coder.active()
             && rtp.header.payload_type == stream.media_pt
             && !rtp.header.padding)
-            .then(|| Media {
-                seq: rtp.header.sequence_number,
-                payload_type: rtp.header.payload_type,
-                marker: rtp.header.marker,
-                timestamp: rtp.header.timestamp,
-                payload: rtp.payload.clone(),
-            });
+            .then(|| media_of(rtp));
         let repairs = stream.coder.on_media(seq, protected);
         // The media packet leaves first; its repair packets protect what has already gone.
         self.write_queue.push_back(msg);
@@ -295,13 +284,7 @@ mod tests {
                             dropped.push(seq);
                             continue;
                         }
-                        rebuilt.extend(decoder.on_media(Media {
-                            seq: packet.header.sequence_number,
-                            payload_type: packet.header.payload_type,
-                            marker: packet.header.marker,
-                            timestamp: packet.header.timestamp,
-                            payload: packet.payload,
-                        }));
+                        rebuilt.extend(decoder.on_media(media_of(&packet)));
                     } else {
                         assert_eq!(packet.header.ssrc, REPAIR);
                         assert_eq!(packet.header.payload_type, 118);

@@ -463,9 +463,9 @@ fn fec_codec() -> RTCRtpCodecParameters {
     }
 }
 
-/// The codecs (the repair format too, which the relay sends to players and takes from publishers), and with `transport_cc`
-/// the transport-wide sequence number extension and `transport-cc` feedback on every codec, so the relay reports
-/// the arrival of each packet.
+/// The codecs (the repair format too, which the relay sends to players and takes from publishers), and with
+/// `transport_cc` the transport-wide sequence number extension and `transport-cc` feedback on every codec, so the
+/// relay reports the arrival of each packet.
 fn media_engine(transport_cc: bool) -> webrtc::error::Result<MediaEngine> {
     let mut media = MediaEngine::default();
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {

@@ -117,32 +117,28 @@ impl BlockCoder {
         if k == 0 || n == 0 {
             return Vec::new();
         }
+        match self.code(media, k) {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::debug!("cannot code a block of {n} packets: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The `k` repair packets of a block of `media` (not empty).
+    fn code(&mut self, media: &[Media], k: usize) -> Result<Vec<Repair>, reed_solomon_simd::Error> {
+        let n = media.len();
         let shard_len = block_shard_len(media.iter());
         let encoder = match self.encoder.as_mut() {
             Some(e) => e.reset(n, k, shard_len).map(|()| e),
             None => ReedSolomonEncoder::new(n, k, shard_len).map(|e| self.encoder.insert(e)),
-        };
-        let encoder = match encoder {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::debug!("cannot code a block of {n} packets: {e}");
-                return Vec::new();
-            }
-        };
+        }?;
         for packet in media {
             packet.write_shard(shard_len, &mut self.shard);
-            if let Err(e) = encoder.add_original_shard(&self.shard) {
-                tracing::debug!("cannot code a block of {n} packets: {e}");
-                return Vec::new();
-            }
+            encoder.add_original_shard(&self.shard)?;
         }
-        let result = match encoder.encode() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!("cannot code a block of {n} packets: {e}");
-                return Vec::new();
-            }
-        };
+        let result = encoder.encode()?;
         let first = &media[0];
         let mut out = Vec::with_capacity(k);
         for (index, shard) in result.recovery_iter().enumerate() {
@@ -160,7 +156,7 @@ impl BlockCoder {
             });
             self.next_seq += 1;
         }
-        out
+        Ok(out)
     }
 }
 

@@ -18,7 +18,7 @@ pub const MEDIA_WINDOW: u64 = 1024;
 const MAX_HELD_BYTES: usize = 2 << 20;
 
 /// A block waiting for enough packets.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Block {
     media_count: u64,
     repair_count: usize,
@@ -28,6 +28,12 @@ struct Block {
 }
 
 impl Block {
+    /// Whether `other` is coded the same way (packet counts and shard length).
+    fn same_code(&self, other: &Block) -> bool {
+        (self.media_count, self.repair_count, self.shard_len)
+            == (other.media_count, other.repair_count, other.shard_len)
+    }
+
     fn held_bytes(&self) -> usize {
         self.repairs.len() * self.shard_len
     }
@@ -90,23 +96,16 @@ impl BlockDecoder {
         {
             return Ok(Vec::new());
         }
-        let block = self.blocks.entry(base).or_insert_with(|| Block {
+        let announced = Block {
             media_count,
             repair_count: usize::from(header.repair_count),
             shard_len: usize::from(header.shard_len),
             repairs: BTreeMap::new(),
-        });
-        if block.media_count != media_count
-            || block.repair_count != usize::from(header.repair_count)
-            || block.shard_len != usize::from(header.shard_len)
-        {
+        };
+        let block = self.blocks.entry(base).or_insert_with(|| announced.clone());
+        if !block.same_code(&announced) {
             // Another block with the same first packet (a sender that started over): the newer one counts.
-            *block = Block {
-                media_count,
-                repair_count: usize::from(header.repair_count),
-                shard_len: usize::from(header.shard_len),
-                repairs: BTreeMap::new(),
-            };
+            *block = announced;
         }
         block
             .repairs
@@ -120,14 +119,7 @@ impl BlockDecoder {
 
     /// Unwraps a 16-bit sequence number to the one nearest the newest seen.
     fn extend(&self, seq: u16) -> u64 {
-        match self.newest {
-            // Start far from zero so the stream can also go backwards from its first packet.
-            None => (1 << 32) + u64::from(seq),
-            Some(newest) => {
-                let delta = i64::from(seq.wrapping_sub(newest as u16) as i16);
-                (newest as i64 + delta) as u64
-            }
-        }
+        crate::seq::extend(self.newest, seq)
     }
 
     /// `seq` was seen: forget what is now too old.

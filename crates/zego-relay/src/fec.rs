@@ -137,8 +137,7 @@ impl FecReceiver {
             let Some(newest) = self.newest else {
                 continue;
             };
-            let ahead = i64::from(media.seq.wrapping_sub(newest as u16) as i16);
-            let Ok(seq) = u64::try_from(newest as i64 + ahead) else {
+            let Some(seq) = zego_fec::seq::nearest(newest, media.seq) else {
                 continue;
             };
             if self.rebuilt.len() == REMEMBERED_REBUILT {
