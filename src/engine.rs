@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use zego_media::frame::VideoFrame;
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::message::{ClientMessage, ReplyResult, User};
-use zego_protocol::validate;
+use zego_protocol::{token04, validate};
 
 use self::core::Core;
 use crate::config::{
@@ -206,11 +206,15 @@ impl Engine {
             .ok_or(wrong_room)
     }
 
+    /// Replaces the room's token. A token that is not a Token04 at all is refused at once (1002075 format,
+    /// 1002079 version, 1002080 nonce); the server's own refusal (wrong user, expired, lost publish privilege,
+    /// ...) arrives as DebugError with `func_name` "renew_token", as the original reports it.
     pub fn renew_token(&self, room_id: &str, token: &str) -> Result<()> {
         validate::token(token)?;
         if token.is_empty() {
             return Err(error::ROOM_TOKEN_FORMAT_ERROR);
         }
+        token04::check_format(token)?;
         let room = self.room(room_id, error::ROOM_NOT_LOGGED_IN_THAT_ROOM)?;
         room.set_token(token);
         let events = self.core.events.clone();

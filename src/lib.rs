@@ -17,5 +17,9 @@ pub(crate) mod publisher;
 pub(crate) mod room;
 pub(crate) mod transport;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use player::fuzzing;
+
 pub use engine::Engine;
 pub use zego_protocol::error;

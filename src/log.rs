@@ -1,6 +1,10 @@
 //! Process-wide logging for the C ABI: one tracing subscriber, installed on first use, whose level changes at run
 //! time (a reloadable filter) and whose lines go to a file, an app callback, or stderr when neither is set.
 //!
+//! Dependencies' lines (tracing events and `log` records alike) take the same way under the same level, except that
+//! until the app sets a level only their errors pass: a library's notice is not the app's concern. Every line is
+//! plain text without terminal colour codes, with secrets replaced by [`zego_protocol::redact::secrets`].
+//!
 //! Nothing here holds a lock while app code runs: the callback is copied out of its slot first, so a callback that
 //! logs, changes the level, or swaps the callback does not deadlock. A callback that logs does not see its own
 //! lines (they would recurse); they still reach the file.
@@ -10,6 +14,7 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{LineWriter, Write as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -46,6 +51,10 @@ struct Outputs {
 }
 
 static LOGGING: OnceLock<Logging> = OnceLock::new();
+/// Whether the app chose a level; until then dependencies log errors only.
+static LEVEL_CHOSEN: AtomicBool = AtomicBool::new(false);
+/// The crates whose targets are this SDK's own; every other target is a dependency's.
+const OWN_TARGET_PREFIX: &str = "zego_";
 static OUTPUTS: Outputs = Outputs {
     file: Mutex::new(None),
     callback: Mutex::new(None),
@@ -82,7 +91,22 @@ pub fn set_level(level: LevelFilter) -> Result<(), LogError> {
     logging
         .level
         .reload(level)
-        .map_err(|_| LogError::ForeignSubscriber)
+        .map_err(|_| LogError::ForeignSubscriber)?;
+    LEVEL_CHOSEN.store(true, Ordering::Relaxed);
+    // `log` records are dropped before they become events unless the `log` crate's own maximum lets them through.
+    log::set_max_level(log_level_filter(level));
+    Ok(())
+}
+
+fn log_level_filter(level: LevelFilter) -> log::LevelFilter {
+    match level.into_level() {
+        None => log::LevelFilter::Off,
+        Some(Level::ERROR) => log::LevelFilter::Error,
+        Some(Level::WARN) => log::LevelFilter::Warn,
+        Some(Level::INFO) => log::LevelFilter::Info,
+        Some(Level::DEBUG) => log::LevelFilter::Debug,
+        Some(Level::TRACE) => log::LevelFilter::Trace,
+    }
 }
 
 /// Appends lines to the file at `path` (created if missing), or stops writing to a file with `None`.
@@ -117,7 +141,15 @@ impl<S: Subscriber> Layer<S> for OutputLayer {
         let meta = event.metadata();
         let mut text = TextVisitor::default();
         event.record(&mut text);
-        let message = format!("{}: {}{}", meta.target(), text.message, text.fields);
+        // A `log` record names its own target in a field; the event's is the bridge's.
+        let target = text.log_target.as_deref().unwrap_or(meta.target());
+        let dependency = !target.starts_with(OWN_TARGET_PREFIX);
+        if dependency && *meta.level() != Level::ERROR && !LEVEL_CHOSEN.load(Ordering::Relaxed) {
+            return;
+        }
+        let message = format!("{target}: {}{}", text.message, text.fields);
+        let message = plain_text(&message);
+        let message = zego_protocol::redact::secrets(&message);
 
         let mut written = false;
         if let Some(file) = OUTPUTS.file.lock().as_mut() {
@@ -161,27 +193,61 @@ fn timestamp() -> String {
     format!("{}.{:06}", now.as_secs(), now.subsec_micros())
 }
 
-/// Collects the `message` field and appends the others as ` key=value`.
+/// `text` without terminal escape sequences (colour codes some dependencies put in their messages).
+fn plain_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        // CSI `ESC [ params final`: skip to the final byte (@ to ~); a lone ESC is dropped.
+        if chars.next_if_eq(&'[').is_some() {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out.into()
+}
+
+/// Collects the `message` field and appends the others as ` key=value`. The fields the `log` bridge adds
+/// (`log.target`, `log.file`, ...) are not appended: the target is kept apart, and where the dependency was built
+/// says nothing to the app.
 #[derive(Default)]
 struct TextVisitor {
     message: String,
     fields: String,
+    log_target: Option<String>,
 }
 
 impl Visit for TextVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.fields, " {}={}", field.name(), value);
+        match field.name() {
+            "message" => self.message.push_str(value),
+            "log.target" => self.log_target = Some(value.to_owned()),
+            name if name.starts_with("log.") => {}
+            name => {
+                let _ = write!(self.fields, " {name}={value}");
+            }
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.fields, " {}={:?}", field.name(), value);
+        match field.name() {
+            "message" => {
+                let _ = write!(self.message, "{value:?}");
+            }
+            name if name.starts_with("log.") => {}
+            name => {
+                let _ = write!(self.fields, " {name}={value:?}");
+            }
         }
     }
 }

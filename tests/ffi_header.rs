@@ -112,3 +112,70 @@ fn header_compiles_as_c99_c11_and_cpp() {
         compile_alone("c++", &["-std=c++17"]);
     }
 }
+
+/// The numbers a doc comment names, ranges like `1002005..1002007` included.
+fn codes_named_in(doc: &str) -> Vec<u32> {
+    let mut codes = Vec::new();
+    for word in doc.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        let word = word.trim_matches('.');
+        let (first, last) = word.split_once("..").unwrap_or((word, word));
+        if let (Ok(first), Ok(last)) = (first.parse::<u32>(), last.parse::<u32>()) {
+            codes.extend(first..=last);
+        }
+    }
+    codes
+}
+
+#[test]
+fn every_login_failure_code_is_documented_at_the_room_state_callback() {
+    use zego_protocol::error::*;
+    let header = read(&committed_header());
+    let end = header
+        .find("typedef void (*zego_func_room_state_changed)")
+        .expect("the room_state_changed callback type");
+    let doc_start = header[..end]
+        .rfind("\n\n")
+        .expect("a blank line before its doc");
+    let doc = &header[doc_start..end];
+    let named = codes_named_in(doc);
+    // Every code a login can end with: the SDK's own, then each refusal of the server's login path.
+    for code in [
+        ROOM_CONNECT_FAILED,
+        ROOM_LOGIN_TIMEOUT,
+        ROOM_INNER_ERROR,
+        ENGINE_APP_ID_INCORRECT,
+        ENGINE_APP_SIGN_INCORRECT,
+        ROOM_AUTHENTICATION_FAILED,
+        ROOM_NO_TOKEN_NO_APP_SIGN,
+        ROOM_TOKEN_INNER_ERROR,
+        ROOM_TOKEN_FORMAT_ERROR,
+        ROOM_TOKEN_APP_ID_ERROR,
+        ROOM_TOKEN_USER_ID_ERROR,
+        ROOM_TOKEN_EXPIRED,
+        ROOM_TOKEN_VERSION_ERROR,
+        ROOM_TOKEN_NONCE_ERROR,
+        ROOM_MAX_MEMBER_COUNT,
+        ROOM_RATE_LIMITED_LOGIN,
+        ROOM_RATE_LIMITED_REQUEST,
+        ROOM_USER_ID_NULL,
+        ROOM_USER_ID_INVALID_CHARACTER,
+        ROOM_USER_ID_TOO_LONG,
+        ROOM_USER_NAME_NULL,
+        ROOM_USER_NAME_INVALID_CHARACTER,
+        ROOM_USER_NAME_TOO_LONG,
+        ROOM_ROOM_ID_NULL,
+        ROOM_ROOM_ID_INVALID_CHARACTER,
+        ROOM_ROOM_ID_TOO_LONG,
+        PROTOCOL_MALFORMED_MESSAGE,
+        PROTOCOL_UNKNOWN_MESSAGE,
+        PROTOCOL_MESSAGE_TOO_LARGE,
+        PROTOCOL_VERSION_UNSUPPORTED,
+        ROOM_CONNECTION_BROKEN_RETRYING,
+        ROOM_RECONNECT_RETRY_TIMEOUT,
+        ROOM_KICKED_OUT_SAME_USER,
+        ROOM_KICKED_OUT_BY_SERVER,
+        ROOM_KICKED_OUT_TOKEN_EXPIRED,
+    ] {
+        assert!(named.contains(&code), "{code} is not documented in\n{doc}");
+    }
+}

@@ -107,11 +107,18 @@ fn log_level_file_and_callback() {
     let c_path = CString::new(path.to_str().unwrap()).unwrap();
     assert_eq!(zego_set_log_file(c_path.as_ptr()), 0);
     log_an_api_error();
+    // A message with terminal colour codes in it (some dependencies write them) reaches the file as plain text.
+    tracing::warn!("\x1b[1;31mcoloured\x1b[0m text");
     assert_eq!(zego_set_log_file(std::ptr::null()), 0);
     let written = std::fs::read_to_string(&path).unwrap();
     assert!(
         written.contains("DEBUG zego_express") && written.contains("code=1000001"),
         "{written}"
+    );
+    assert!(written.contains("coloured text"), "{written}");
+    assert!(
+        !written.contains('\x1b'),
+        "colour codes in the log file: {written:?}"
     );
     log_an_api_error();
     assert_eq!(

@@ -702,15 +702,20 @@ fn a_broken_media_path_is_repaired_by_publishing_and_playing_again() {
             error::PUBLISHER_NETWORK_INTERRUPTED_RETRYING,
         ),
     );
-    rec_v.wait_for(
-        "the player retries",
-        T,
+    // The player notices its own path is down, or hears first that the relay gave the publisher up for lost (the
+    // stream is deleted, and the play waits for it to come back).
+    rec_v.wait_for("the player retries or waits", T, |e| {
         player_state(
             "s",
             PlayerState::PlayRequesting,
             error::PLAYER_NETWORK_INTERRUPTED,
-        ),
-    );
+        )(e)
+            || player_state(
+                "s",
+                PlayerState::PlayRequesting,
+                error::PLAYER_STREAM_NOT_EXIST,
+            )(e)
+    });
     let (mark_a, mark_v) = (rec_a.len(), rec_v.len());
     netsim
         .set_impairment(Direction::Up, Impairment::default())

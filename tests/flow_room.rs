@@ -688,6 +688,15 @@ fn tokens_log_in_warn_before_they_expire_and_renew() {
     );
     e.renew_token("r", &token("u", 3600, String::new()))
         .unwrap();
+    // What is not a Token04 at all is refused at once, with the code the server would give.
+    assert_eq!(
+        e.renew_token("r", "garbage"),
+        Err(error::ROOM_TOKEN_VERSION_ERROR)
+    );
+    assert_eq!(
+        e.renew_token("r", "04garbage!"),
+        Err(error::ROOM_TOKEN_FORMAT_ERROR)
+    );
     // A bad renewal is reported as a debug error with the server's code.
     e.renew_token("r", &token("someone-else", 3600, String::new()))
         .unwrap();

@@ -28,7 +28,8 @@ pub type zego_func_debug_error = Option<
 pub type zego_func_engine_state_update =
     Option<unsafe extern "C" fn(state: i32, user_context: *mut c_void)>;
 
-/// The room's connection state (`zego_room_state`) changed; `error_code` says why it is not connected.
+/// The room's connection state (`zego_room_state`) changed; `error_code` says why it is not connected, with the
+/// codes listed at `zego_func_room_state_changed`.
 pub type zego_func_room_state_update = Option<
     unsafe extern "C" fn(
         room_id: *const c_char,
@@ -39,8 +40,21 @@ pub type zego_func_room_state_update = Option<
     ),
 >;
 
-/// The room's state changed, with the reason (`zego_room_state_changed_reason`) and the error code that goes with
-/// it (1002033 or 1002053 for login_failed, 1002051 for reconnecting, 1002050/1002055/1002056 for kick_out).
+/// The room's state changed, with the reason (`zego_room_state_changed_reason`) and the error code that goes with it.
+///
+/// login_failed, from the SDK: 1002030 the server cannot be reached; 1002031 no login reply in time; 1002099 an
+/// unexpected reply. From the server: 1001004 app_id unknown to it; 1001005 app_sign signature wrong; 1002033
+/// authentication failed (a stale or replayed signature, or a token without the login privilege for this room);
+/// 1002067 neither a token nor an app_sign; 1002074 token not decryptable with the app's secret; 1002075 token
+/// malformed or longer than 2048 bytes; 1002076 token for another app_id; 1002077 token for another user_id;
+/// 1002078 token expired; 1002079 token version not 04; 1002080 token nonce of the wrong length; 1002034 room
+/// full; 1002071 logins too frequent; 1002005..1002007 bad user_id, 1002008..1002010 bad user_name,
+/// 1002011..1002013 bad room_id; 1002072 requests too frequent; 1002090..1002092 a request the server could not
+/// read; 1002093 protocol version not supported.
+///
+/// reconnecting: 1002051. reconnect_failed: 1002053 gave up after the reconnect window, or a login_failed code
+/// when the server refused the session on reconnecting. kick_out: 1002050 same user_id logged in elsewhere,
+/// 1002055 by the server, 1002056 token expired. logined, reconnected and logout: 0.
 pub type zego_func_room_state_changed = Option<
     unsafe extern "C" fn(
         room_id: *const c_char,

@@ -72,10 +72,13 @@ pub extern "C" fn zego_logout_room(engine: zego_engine, room_id: *const c_char) 
     })
 }
 
-/// Replaces the login token of `room_id` before it expires (see `room_token_will_expire`).
+/// Replaces the login token of `room_id` before it expires (see `room_token_will_expire`). The server checks it
+/// in the background; its refusal (1002074..1002080, 1002082) arrives in `debug_error` with func_name
+/// "renew_token".
 ///
-/// Returns 0, or: 1000001 bad handle; 1002011..1002013 bad room_id; 1002075 token NULL, empty, not UTF-8 or
-/// longer than 2048 bytes; 1002002 not logged in to that room.
+/// Returns 0, or: 1000001 bad handle; 1002011..1002013 bad room_id; 1002075 token NULL, empty, not UTF-8,
+/// longer than 2048 bytes or not a Token04 layout; 1002079 not a version 04 token; 1002080 a bad nonce length;
+/// 1002002 not logged in to that room.
 #[no_mangle]
 pub extern "C" fn zego_renew_token(
     engine: zego_engine,

@@ -93,9 +93,10 @@ pub struct zego_video_frame_param {
     /// into its pixels, so `now - capture_time_us` is the glass-to-glass latency; 0 for streams without the stamp
     /// (custom video sources).
     pub capture_time_us: u64,
-    /// Increases by one per captured frame of a stream, so a gap in rendered frames means frames were dropped.
-    /// Passing in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams
-    /// without the stamp, like `capture_time_us`.
+    /// Increases by one per captured frame of a stream, from 1 at the first frame the stream sends (preview-only
+    /// frames before it are numbered by capture), so a gap in rendered frames means frames were dropped. Passing
+    /// in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams without the
+    /// stamp, like `capture_time_us`.
     pub frame_number: u64,
 }
 

@@ -3031,7 +3031,7 @@ pub extern "system" fn Java_zego_express_ffi_Native_zego_1logout_1room<'l>(
     })
 }
 
-/// `zego_renew_token`: Replaces the login token of `room_id` before it expires (see `room_token_will_expire`).
+/// `zego_renew_token`: Replaces the login token of `room_id` before it expires (see `room_token_will_expire`). The server checks it
 #[no_mangle]
 pub extern "system" fn Java_zego_express_ffi_Native_zego_1renew_1token<'l>(
     mut env: JNIEnv<'l>,

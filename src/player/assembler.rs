@@ -80,6 +80,8 @@ pub(crate) struct FrameAssembler {
     /// Extended (unwrapped) sequence number -> packet.
     packets: BTreeMap<u64, Buffered>,
     highest: Option<u64>,
+    /// Whether any packet arrived yet, padding only included: only the stream's first is probed before.
+    started: bool,
     /// First sequence number of the next frame, once a frame boundary is known.
     next: Option<u64>,
     waiting_keyframe: bool,
@@ -98,6 +100,7 @@ impl FrameAssembler {
         FrameAssembler {
             packets: BTreeMap::new(),
             highest: None,
+            started: false,
             next: None,
             waiting_keyframe: true,
             stalled_until: None,
@@ -158,7 +161,7 @@ impl FrameAssembler {
         now: Instant,
     ) -> Vec<Assembled> {
         let mut out = Vec::new();
-        let first = self.highest.is_none();
+        let first = !std::mem::replace(&mut self.started, true);
         let seq = self.extend(sequence_number);
         self.nack.on_packet(seq, marker, now);
         if first && !starts_keyframe(&payload) {
@@ -167,6 +170,8 @@ impl FrameAssembler {
         // Already decoded or given up: a late retransmission or a duplicate.
         if self.next.is_some_and(|next| seq < next) || payload.is_empty() {
             tracing::trace!(seq = sequence_number, "packet after its frame was done");
+            // It may still have made requests due (the probe before a first packet).
+            self.process(now, &mut out);
             return out;
         }
         if self.highest.is_some_and(|h| seq < h) && !self.packets.contains_key(&seq) {
@@ -861,6 +866,37 @@ mod tests {
         assert!(frames(&out).is_empty());
         let out = push(&mut a, &d[0], t0);
         assert_eq!(frames(&out).len(), 1);
+    }
+
+    /// A first packet without payload (padding only) still asks for the packets before it at once: nothing it
+    /// made due is left for a later poll.
+    #[test]
+    fn a_first_packet_without_payload_asks_for_those_before_it() {
+        let t0 = Instant::now();
+        let mut a = FrameAssembler::new(WAIT);
+        let out = a.push(2570, 0, true, Bytes::new(), t0);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Assembled::Nack(seqs) if seqs.contains(&2569))),
+            "{out:?}"
+        );
+        assert!(
+            a.deadline().is_none_or(|d| d > t0),
+            "a deadline already due"
+        );
+    }
+
+    /// Only the stream's first packet is probed before, even when the packets before a keyframe carry no payload.
+    #[test]
+    fn only_the_first_packet_is_probed_before() {
+        let t0 = Instant::now();
+        let mut a = FrameAssembler::new(WAIT);
+        a.push(1000, 0, true, Bytes::new(), t0);
+        let out = a.push(500, 0, true, Bytes::new(), t0);
+        assert!(
+            !out.iter().any(|o| matches!(o, Assembled::Nack(_))),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 mod assembler;
 mod audio;
 mod downlink;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 #[cfg(test)]
 mod media_path_tests;
 mod nack;
@@ -48,8 +50,10 @@ pub(super) struct Counters {
     pub delay_samples: AtomicU64,
     /// The playout stage's current target delay (the jitter buffer's depth).
     pub playout_delay_us: AtomicU64,
-    /// Time between frames beyond the freeze threshold, summed.
+    /// Time between frames beyond the freeze threshold, summed (a freeze is added when it ends).
     pub frozen_us: AtomicU64,
+    /// When the last frame was rendered, so a freeze still going on counts too.
+    pub last_render: Mutex<Option<std::time::Instant>>,
 }
 
 /// What the player's tasks and threads share.

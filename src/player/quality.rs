@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::video::FREEZE_THRESHOLD;
 use super::PlayerShared;
 use crate::event::{Event, PlayQuality};
 use crate::transport::stats::{self, TransportStats};
@@ -30,8 +31,37 @@ struct Snapshot {
     frozen_us: u64,
 }
 
+/// The freeze going on at `now`: the time since the last rendered frame, once past the freeze threshold.
+/// Muted video renders nothing on purpose and is not frozen.
+fn ongoing_freeze_us(shared: &PlayerShared, now: Instant) -> u64 {
+    if shared.video_muted.load(Ordering::Relaxed) {
+        return 0;
+    }
+    match *shared.counters.last_render.lock() {
+        Some(last) if now.duration_since(last) > FREEZE_THRESHOLD => {
+            now.duration_since(last).as_micros() as u64
+        }
+        _ => 0,
+    }
+}
+
+/// The level a freeze alone deserves: a stream that showed video and rendered nothing in the interval is the
+/// worst (4, "die"), whatever the network says; shorter freezes cost levels by the share of time they took.
+fn freeze_level(break_rate: f64, frames_rendered: u64, shows_video: bool) -> i32 {
+    if !shows_video {
+        return 0;
+    }
+    match break_rate {
+        _ if frames_rendered == 0 => 4,
+        r if r >= 0.5 => 3,
+        r if r >= 0.2 => 2,
+        r if r >= 0.05 => 1,
+        _ => 0,
+    }
+}
+
 impl Snapshot {
-    fn take(shared: &PlayerShared, peer: &Peer) -> Snapshot {
+    fn take(shared: &PlayerShared, peer: &Peer, now: Instant) -> Snapshot {
         let c = &shared.counters;
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         // Counted as the packets come off the wire, before FEC or retransmissions repair them.
@@ -47,7 +77,8 @@ impl Snapshot {
             audio_bytes: get(&c.audio_bytes),
             delay_sum_us: get(&c.delay_sum_us),
             delay_samples: get(&c.delay_samples),
-            frozen_us: get(&c.frozen_us),
+            // A freeze is added to the counter when it ends; until then it is counted here.
+            frozen_us: get(&c.frozen_us) + ongoing_freeze_us(shared, now),
         }
     }
 }
@@ -55,9 +86,9 @@ impl Snapshot {
 /// Reports until aborted (the play's close).
 pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
-    let mut before = Snapshot::take(&shared, &peer);
-    let mut before_stats = stats::collect(peer.connection().as_ref()).await;
     let mut at = Instant::now();
+    let mut before = Snapshot::take(&shared, &peer, at);
+    let mut before_stats = stats::collect(peer.connection().as_ref()).await;
     let mut rtt_ticker = tokio::time::interval(RTT_INTERVAL);
     loop {
         tokio::select! {
@@ -71,7 +102,7 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
             }
         }
         let now = Instant::now();
-        let after = Snapshot::take(&shared, &peer);
+        let after = Snapshot::take(&shared, &peer, now);
         let after_stats = stats::collect(peer.connection().as_ref()).await;
         tracing::trace!(stream_id = %shared.stream_id, stats = ?after_stats, "transport statistics");
         let quality = compute(
@@ -139,18 +170,109 @@ fn compute(
         }
     };
     let frozen = b.frozen_us.saturating_sub(a.frozen_us) as f64 / 1e6;
+    let break_rate = (frozen / secs).min(1.0);
+    let frames_rendered = b
+        .video_frames_rendered
+        .saturating_sub(a.video_frames_rendered);
+    let shows_video =
+        shared.render_first.load(Ordering::Relaxed) && !shared.video_muted.load(Ordering::Relaxed);
     PlayQuality {
         video_recv_fps: rate(a.video_frames_received, b.video_frames_received),
         video_decode_fps: rate(a.video_frames_decoded, b.video_frames_decoded),
         video_render_fps: rate(a.video_frames_rendered, b.video_frames_rendered),
         video_kbps: kbps(a.video_bytes, b.video_bytes),
-        video_break_rate: (frozen / secs).min(1.0),
+        video_break_rate: break_rate,
         audio_recv_fps: rate(a.audio_packets, b.audio_packets),
         audio_kbps: kbps(a.audio_bytes, b.audio_bytes),
         rtt_ms: rtt_ms.round() as u32,
         packet_lost_rate: loss,
         delay_ms: delay_ms.round() as u32,
-        level: stats::quality_level(loss, rtt_ms, delay_ms),
+        level: stats::quality_level(loss, rtt_ms, delay_ms).max(freeze_level(
+            break_rate,
+            frames_rendered,
+            shows_video,
+        )),
         total_recv_bytes: sb.inbound_video.bytes + sb.inbound_audio.bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU32};
+
+    use super::*;
+    use crate::event::CallbackThread;
+    use crate::player::Counters;
+
+    fn shared(events: &CallbackThread) -> PlayerShared {
+        PlayerShared {
+            stream_id: "s".into(),
+            events: events.sender(),
+            volume: AtomicU32::new(100),
+            audio_muted: AtomicBool::new(false),
+            video_muted: AtomicBool::new(false),
+            rtt_us: AtomicU32::new(0),
+            counters: Counters::default(),
+            recv_video_first: AtomicBool::new(false),
+            recv_audio_first: AtomicBool::new(false),
+            render_first: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// A clean network (no loss, no round trip, no delay) between two snapshots `INTERVAL` apart.
+    fn level(shared: &PlayerShared, before: &Snapshot, after: &Snapshot) -> PlayQuality {
+        let stats = TransportStats::default();
+        compute(before, after, &stats, &stats, INTERVAL, shared)
+    }
+
+    #[test]
+    fn a_frozen_stream_is_the_worst_level() {
+        let mut callbacks = CallbackThread::start(Arc::new(|_: &Event| {})).unwrap();
+        let shared = shared(&callbacks);
+        let start = Instant::now();
+        // 90 frames rendered, the last one `INTERVAL` ago; nothing since.
+        shared.render_first.store(true, Ordering::Relaxed);
+        shared
+            .counters
+            .video_frames_rendered
+            .store(90, Ordering::Relaxed);
+        *shared.counters.last_render.lock() = Some(start);
+        let before = Snapshot {
+            video_frames_rendered: 90,
+            ..Snapshot::default()
+        };
+        let after = Snapshot {
+            video_frames_rendered: 90,
+            frozen_us: ongoing_freeze_us(&shared, start + INTERVAL),
+            ..Snapshot::default()
+        };
+        let quality = level(&shared, &before, &after);
+        assert_eq!(quality.video_render_fps, 0.0);
+        assert_eq!(quality.level, 4, "{quality:?}");
+        assert!(quality.video_break_rate > 0.99, "{quality:?}");
+
+        // Smooth video on the same clean network is excellent.
+        let smooth = Snapshot {
+            video_frames_rendered: 180,
+            ..Snapshot::default()
+        };
+        assert_eq!(level(&shared, &before, &smooth).level, 0);
+
+        // Muted video renders nothing on purpose.
+        shared.video_muted.store(true, Ordering::Relaxed);
+        assert_eq!(level(&shared, &before, &before).level, 0);
+        callbacks.stop();
+    }
+
+    #[test]
+    fn freezes_cost_levels_by_their_share_of_time() {
+        assert_eq!(freeze_level(0.0, 90, true), 0);
+        assert_eq!(freeze_level(0.1, 80, true), 1);
+        assert_eq!(freeze_level(0.3, 60, true), 2);
+        assert_eq!(freeze_level(0.6, 30, true), 3);
+        assert_eq!(freeze_level(1.0, 0, true), 4);
+        // Audio-only, or video not shown yet: a freeze is not a thing.
+        assert_eq!(freeze_level(0.0, 0, false), 0);
     }
 }

@@ -23,7 +23,7 @@ use crate::publisher::unix_micros;
 use crate::transport::peer::H264_PAYLOAD_TYPE;
 
 /// A frame later than this after the previous one counts as a freeze.
-const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
+pub(super) const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
 
 /// How long a gap may hold a frame back waiting for its retransmission: a missing packet is asked for at once and
 /// then about once per round trip (src/player/nack.rs), so this leaves three rounds for a lost NACK or a lost
@@ -253,6 +253,7 @@ pub(super) fn decode_thread(
             }
         }
         last_render = Some(now);
+        *c.last_render.lock() = Some(now);
         if frame.capture_time_us > 0 {
             let delay = unix_micros().saturating_sub(frame.capture_time_us);
             c.last_delay_us.store(delay, Ordering::Relaxed);

@@ -32,6 +32,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::Track;
 use webrtc::rtp_transceiver::RtpSender;
 use zego_media::frame::VideoFrame;
+use zego_media::stamp::{self, Stamp};
 use zego_protocol::error::{self, ErrorCode};
 
 use self::mailbox::Mailbox;
@@ -81,6 +82,9 @@ pub(super) struct EncodedSample {
 pub(super) struct Sink {
     pub video: UnboundedSender<EncodedSample>,
     pub audio: UnboundedSender<EncodedSample>,
+    /// Stamped frames handed to the encoder for this stream so far: the stream numbers its frames from 1, whatever
+    /// the preview showed before it started.
+    pub frames: u64,
 }
 
 #[derive(Default)]
@@ -122,7 +126,21 @@ pub(super) struct Shared {
 
 impl Shared {
     /// A frame leaves capture: first-frame event, preview, and the encoder while publishing.
-    pub fn deliver(&self, frame: VideoFrame, stamped: bool) {
+    pub fn deliver(&self, mut frame: VideoFrame, stamped: bool) {
+        let streaming = match self.sink.lock().as_mut() {
+            Some(sink) => {
+                if stamped {
+                    sink.frames += 1;
+                    let stamp = Stamp {
+                        capture_time_us: frame.capture_time_us,
+                        frame_number: sink.frames,
+                    };
+                    stamp::draw(&mut frame, stamp);
+                }
+                true
+            }
+            None => false,
+        };
         let frame = Arc::new(frame);
         self.counters.video_captured.fetch_add(1, Ordering::Relaxed);
         if !self.first_frame_reported.swap(true, Ordering::AcqRel) {
@@ -136,7 +154,7 @@ impl Shared {
                 frame: frame.clone(),
             });
         }
-        if self.sink.lock().is_some() && self.frames.put(Captured { frame, stamped }) {
+        if streaming && self.frames.put(Captured { frame, stamped }) {
             self.counters.video_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -485,6 +503,7 @@ impl Publisher {
         *shared.sink.lock() = Some(Sink {
             video: video_tx,
             audio: audio_tx,
+            frames: 0,
         });
         tracing::info!(?channel, "publish transport connected");
         Ok(())
@@ -797,6 +816,40 @@ mod tests {
             previews(&drain(&rig.events, Duration::from_millis(200))).is_empty(),
             "preview stopped"
         );
+        p.shutdown();
+    }
+
+    #[test]
+    fn a_stream_numbers_its_frames_from_one() {
+        let rig = rig();
+        let p = publisher(&rig);
+        p.set_video_config(VideoConfig {
+            capture_width: 320,
+            capture_height: 180,
+            fps: 30,
+            ..VideoConfig::default()
+        })
+        .unwrap();
+        p.start_preview().unwrap();
+        assert!(previews(&drain(&rig.events, Duration::from_millis(300))).len() > 3);
+        // The transport connects: what is captured from now on is the stream's.
+        let (video, _video_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (audio, _audio_rx) = tokio::sync::mpsc::unbounded_channel();
+        *p.shared.sink.lock() = Some(Sink {
+            video,
+            audio,
+            frames: 0,
+        });
+        let streamed = previews(&drain(&rig.events, Duration::from_millis(300)));
+        *p.shared.sink.lock() = None;
+        let numbers: Vec<u64> = streamed.iter().map(|f| f.frame_number).collect();
+        // At most one frame captured before the sink was installed is delivered after it.
+        let first = numbers.iter().position(|&n| n == 1).expect("frame 1 of the stream");
+        assert!(first <= 1, "{numbers:?}");
+        for (i, f) in streamed[first..].iter().enumerate() {
+            assert_eq!(f.frame_number, i as u64 + 1, "{numbers:?}");
+            assert_eq!(stamp::read(f).unwrap().frame_number, f.frame_number);
+        }
         p.shutdown();
     }
 

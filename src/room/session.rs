@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::message::{
@@ -14,7 +14,7 @@ use zego_protocol::{signature, PROTOCOL_VERSION};
 use super::backoff::Backoff;
 use super::connection::{Connection, ConnectionError, Incoming};
 use super::events::{self, room_state};
-use super::snapshot::RoomSnapshot;
+use super::snapshot::{reason_for_gone, RoomSnapshot};
 use super::{Phase, Reply, RoomSession, SessionNotice};
 use crate::config::RoomStateChangedReason;
 use crate::event::Event;
@@ -38,6 +38,10 @@ enum LoginError {
     /// Connected, but no reply within the login timeout.
     Timeout,
     Connect(ConnectionError),
+    /// The app logged out during the attempt. `sent`: the Login was on the wire, and a Logout followed it.
+    Stopped {
+        sent: bool,
+    },
 }
 
 /// How serving a connection ended.
@@ -67,15 +71,12 @@ impl RoomSession {
         let mut stop = self.stop.subscribe();
         // Counts every server message of this session, so notices and replies can be ordered.
         let mut seq = 0u64;
-        let first = tokio::select! {
-            result = self.first_login(&mut seq) => result,
-            _ = stopped(&mut stop) => {
+        let (mut conn, mut login) = match self.first_login(&mut seq, &mut stop).await {
+            Ok(Some(ok)) => ok,
+            Ok(None) => {
                 self.phase.send_replace(Phase::Ended);
                 return;
             }
-        };
-        let (mut conn, mut login) = match first {
-            Ok(ok) => ok,
             Err(code) => {
                 tracing::warn!(room_id = %self.params.room_id, code, "login failed");
                 self.end(RoomStateChangedReason::LoginFailed, code);
@@ -134,12 +135,10 @@ impl RoomSession {
                         RoomStateChangedReason::Reconnecting,
                         error::ROOM_CONNECTION_BROKEN_RETRYING,
                     ));
-                    let reconnected = tokio::select! {
-                        result = self.reconnect(&login.session_id, &mut seq) => result,
-                        _ = stopped(&mut stop) => break,
-                    };
+                    let reconnected = self.reconnect(&login.session_id, &mut seq, &mut stop).await;
                     let (new_conn, new_login) = match reconnected {
-                        Ok(ok) => ok,
+                        Ok(Some(ok)) => ok,
+                        Ok(None) => break,
                         Err(code) => {
                             tracing::warn!(room_id = %self.params.room_id, code, "reconnecting failed");
                             self.end(RoomStateChangedReason::ReconnectFailed, code);
@@ -161,6 +160,7 @@ impl RoomSession {
                         &next,
                         &self.params.room_id,
                         self.params.config.is_user_status_notify,
+                        reason_for_gone(resumed),
                     ));
                     snapshot = next;
                     let (tx, new_rx) = mpsc::unbounded_channel();
@@ -195,17 +195,29 @@ impl RoomSession {
         self.notify(0, SessionNotice::Ended { code });
     }
 
-    async fn first_login(&self, seq: &mut u64) -> Result<(Connection, LoggedIn), ErrorCode> {
+    /// The first login; `None` when the app logged out meanwhile (the server was told, if it had heard the login).
+    async fn first_login(
+        &self,
+        seq: &mut u64,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<(Connection, LoggedIn)>, ErrorCode> {
         let timing = self.params.timing;
         let mut backoff = Backoff::default();
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
-                .connect_and_login(None, timing.connect_timeout, timing.login_timeout, seq)
+                .connect_and_login(
+                    None,
+                    timing.connect_timeout,
+                    timing.login_timeout,
+                    seq,
+                    stop,
+                )
                 .await
             {
-                Ok(ok) => return Ok(ok),
+                Ok(ok) => return Ok(Some(ok)),
+                Err(LoginError::Stopped { .. }) => return Ok(None),
                 Err(LoginError::Refused(code)) => return Err(code),
                 Err(LoginError::Timeout) => return Err(error::ROOM_LOGIN_TIMEOUT),
                 Err(LoginError::Connect(e)) => {
@@ -213,18 +225,23 @@ impl RoomSession {
                     if attempt >= timing.connect_attempts {
                         return Err(error::ROOM_CONNECT_FAILED);
                     }
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
+                        _ = stopped(stop) => return Ok(None),
+                    }
                 }
             }
         }
     }
 
-    /// Retries with backoff until a login succeeds or the reconnect window closes.
+    /// Retries with backoff until a login succeeds or the reconnect window closes. `None` when the app logged
+    /// out meanwhile: the session the server keeps for a resume is ended too, when the server can be reached.
     async fn reconnect(
         &self,
         session_id: &str,
         seq: &mut u64,
-    ) -> Result<(Connection, LoggedIn), ErrorCode> {
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<(Connection, LoggedIn)>, ErrorCode> {
         let timing = self.params.timing;
         let deadline = Instant::now() + timing.reconnect_window;
         let mut backoff = Backoff::default();
@@ -233,16 +250,29 @@ impl RoomSession {
             if Instant::now() + delay >= deadline {
                 return Err(error::ROOM_RECONNECT_RETRY_TIMEOUT);
             }
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stopped(stop) => {
+                    self.resume_and_leave(session_id).await;
+                    return Ok(None);
+                }
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             let attempt = self.connect_and_login(
                 Some(session_id),
                 timing.connect_timeout.min(left),
                 timing.login_timeout.min(left),
                 seq,
+                stop,
             );
             match attempt.await {
-                Ok(ok) => return Ok(ok),
+                Ok(ok) => return Ok(Some(ok)),
+                Err(LoginError::Stopped { sent }) => {
+                    if !sent {
+                        self.resume_and_leave(session_id).await;
+                    }
+                    return Ok(None);
+                }
                 Err(LoginError::Refused(code)) if !transient(code) => return Err(code),
                 Err(LoginError::Refused(code)) => {
                     tracing::debug!(code, "reconnect refused for now")
@@ -276,18 +306,8 @@ impl RoomSession {
         }
     }
 
-    async fn connect_and_login(
-        &self,
-        resume_session: Option<&str>,
-        connect_timeout: Duration,
-        login_timeout: Duration,
-        seq: &mut u64,
-    ) -> Result<(Connection, LoggedIn), LoginError> {
-        let mut conn = Connection::connect(&self.params.server, connect_timeout)
-            .await
-            .map_err(LoginError::Connect)?;
-        let req_id = self.next_req_id();
-        let login = ClientMessage::Login {
+    fn login_message(&self, req_id: u64, resume_session: Option<&str>) -> ClientMessage {
+        ClientMessage::Login {
             req_id,
             protocol_version: PROTOCOL_VERSION,
             app_id: self.params.app_id,
@@ -297,11 +317,37 @@ impl RoomSession {
             is_user_status_notify: self.params.config.is_user_status_notify,
             max_member_count: self.params.config.max_member_count,
             resume_session: resume_session.map(str::to_owned),
+        }
+    }
+
+    /// Connects and logs in. A logout before the connection is up drops it (the server has heard nothing); a
+    /// logout once the Login is on the wire sends Logout right behind it, so the server never keeps a session
+    /// whose client has left.
+    async fn connect_and_login(
+        &self,
+        resume_session: Option<&str>,
+        connect_timeout: Duration,
+        login_timeout: Duration,
+        seq: &mut u64,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(Connection, LoggedIn), LoginError> {
+        let mut conn = tokio::select! {
+            conn = Connection::connect(&self.params.server, connect_timeout) => {
+                conn.map_err(LoginError::Connect)?
+            }
+            _ = stopped(stop) => return Err(LoginError::Stopped { sent: false }),
         };
+        let req_id = self.next_req_id();
+        let login = self.login_message(req_id, resume_session);
         conn.send(&login).await.map_err(LoginError::Connect)?;
         let reply = tokio::time::timeout(login_timeout, async {
             loop {
-                if let Incoming::Message(msg) = conn.recv().await? {
+                let incoming = tokio::select! {
+                    biased;
+                    _ = stopped(stop) => return Ok(None),
+                    incoming = conn.recv() => incoming?,
+                };
+                if let Incoming::Message(msg) = incoming {
                     *seq += 1;
                     match msg {
                         ServerMessage::Reply {
@@ -310,7 +356,7 @@ impl RoomSession {
                             result,
                             ..
                         } if id == req_id => {
-                            return Ok::<_, ConnectionError>((code, result));
+                            return Ok::<_, ConnectionError>(Some((code, result)));
                         }
                         other => tracing::debug!(?other, "message before the login reply ignored"),
                     }
@@ -318,10 +364,24 @@ impl RoomSession {
             }
         })
         .await;
+        let reply = match reply {
+            Ok(Ok(Some(reply))) => reply,
+            Ok(Ok(None)) => {
+                leave(conn, self.next_req_id(), self.params.timing.logout_timeout).await;
+                return Err(LoginError::Stopped { sent: true });
+            }
+            Ok(Err(e)) => return Err(LoginError::Connect(e)),
+            Err(_) => {
+                if resume_session.is_none() {
+                    // The login fails; a reply that is merely late must not leave a session behind.
+                    let timeout = self.params.timing.logout_timeout;
+                    tokio::spawn(leave(conn, self.next_req_id(), timeout));
+                }
+                return Err(LoginError::Timeout);
+            }
+        };
         match reply {
-            Err(_) => Err(LoginError::Timeout),
-            Ok(Err(e)) => Err(LoginError::Connect(e)),
-            Ok(Ok((
+            (
                 error::SUCCESS,
                 Some(ReplyResult::Login {
                     session_id,
@@ -333,7 +393,7 @@ impl RoomSession {
                     online_count,
                     ..
                 }),
-            ))) => Ok((
+            ) => Ok((
                 conn,
                 LoggedIn {
                     session_id,
@@ -346,9 +406,25 @@ impl RoomSession {
                     seq: *seq,
                 },
             )),
-            Ok(Ok((error::SUCCESS, _))) => Err(LoginError::Refused(error::ROOM_INNER_ERROR)),
-            Ok(Ok((code, _))) => Err(LoginError::Refused(code)),
+            (error::SUCCESS, _) => Err(LoginError::Refused(error::ROOM_INNER_ERROR)),
+            (code, _) => Err(LoginError::Refused(code)),
         }
+    }
+
+    /// A logout while reconnecting: the server may still keep the session for a resume, so resume it and log out
+    /// at once. Bounded by the logout timeout; an unreachable server ends the session itself by heartbeat timeout.
+    async fn resume_and_leave(&self, session_id: &str) {
+        let timeout = self.params.timing.logout_timeout;
+        let attempt = async {
+            let Ok(mut conn) = Connection::connect(&self.params.server, timeout).await else {
+                return;
+            };
+            let login = self.login_message(self.next_req_id(), Some(session_id));
+            if conn.send(&login).await.is_ok() {
+                leave(conn, self.next_req_id(), timeout).await;
+            }
+        };
+        let _ = tokio::time::timeout(timeout, attempt).await;
     }
 
     /// Runs one connection until it breaks, the session is kicked, or a logout completes.
@@ -543,6 +619,30 @@ impl RoomSession {
 }
 
 /// Resolves once logout was asked for. (The watch guard stays inside, so the caller's future remains `Send`.)
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Logs out on a connection whose Login was sent, whether or not its reply came: the server handles the messages
+/// of a connection in order, so the Logout ends whatever the Login started. Bounded by `timeout`.
+async fn leave(mut conn: Connection, req_id: u64, timeout: Duration) {
+    if conn.send(&ClientMessage::Logout { req_id }).await.is_ok() {
+        let replied = async {
+            loop {
+                match conn.recv().await {
+                    Ok(Incoming::Message(ServerMessage::Reply { req_id: id, .. }))
+                        if id == req_id =>
+                    {
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        if tokio::time::timeout(timeout, replied).await.is_err() {
+            tracing::debug!("no logout reply in time");
+        }
+    }
+    conn.close().await;
 }

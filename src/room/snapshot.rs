@@ -13,6 +13,18 @@ use zego_protocol::message::{
 use super::events;
 use crate::event::Event;
 
+/// The delete reason of streams that vanished while the connection was down. When the server kept the session,
+/// the room went on without us and "stopped" (1) is what most deletes are. When it did not (the server
+/// restarted, or forgot us), the room was rebuilt without the streams whose publishers lost their connection
+/// along with ours: "disconnected" (5); they come back as Add when their publishers publish again.
+pub(crate) fn reason_for_gone(resumed: bool) -> u32 {
+    if resumed {
+        stream_delete_reason::STOPPED
+    } else {
+        stream_delete_reason::DISCONNECTED
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct RoomSnapshot {
     users: BTreeMap<String, User>,
@@ -48,11 +60,18 @@ impl RoomSnapshot {
 
     /// The events of a first login: everyone and everything present, as one Add each.
     pub fn first_events(&self, room_id: &str, notify_users: bool) -> Vec<Event> {
-        RoomSnapshot::default().diff(self, room_id, notify_users)
+        RoomSnapshot::default().diff(self, room_id, notify_users, stream_delete_reason::STOPPED)
     }
 
-    /// The events that turn `self` into `next`.
-    pub fn diff(&self, next: &RoomSnapshot, room_id: &str, notify_users: bool) -> Vec<Event> {
+    /// The events that turn `self` into `next`; streams that are gone are deleted with `gone_reason`, since a
+    /// client that was away does not know why each went (see [`reason_for_gone`]).
+    pub fn diff(
+        &self,
+        next: &RoomSnapshot,
+        room_id: &str,
+        notify_users: bool,
+        gone_reason: u32,
+    ) -> Vec<Event> {
         let mut out = Vec::new();
         if notify_users {
             let gone: Vec<User> = self
@@ -90,12 +109,11 @@ impl RoomSnapshot {
             .cloned()
             .collect();
         if !gone.is_empty() {
-            // Why they went is not known to a client that was away; "stopped" is what most deletes are.
             let reasons: Vec<StreamDeleteReason> = gone
                 .iter()
                 .map(|s| StreamDeleteReason {
                     stream_id: s.stream_id.clone(),
-                    code: stream_delete_reason::STOPPED,
+                    code: gone_reason,
                 })
                 .collect();
             out.push(events::stream_update(
@@ -284,7 +302,7 @@ mod tests {
             &[stream("s1", "a", "y"), stream("s3", "c", "")],
             &[],
         );
-        let events = before.diff(&after, "r", true);
+        let events = before.diff(&after, "r", true, reason_for_gone(true));
         let kinds: Vec<String> = events
             .iter()
             .map(|e| match e {
@@ -337,7 +355,25 @@ mod tests {
                 "extra y",
             ]
         );
-        assert!(after.diff(&after, "r", true).is_empty());
+        assert!(after.diff(&after, "r", true, 1).is_empty());
+    }
+
+    #[test]
+    fn streams_lost_with_the_server_are_deleted_as_disconnected() {
+        let before = RoomSnapshot::from_login("me", &[user("a")], &[stream("s1", "a", "")], &[]);
+        let after = RoomSnapshot::from_login("me", &[], &[], &[]);
+        let events = before.diff(&after, "r", false, reason_for_gone(false));
+        match &events[..] {
+            [Event::RoomStreamUpdate {
+                update_type: UpdateType::Delete,
+                extended_data,
+                ..
+            }] => assert_eq!(
+                extended_data,
+                r#"{"stream_delete_reason":[{"code":5,"stream_id":"s1"}]}"#
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

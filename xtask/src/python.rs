@@ -158,7 +158,7 @@ pub fn types(model: &Model, errors: &[ErrorCode]) -> Result<String, String> {
          import ctypes\n\
          from dataclasses import dataclass, field\n\
          from enum import IntEnum\n\
-         from typing import Tuple, Type, TypeVar, Union\n\n\
+         from typing import Optional, Tuple, Type, TypeVar, Union\n\n\
          from . import _native\n\
          from .errors import ZegoError\n\n\
          _E = TypeVar(\"_E\", bound=IntEnum)\n\n\n\
@@ -170,8 +170,14 @@ pub fn types(model: &Model, errors: &[ErrorCode]) -> Result<String, String> {
                  return value\n\n\n\
          def _text(value: object) -> str:\n    \
              return value.decode(\"utf-8\", \"replace\") if isinstance(value, bytes) else \"\"\n\n\n\
-         def _c_text(value: str) -> bytes:\n    \
-             \"\"\"UTF-8 for C; a NUL inside would silently cut the string there, so it is refused.\"\"\"\n    \
+         def _c_text(value: Optional[str]) -> Optional[bytes]:\n    \
+             \"\"\"UTF-8 for C. None is passed as NULL, which the SDK refuses with the argument's own code; anything\n    \
+             else that is not a str is refused here. A NUL inside would silently cut the string there, so it is refused.\n    \
+             \"\"\"\n    \
+             if value is None:\n        \
+                 return None\n    \
+             if not isinstance(value, str):\n        \
+                 raise ZegoError(ErrorCode.COMMON_INVALID_PARAMETER, f\"expected a str, got {type(value).__name__}\")\n    \
              data = value.encode(\"utf-8\")\n    \
              if b\"\\0\" in data:\n        \
                  raise ZegoError(ErrorCode.COMMON_INVALID_PARAMETER, \"strings must not contain NUL characters\")\n    \

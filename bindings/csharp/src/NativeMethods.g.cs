@@ -600,10 +600,13 @@ namespace Zego.Express.Native
         internal static extern int zego_logout_room(ulong engine, byte* room_id);
 
         /// <summary>
-        ///  Replaces the login token of `room_id` before it expires (see `room_token_will_expire`).
+        ///  Replaces the login token of `room_id` before it expires (see `room_token_will_expire`). The server checks it
+        ///  in the background; its refusal (1002074..1002080, 1002082) arrives in `debug_error` with func_name
+        ///  "renew_token".
         ///
-        ///  Returns 0, or: 1000001 bad handle; 1002011..1002013 bad room_id; 1002075 token NULL, empty, not UTF-8 or
-        ///  longer than 2048 bytes; 1002002 not logged in to that room.
+        ///  Returns 0, or: 1000001 bad handle; 1002011..1002013 bad room_id; 1002075 token NULL, empty, not UTF-8,
+        ///  longer than 2048 bytes or not a Token04 layout; 1002079 not a version 04 token; 1002080 a bad nonce length;
+        ///  1002002 not logged in to that room.
         /// </summary>
         [DllImport(__DllName, EntryPoint = "zego_renew_token", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int zego_renew_token(ulong engine, byte* room_id, byte* token);
@@ -796,9 +799,10 @@ namespace Zego.Express.Native
         /// </summary>
         public ulong capture_time_us;
         /// <summary>
-        ///  Increases by one per captured frame of a stream, so a gap in rendered frames means frames were dropped.
-        ///  Passing in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams
-        ///  without the stamp, like `capture_time_us`.
+        ///  Increases by one per captured frame of a stream, from 1 at the first frame the stream sends (preview-only
+        ///  frames before it are numbered by capture), so a gap in rendered frames means frames were dropped. Passing
+        ///  in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams without the
+        ///  stamp, like `capture_time_us`.
         /// </summary>
         public ulong frame_number;
     }

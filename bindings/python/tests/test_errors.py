@@ -68,3 +68,45 @@ def test_unknown_codes_and_events():
     assert error.name is None and error.message == "Unknown error code."
     assert z.error_message(42) == "Unknown error code."
     assert z.version().count(".") == 2
+
+
+def test_none_for_a_string_is_a_zego_error(make_engine, unique):
+    engine = make_engine()
+    with pytest.raises(ZegoError) as caught:
+        engine.login_room(None, z.User(unique("u"), "U"))
+    assert caught.value.code == ErrorCode.ROOM_ROOM_ID_NULL
+    with pytest.raises(ZegoError) as caught:
+        engine.login_room(unique("room"), z.User(None, "U"))
+    assert caught.value.code == ErrorCode.ROOM_USER_ID_NULL
+    with pytest.raises(ZegoError) as caught:
+        engine.start_playing_stream(None)
+    assert caught.value.code == ErrorCode.COMMON_STREAM_ID_NULL
+    with pytest.raises(ZegoError) as caught:
+        engine.login_room(42, z.User(unique("u"), "U"))
+    assert caught.value.code == ErrorCode.COMMON_INVALID_PARAMETER
+    assert "expected a str, got int" in str(caught.value)
+
+
+def test_a_video_config_with_zero_fields_names_them(make_engine):
+    engine = make_engine()
+    with pytest.raises(ZegoError) as caught:
+        engine.set_video_config(z.VideoConfig(capture_width=640, capture_height=360, encode_width=640,
+                                              encode_height=360, fps=15))
+    assert caught.value.code == ErrorCode.COMMON_INVALID_PARAMETER
+    assert "bitrate_kbps" in str(caught.value)
+    assert "fps" not in str(caught.value).split("left at 0")[1]
+    with pytest.raises(ZegoError) as caught:
+        engine.set_audio_config(z.AudioConfig(bitrate_kbps=48))
+    assert "channels" in str(caught.value)
+
+
+def test_a_garbage_token_is_refused_at_once(make_engine, unique):
+    engine = make_engine()
+    room = unique("room")
+    engine.login_room(room, z.User(unique("u"), "U"))
+    with pytest.raises(ZegoError) as caught:
+        engine.renew_token(room, "garbage")
+    assert caught.value.code == ErrorCode.ROOM_TOKEN_VERSION_ERROR
+    with pytest.raises(ZegoError) as caught:
+        engine.renew_token(room, "04not-base64!")
+    assert caught.value.code == ErrorCode.ROOM_TOKEN_FORMAT_ERROR

@@ -3,6 +3,7 @@ and calling Python handlers so that nothing they raise reaches C."""
 
 import ctypes
 import logging
+import sys
 from typing import Any, Callable, List, Sequence, Tuple
 
 from . import _native, _types
@@ -89,6 +90,8 @@ def trampoline(spec: "_native.CallbackSpec", handlers: Callable[[], Sequence[Han
     """A ctypes function for `spec` that calls every handler `handlers()` returns at the time of the call."""
 
     def call(*raw: Any) -> None:
+        if sys.is_finalizing():
+            return  # Handlers and the modules they use are being torn down; engines were destroyed at exit.
         views = _Views()
         try:
             args = convert(spec, raw[:-1], views)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Tuple, Type, TypeVar, Union
+from typing import Optional, Tuple, Type, TypeVar, Union
 
 from . import _native
 from .errors import ZegoError
@@ -26,8 +26,14 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
 
 
-def _c_text(value: str) -> bytes:
-    """UTF-8 for C; a NUL inside would silently cut the string there, so it is refused."""
+def _c_text(value: Optional[str]) -> Optional[bytes]:
+    """UTF-8 for C. None is passed as NULL, which the SDK refuses with the argument's own code; anything
+    else that is not a str is refused here. A NUL inside would silently cut the string there, so it is refused.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ZegoError(ErrorCode.COMMON_INVALID_PARAMETER, f"expected a str, got {type(value).__name__}")
     data = value.encode("utf-8")
     if b"\0" in data:
         raise ZegoError(ErrorCode.COMMON_INVALID_PARAMETER, "strings must not contain NUL characters")
@@ -634,7 +640,7 @@ class VideoFrameParam:
     capture_time_us: int = 0
     """Wall-clock unix microseconds when the frame was captured. Passing in, 0 means "now". Passed out to the remote render callback, the capture time at the publisher, read from the stamp the synthetic camera draws into its pixels, so `now - capture_time_us` is the glass-to-glass latency; 0 for streams without the stamp (custom video sources)."""
     frame_number: int = 0
-    """Increases by one per captured frame of a stream, so a gap in rendered frames means frames were dropped. Passing in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams without the stamp, like `capture_time_us`."""
+    """Increases by one per captured frame of a stream, from 1 at the first frame the stream sends (preview-only frames before it are numbered by capture), so a gap in rendered frames means frames were dropped. Passing in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams without the stamp, like `capture_time_us`."""
 
     @classmethod
     def _from_c(cls, c: _native.zego_video_frame_param) -> "VideoFrameParam":

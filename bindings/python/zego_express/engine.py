@@ -1,7 +1,10 @@
 """The Engine: one identity in one room, publishing and playing streams."""
 
+import atexit
 import ctypes
+import dataclasses
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 from . import _dispatch, _library, _native
@@ -75,6 +78,39 @@ def set_log_file(path: Optional[str]) -> None:
     _check(_lib().zego_set_log_file(None if path is None else path.encode()), "zego_set_log_file")
 
 
+# Engines not destroyed yet. At interpreter exit (an uncaught exception included) they are destroyed before the
+# interpreter finalizes: a callback thread calling into a finalizing interpreter would be killed inside the SDK.
+_live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _destroy_live_engines() -> None:
+    for engine in list(_live_engines):
+        try:
+            engine.destroy()
+        except Exception:  # noqa: BLE001 - exiting anyway; the next engine still needs destroying
+            pass
+    if _log_callbacks:
+        try:
+            set_log_callback(None)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _zero_fields(config: Any, allowed: Sequence[str] = ()) -> List[str]:
+    """The fields of a config dataclass left at 0 that may not be 0 (the dataclasses default every field to 0)."""
+    return [f.name for f in dataclasses.fields(config) if f.name not in allowed and getattr(config, f.name) == 0]
+
+
+def _named_config_error(error: ZegoError, config: Any, allowed: Sequence[str] = (), hint: str = "") -> ZegoError:
+    """`error` with the fields of `config` left at 0 named, when the SDK refused the config as a whole."""
+    zero = _zero_fields(config, allowed)
+    if error.code != ErrorCode.COMMON_INVALID_PARAMETER or not zero:
+        return error
+    detail = f"{type(config).__name__} fields left at 0: {', '.join(zero)}{hint}"
+    return ZegoError(error.code, f"{error.message} ({detail})", error.function)
+
+
 # Log callbacks may still be running on another thread when replaced, so every one ever set stays alive.
 _log_callbacks: List[Any] = []
 _log_lock = threading.Lock()
@@ -127,6 +163,7 @@ class Engine:
         handle = _native.zego_engine(0)
         _check(_lib().zego_engine_create(ctypes.byref(profile), ctypes.byref(handle)), "zego_engine_create")
         self._handle = handle.value
+        _live_engines.add(self)
         try:
             for event, spec in _native.CALLBACKS.items():
                 if spec.per_engine and self._overrides(event):
@@ -147,6 +184,7 @@ class Engine:
         inside a handler, which then finishes first). Calling it again does nothing."""
         with self._lock:
             handle, self._handle = self._handle, 0
+        _live_engines.discard(self)
         if handle:
             _check(_lib().zego_engine_destroy(handle), "zego_engine_destroy")
         # The ctypes callbacks stay referenced by this object: a handler calling destroy() is still running on one.
@@ -408,7 +446,12 @@ class Engine:
         self._call("zego_mute_publish_stream_video", bool(mute), int(channel))
 
     def set_video_config(self, config: VideoConfig, channel: PublishChannel = _MAIN) -> None:
-        self._call("zego_set_video_config", ctypes.byref(config._to_c()), int(channel))
+        """Raises ZegoError 1000008 naming the fields left at 0 when those are why the config is refused."""
+        try:
+            self._call("zego_set_video_config", ctypes.byref(config._to_c()), int(channel))
+        except ZegoError as error:
+            hint = "; start from get_video_config() and change what you need"
+            raise _named_config_error(error, config, ("keyframe_interval_s",), hint) from None
 
     def get_video_config(self, channel: PublishChannel = _MAIN) -> VideoConfig:
         out = _native.zego_video_config()
@@ -419,7 +462,11 @@ class Engine:
         return VideoConfig._from_c(out)
 
     def set_audio_config(self, config: AudioConfig, channel: PublishChannel = _MAIN) -> None:
-        self._call("zego_set_audio_config", ctypes.byref(config._to_c()), int(channel))
+        """Raises ZegoError 1000008 naming the fields left at 0 when those are why the config is refused."""
+        try:
+            self._call("zego_set_audio_config", ctypes.byref(config._to_c()), int(channel))
+        except ZegoError as error:
+            raise _named_config_error(error, config) from None
 
     def set_video_source(self, source: VideoSourceType, channel: PublishChannel = _MAIN) -> None:
         self._call("zego_set_video_source", int(source), int(channel))

@@ -24,6 +24,9 @@ pub const USERS_PER_EVENT_MAX: usize = 500;
 pub const SDP_MAX: usize = 64 * 1024;
 /// Largest signaling frame the server reads.
 pub const MESSAGE_MAX: usize = 128 * 1024;
+/// Largest signaling frame the server reads before login: a login fits in a few kilobytes, and a connection that
+/// has not proved anything yet should cost little. A larger frame ends the connection.
+pub const PRE_LOGIN_MESSAGE_MAX: usize = 8 * 1024;
 
 /// Broadcast messages a user may send per second in one room.
 pub const BROADCAST_PER_SECOND: u32 = 10;

@@ -83,8 +83,8 @@ pub struct StreamDeleteReason {
     pub code: u32,
 }
 
-/// How a login proves it may enter the app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a login proves it may enter the app. Its Debug form hides the token and the signature.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Credentials {
     /// A Token04 minted by the app's backend with the server secret.
@@ -95,6 +95,25 @@ pub enum Credentials {
         nonce: String,
         signature: String,
     },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::redact::REDACTED;
+        match self {
+            Credentials::Token { .. } => f.debug_struct("Token").field("token", &format_args!("{REDACTED}")).finish(),
+            Credentials::AppSign {
+                timestamp_ms,
+                nonce,
+                ..
+            } => f
+                .debug_struct("AppSign")
+                .field("timestamp_ms", timestamp_ms)
+                .field("nonce", nonce)
+                .field("signature", &format_args!("{REDACTED}"))
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,8 @@
 //! | [`Mode::Gcm`] | i64 expire · u16 nonce_len (12) · nonce · u16 enc_len · AES-256-GCM ciphertext + 16-byte tag · u8 mode = 1 |
 //! | [`Mode::Cbc`] (legacy) | i64 expire · u16 iv_len (16) · iv · u16 ct_len · AES-256-CBC ciphertext (PKCS#7) |
 //!
-//! The sealed plaintext is the JSON of [`Claims`]; its `payload` is empty or the JSON of a [`Privilege`].
+//! The sealed plaintext is the JSON of [`Claims`]; its `payload` is the JSON of a [`Privilege`], or that of a
+//! basic token (no room or stream restriction): empty, `null`, or a JSON object without `room_id` and `privilege`.
 //!
 //! Failures map to error codes as follows (login side; publishing maps every failure to
 //! [`error::PUBLISHER_AUTH_FAILED`]):
@@ -46,8 +47,12 @@ const GCM_NONCE_LEN: usize = 12;
 const GCM_TAG_LEN: usize = 16;
 const CBC_IV_LEN: usize = 16;
 const CBC_BLOCK_LEN: usize = 16;
-const SECRET_LEN: usize = 32;
+/// The server secret is exactly this many bytes: the AES-256 key as written.
+pub const SECRET_LEN: usize = 32;
 
+/// The payload keys that make it a privilege payload; a payload with neither is a basic token's.
+const PAYLOAD_ROOM_ID: &str = "room_id";
+const PAYLOAD_PRIVILEGE: &str = "privilege";
 /// Privilege keys of the payload.
 const PRIVILEGE_LOGIN: &str = "1";
 const PRIVILEGE_PUBLISH: &str = "2";
@@ -74,8 +79,15 @@ pub struct Claims {
     pub ctime: i64,
     /// Expiry, unix seconds; the token is valid while `expire > now`.
     pub expire: i64,
-    /// Empty (no restriction) or the JSON of a [`Privilege`].
+    /// Empty (no restriction) or the JSON of a [`Privilege`]. The generators write `null` when given no
+    /// payload; that reads as empty.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub payload: String,
+}
+
+/// A JSON string, or `null` read as the empty string.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// What a privilege payload allows: which room, whether to log in and publish there, and which streams.
@@ -132,10 +144,16 @@ impl Privilege {
 }
 
 impl Claims {
-    /// The privileges of the payload: `None` when the payload is empty (no restriction),
-    /// [`error::ROOM_TOKEN_FORMAT_ERROR`] when it is not a privilege payload.
+    /// The privileges of the payload: `None` for a basic token (no restriction), whose payload is empty or a
+    /// JSON object with neither `room_id` nor `privilege` (the generators' samples write `{"demoPayload":""}`).
+    /// [`error::ROOM_TOKEN_FORMAT_ERROR`] when it is anything else that is not a privilege payload.
     pub fn privilege(&self) -> Result<Option<Privilege>, ErrorCode> {
         if self.payload.is_empty() {
+            return Ok(None);
+        }
+        let json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&self.payload).map_err(|_| error::ROOM_TOKEN_FORMAT_ERROR)?;
+        if !json.contains_key(PAYLOAD_ROOM_ID) && !json.contains_key(PAYLOAD_PRIVILEGE) {
             return Ok(None);
         }
         Privilege::from_payload(&self.payload).map(Some)
@@ -186,6 +204,30 @@ pub fn generate(
         bytes.push(GCM_MODE_BYTE);
     }
     Ok(format!("{VERSION}{}", STANDARD.encode(bytes)))
+}
+
+/// Checks what can be checked without the secret: the version, the base64 and the layout of the token
+/// (VERSION, FORMAT or NONCE). A client uses it to refuse a garbage token at once; the server still decides.
+pub fn check_format(token: &str) -> Result<(), ErrorCode> {
+    let body = token
+        .strip_prefix(VERSION)
+        .ok_or(error::ROOM_TOKEN_VERSION_ERROR)?;
+    let bytes = STANDARD
+        .decode(body)
+        .map_err(|_| error::ROOM_TOKEN_FORMAT_ERROR)?;
+    let layout = Layout::parse(&bytes)?;
+    let iv_len = match layout.trailer {
+        [] => CBC_IV_LEN,
+        [GCM_MODE_BYTE] => GCM_NONCE_LEN,
+        _ => return Err(error::ROOM_TOKEN_FORMAT_ERROR),
+    };
+    if layout.iv.len() != iv_len {
+        return Err(error::ROOM_TOKEN_NONCE_ERROR);
+    }
+    if layout.sealed.is_empty() {
+        return Err(error::ROOM_TOKEN_FORMAT_ERROR);
+    }
+    Ok(())
 }
 
 /// Decrypts and parses a token without policy checks (see [`verify`]). The mode is told by what follows
@@ -267,7 +309,27 @@ pub fn verify(
     Ok(claims)
 }
 
-/// May these (verified) claims log in to `room_id`? An empty payload places no restriction; otherwise the
+/// Everything a login checks of a token, in order: given at all ([`error::ROOM_NO_TOKEN_NO_APP_SIGN`]), within
+/// the length limit (FORMAT), [`verify`], then [`may_login`] to `room_id`. The server's login and its
+/// `token verify` command both call this, so the two never disagree.
+pub fn check_login(
+    secret: &str,
+    token: &str,
+    app_id: u32,
+    user_id: &str,
+    room_id: &str,
+    now_unix: i64,
+) -> Result<Claims, ErrorCode> {
+    if token.is_empty() {
+        return Err(error::ROOM_NO_TOKEN_NO_APP_SIGN);
+    }
+    crate::validate::token(token)?;
+    let claims = verify(secret, token, app_id, user_id, now_unix)?;
+    may_login(&claims, room_id)?;
+    Ok(claims)
+}
+
+/// May these (verified) claims log in to `room_id`? A basic token places no restriction; otherwise the
 /// payload's room must be `room_id` and privilege "1" granted, else [`error::ROOM_AUTHENTICATION_FAILED`].
 /// A malformed payload is [`error::ROOM_TOKEN_FORMAT_ERROR`].
 pub fn may_login(claims: &Claims, room_id: &str) -> Result<(), ErrorCode> {
@@ -278,7 +340,7 @@ pub fn may_login(claims: &Claims, room_id: &str) -> Result<(), ErrorCode> {
     }
 }
 
-/// May these (verified) claims publish `stream_id` in `room_id`? An empty payload places no restriction;
+/// May these (verified) claims publish `stream_id` in `room_id`? A basic token places no restriction;
 /// otherwise the payload's room must be `room_id`, privilege "2" granted, and `stream_id` in
 /// `stream_id_list` when that is not null. Every failure, a malformed payload included, is
 /// [`error::PUBLISHER_AUTH_FAILED`].

@@ -54,7 +54,8 @@ pub fn stream_id(value: &str) -> Result<(), ErrorCode> {
     )
 }
 
-/// User names are display text: any UTF-8 without control characters.
+/// User names are display text: any UTF-8 without control or invisible formatting characters, which would let a
+/// name reorder or hide the text shown around it (a right-to-left override, a line separator).
 pub fn user_name(value: &str) -> Result<(), ErrorCode> {
     if value.is_empty() {
         return Err(error::ROOM_USER_NAME_NULL);
@@ -62,10 +63,51 @@ pub fn user_name(value: &str) -> Result<(), ErrorCode> {
     if value.len() > limits::USER_NAME_MAX {
         return Err(error::ROOM_USER_NAME_TOO_LONG);
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| c.is_control() || is_format(c)) {
         return Err(error::ROOM_USER_NAME_INVALID_CHARACTER);
     }
     Ok(())
+}
+
+/// Unicode general category Cf (format characters, Unicode 16.0), plus the line and paragraph separators
+/// (U+2028, U+2029), which break lines like control characters do.
+fn is_format(c: char) -> bool {
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x2028, 0x2029),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let c = c as u32;
+    FORMAT
+        .binary_search_by(|&(first, last)| {
+            if last < c {
+                std::cmp::Ordering::Less
+            } else if first > c {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
 }
 
 /// Stream extra info may be empty (it clears the info).
@@ -155,6 +197,28 @@ mod tests {
             user_name("a\nb"),
             Err(error::ROOM_USER_NAME_INVALID_CHARACTER)
         );
+        // Bidi overrides, zero-width and other format characters, and the Unicode line separators are refused
+        // like control characters; letters of any script and emoji are not.
+        for name in [
+            "evil\u{202E}gpj.exe",
+            "a\u{200B}b",
+            "\u{2066}x\u{2069}",
+            "soft\u{AD}hyphen",
+            "bom\u{FEFF}",
+            "line\u{2028}break",
+            "para\u{2029}graph",
+            "tag\u{E0041}",
+            "egypt\u{1343F}",
+        ] {
+            assert_eq!(
+                user_name(name),
+                Err(error::ROOM_USER_NAME_INVALID_CHARACTER),
+                "{name:?}"
+            );
+        }
+        for name in ["مرحبا", "שלום", "नमस्ते", "🙂 smile", "a\u{FE0F}"] {
+            assert_eq!(user_name(name), Ok(()), "{name:?}");
+        }
         assert_eq!(broadcast_message(""), Err(error::IM_CONTENT_NULL));
         assert_eq!(
             broadcast_message(&"m".repeat(1025)),

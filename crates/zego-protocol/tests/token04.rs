@@ -6,10 +6,11 @@ use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use zego_protocol::error;
 use zego_protocol::token04::{
-    decode, generate, may_login, may_publish, verify, Claims, Mode, Privilege, VERSION,
+    check_format, check_login, decode, generate, may_login, may_publish, verify, Claims, Mode,
+    Privilege, VERSION,
 };
+use zego_protocol::{error, limits};
 
 const SECRET: &str = "fa94dd0f974cf2e293728a526b028271";
 const OTHER_SECRET: &str = "00000000000000000000000000000000";
@@ -492,8 +493,10 @@ fn publish_only_token_cannot_log_in() {
 fn malformed_payloads_are_refused() {
     for payload in [
         "x",
-        "{}",
+        "[]",
+        "null",
         r#"{"room_id":"r"}"#,
+        r#"{"privilege":{"1":1}}"#,
         r#"{"room_id":"r","privilege":{"1":2}}"#,
         r#"{"room_id":"r","privilege":{"1":"1"}}"#,
         r#"{"room_id":1,"privilege":{"1":1}}"#,
@@ -519,6 +522,147 @@ fn malformed_payloads_are_refused() {
     // Missing privilege keys are "not granted"; a missing stream_id_list is "any stream".
     let c = claims(r#"{"room_id":"r","privilege":{"1":1}}"#);
     assert_eq!(c.privilege(), Ok(Some(privilege("r", true, false, None))));
+}
+
+/// A token sealed the way the vendor's generators seal one: GCM as Python and Node do (12-byte nonce, tag appended,
+/// mode byte 1), CBC as Java does (16-byte IV, PKCS#7, no mode byte), around a plaintext written as each writes it.
+fn seal_like_a_generator(mode: Mode, plaintext: &str, expire: i64) -> String {
+    use aes::cipher::block_padding::Pkcs7;
+    use aes::cipher::{BlockEncryptMut, KeyIvInit};
+    use aes_gcm::aead::Aead;
+    use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+    let (iv, sealed): (&[u8], Vec<u8>) = match mode {
+        Mode::Gcm => {
+            let iv = b"k3x9q0a7m2zd";
+            let sealed = Aes256Gcm::new_from_slice(SECRET.as_bytes())
+                .unwrap()
+                .encrypt(Nonce::from_slice(iv), plaintext.as_bytes())
+                .unwrap();
+            (iv, sealed)
+        }
+        Mode::Cbc => {
+            let iv = b"cceutxv9vrhfnx0r";
+            let sealed = cbc::Encryptor::<aes::Aes256>::new(SECRET.as_bytes().into(), iv.into())
+                .encrypt_padded_vec_mut::<Pkcs7>(plaintext.as_bytes());
+            (iv, sealed)
+        }
+    };
+    let mut bytes = expire.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&(iv.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(iv);
+    bytes.extend_from_slice(&(sealed.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(&sealed);
+    if mode == Mode::Gcm {
+        bytes.push(1);
+    }
+    token_from(&bytes)
+}
+
+#[test]
+fn the_generators_basic_tokens_allow_any_room_and_stream() {
+    let expire = 1_800_003_600;
+    // (generator, mode, plaintext) as each writes a basic token: Python's sample passes json.dumps of
+    // {"demoPayload": ""} or None, Node's sample passes '' (and undefined becomes ''), Java's json-simple writes
+    // its own field order, escapes '/' and writes a missing payload as null.
+    let cases = [
+        (
+            "python json payload",
+            Mode::Gcm,
+            r#"{"app_id":42,"user_id":"anchor","nonce":77,"ctime":1800000000,"expire":1800003600,"payload":"{\"demoPayload\": \"\"}"}"#,
+        ),
+        (
+            "python null payload",
+            Mode::Gcm,
+            r#"{"app_id":42,"user_id":"anchor","nonce":77,"ctime":1800000000,"expire":1800003600,"payload":null}"#,
+        ),
+        (
+            "node empty payload",
+            Mode::Gcm,
+            r#"{"app_id":42,"user_id":"anchor","nonce":-2147483648,"ctime":1800000000,"expire":1800003600,"payload":""}"#,
+        ),
+        (
+            "java json payload",
+            Mode::Cbc,
+            r#"{"ctime":1800000000,"app_id":42,"payload":"{\"payload\":\"pay\/load\"}","expire":1800003600,"user_id":"anchor","nonce":-5}"#,
+        ),
+        (
+            "java null payload",
+            Mode::Cbc,
+            r#"{"ctime":1800000000,"app_id":42,"payload":null,"expire":1800003600,"user_id":"anchor","nonce":-5}"#,
+        ),
+        (
+            "java empty payload",
+            Mode::Cbc,
+            r#"{"ctime":1800000000,"app_id":42,"payload":"","expire":1800003600,"user_id":"anchor","nonce":-5}"#,
+        ),
+        (
+            "no payload field",
+            Mode::Gcm,
+            r#"{"app_id":42,"user_id":"anchor","nonce":1,"ctime":1800000000,"expire":1800003600}"#,
+        ),
+    ];
+    for (name, mode, plaintext) in cases {
+        let token = seal_like_a_generator(mode, plaintext, expire);
+        let (claims, decoded_mode) =
+            decode(SECRET, &token).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(decoded_mode, mode, "{name}");
+        assert_eq!(claims.privilege(), Ok(None), "{name}");
+        for room in ["room1", "any-other-room"] {
+            assert_eq!(
+                check_login(SECRET, &token, 42, "anchor", room, expire - 1).map(|_| ()),
+                Ok(()),
+                "{name} in {room}"
+            );
+            assert_eq!(may_publish(&claims, room, "any-stream"), Ok(()), "{name}");
+        }
+        // Basic, not unchecked: the other checks still hold.
+        assert_eq!(
+            check_login(SECRET, &token, 42, "anchor", "room1", expire).unwrap_err(),
+            error::ROOM_TOKEN_EXPIRED,
+            "{name}"
+        );
+        assert_eq!(
+            check_login(SECRET, &token, 43, "anchor", "room1", 0).unwrap_err(),
+            error::ROOM_TOKEN_APP_ID_ERROR,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_generators_privilege_tokens_keep_their_restrictions() {
+    // Python's sample: json.dumps of the privilege dict, with its default ", " and ": " separators.
+    let plaintext = r#"{"app_id":42,"user_id":"anchor","nonce":9,"ctime":1800000000,"expire":1800003600,"payload":"{\"room_id\": \"room1\", \"privilege\": {\"1\": 1, \"2\": 0}, \"stream_id_list\": null}"}"#;
+    for mode in [Mode::Gcm, Mode::Cbc] {
+        let token = seal_like_a_generator(mode, plaintext, 1_800_003_600);
+        let (claims, _) = decode(SECRET, &token).unwrap();
+        assert_eq!(
+            claims.privilege(),
+            Ok(Some(privilege("room1", true, false, None)))
+        );
+        assert!(check_login(SECRET, &token, 42, "anchor", "room1", 0).is_ok());
+        assert_eq!(
+            check_login(SECRET, &token, 42, "anchor", "room2", 0).unwrap_err(),
+            error::ROOM_AUTHENTICATION_FAILED
+        );
+        assert_eq!(
+            may_publish(&claims, "room1", "s"),
+            Err(error::PUBLISHER_AUTH_FAILED)
+        );
+    }
+}
+
+#[test]
+fn check_login_refuses_a_missing_or_oversized_token_before_decrypting() {
+    assert_eq!(
+        check_login(SECRET, "", 42, "anchor", "r", 0).unwrap_err(),
+        error::ROOM_NO_TOKEN_NO_APP_SIGN
+    );
+    let long = format!("04{}", "A".repeat(limits::TOKEN_MAX));
+    assert_eq!(
+        check_login(SECRET, &long, 42, "anchor", "r", 0).unwrap_err(),
+        error::ROOM_TOKEN_FORMAT_ERROR
+    );
 }
 
 #[test]
@@ -564,4 +708,27 @@ fn no_input_panics() {
         }
         let _ = verify(SECRET, &token, 42, "anchor", 0);
     }
+}
+
+#[test]
+fn the_format_is_checked_without_the_secret() {
+    for v in vectors() {
+        assert_eq!(check_format(&v.token), Ok(()), "{}", v.name);
+    }
+    assert_eq!(
+        check_format("garbage"),
+        Err(error::ROOM_TOKEN_VERSION_ERROR)
+    );
+    assert_eq!(check_format("04!!!"), Err(error::ROOM_TOKEN_FORMAT_ERROR));
+    assert_eq!(
+        check_format(&token_from(&[0; 5])),
+        Err(error::ROOM_TOKEN_FORMAT_ERROR)
+    );
+    let token = vector("gcm_basic_no_payload").token;
+    let mut bytes = token_bytes(&token);
+    bytes.push(7);
+    assert_eq!(
+        check_format(&token_from(&bytes)),
+        Err(error::ROOM_TOKEN_FORMAT_ERROR)
+    );
 }

@@ -21,6 +21,9 @@ const REMEMBERED_REBUILT: usize = 512;
 /// Media is handed to the decoder only this long after the last repair packet: a publisher on a clean path sends
 /// none, and its packets need no copies.
 const REPAIR_IDLE: Duration = Duration::from_secs(3);
+/// Media sequence numbers remembered that arrived while the repair stream was idle: the decoder has no copy of
+/// them, so the repair of their block would hand them back as rebuilt.
+const REMEMBERED_UNFED: usize = zego_fec::MEDIA_WINDOW as usize;
 
 /// A publisher's media packet as the relay forwards it: one str0m received, or one rebuilt from repair packets.
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ pub(crate) struct FecReceiver {
     newest: Option<u64>,
     /// Recently rebuilt sequence numbers.
     rebuilt: VecDeque<u64>,
+    /// Recent media that arrived while the repair stream was idle (not handed to the decoder).
+    unfed: VecDeque<u64>,
     /// When the last repair packet arrived.
     last_repair: Option<Instant>,
     /// Packets rebuilt in all.
@@ -79,6 +84,7 @@ impl FecReceiver {
             repair_pt,
             newest: None,
             rebuilt: VecDeque::with_capacity(REMEMBERED_REBUILT),
+            unfed: VecDeque::new(),
             last_repair: None,
             rebuilt_count: 0,
         }
@@ -107,6 +113,10 @@ impl FecReceiver {
             .last_repair
             .is_none_or(|at| packet.arrival.saturating_duration_since(at) > REPAIR_IDLE)
         {
+            if self.unfed.len() == REMEMBERED_UNFED {
+                self.unfed.pop_front();
+            }
+            self.unfed.push_back(packet.seq);
             return true;
         }
         let recovered = self.decoder.on_media(Media {
@@ -140,6 +150,10 @@ impl FecReceiver {
             let Some(seq) = zego_fec::seq::nearest(newest, media.seq) else {
                 continue;
             };
+            if self.unfed.contains(&seq) {
+                // It arrived, and was forwarded, before the decoder was fed.
+                continue;
+            }
             if self.rebuilt.len() == REMEMBERED_REBUILT {
                 self.rebuilt.pop_front();
             }
@@ -323,5 +337,42 @@ mod tests {
         assert!(!receiver.is_repair(0x1111, 118));
         receiver.on_repair(b"not a repair packet", now, &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    /// A block whose media arrived before its repair packets, while the repair stream was idle (the decoder had
+    /// no copy): the repair rebuilds nothing the relay already forwarded.
+    #[test]
+    fn media_that_arrived_before_the_repair_stream_is_not_rebuilt() {
+        let mut coder = BlockCoder::new(lossy_level());
+        let mut receiver = FecReceiver::new(0x1111, 108, 0x2222, 118);
+        let now = Instant::now();
+        let packet = MediaPacket {
+            ssrc: 0x1111,
+            seq: 51_143,
+            timestamp: 3000,
+            marker: true,
+            arrival: now,
+            ext: ExtensionValues::default(),
+            payload: Arc::from(&payload(7)[..]),
+        };
+        let repairs = coder.on_media(
+            packet.seq,
+            Some(Media {
+                seq: packet.seq as u16,
+                payload_type: 108,
+                marker: packet.marker,
+                timestamp: packet.timestamp,
+                payload: Bytes::copy_from_slice(&packet.payload),
+            }),
+        );
+        assert!(!repairs.is_empty(), "a one-packet frame is protected");
+        let mut out = Vec::new();
+        assert!(receiver.on_media(&packet, &mut out));
+        for repair in &repairs {
+            receiver.on_repair(&repair.payload, now, &mut out);
+        }
+        let rebuilt: Vec<u64> = out.iter().map(|p| p.seq).collect();
+        assert!(rebuilt.is_empty(), "rebuilt {rebuilt:?}, which arrived");
+        assert_eq!(receiver.rebuilt_count, 0);
     }
 }

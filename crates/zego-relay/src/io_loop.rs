@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::counters::Counters;
 use crate::fec::MediaPacket;
 use crate::h264;
+use crate::input_log::InputLog;
 use crate::route::Route;
 use crate::session::{self, RoleKind, RtcEnv, Session, SessionOutput};
 use crate::thread_cpu::ThreadCpuClock;
@@ -105,6 +106,8 @@ pub(crate) struct IoLoop {
     /// Players that got media since they were last driven.
     dirty: Vec<SessionId>,
     drop_log: DropLog,
+    /// The WebRTC stack's warnings about what peers send, counted instead of logged each.
+    input_log: InputLog,
 }
 
 enum Flow {
@@ -137,6 +140,7 @@ impl IoLoop {
             outputs: Vec::new(),
             dirty: Vec::new(),
             drop_log: DropLog::default(),
+            input_log: InputLog::new(DROP_LOG_INTERVAL),
         })
     }
 
@@ -363,7 +367,9 @@ impl IoLoop {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        session.receive(now, input, outbox, &mut self.outputs, &self.counters);
+        let (outputs, counters) = (&mut self.outputs, &self.counters);
+        self.input_log
+            .feed(|| session.receive(now, input, outbox, outputs, counters));
         self.act_on_outputs(now, outbox);
         if let Some(reason) = self.sessions.get(&id).and_then(|s| s.gone) {
             self.remove_session(id, reason, false, outbox);
@@ -534,18 +540,27 @@ impl IoLoop {
         self.remove_gone(outbox);
     }
 
-    /// Connect and idle timeouts, and players still waiting for a keyframe.
+    /// Connect, idle and lost timeouts, players still waiting for a keyframe, and the held-back input warnings.
     fn maintain(&mut self, now: Instant, outbox: &mut SocketOutbox) {
+        self.input_log.report(now);
         let options = &self.options;
         let mut waiting_routes = Vec::new();
         for session in self.sessions.values_mut() {
             if session.gone.is_some() {
                 continue;
             }
+            let silent = now.saturating_duration_since(session.last_rx);
             if !session.connected && now >= session.created_at + options.connect_timeout {
                 session.gone = Some("never connected");
-            } else if now >= session.last_rx + options.idle_timeout {
+            } else if session.connected
+                && session.is_publisher()
+                && silent >= options.publisher_lost_timeout
+            {
+                session.gone = Some("publisher lost: nothing arrives from it");
+                session.lost = true;
+            } else if silent >= options.idle_timeout {
                 session.gone = Some("went silent");
+                session.lost = session.connected;
             } else if session.connected && session.waiting_keyframe() {
                 waiting_routes.push(session.route);
             }
@@ -625,7 +640,12 @@ impl IoLoop {
         self.dirty.retain(|&d| d != id);
         self.update_gauges();
         tracing::info!(session = id, reason, "session ended");
-        let _ = self.events.send(RelayEvent::Disconnected(id));
+        let event = if session.lost {
+            RelayEvent::Lost(id)
+        } else {
+            RelayEvent::Disconnected(id)
+        };
+        let _ = self.events.send(event);
     }
 
     fn close_all(&mut self, outbox: &mut SocketOutbox) {

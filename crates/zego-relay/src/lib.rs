@@ -9,9 +9,14 @@
 
 mod counters;
 mod fec;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod h264;
+mod input_log;
 mod io_loop;
 mod keyframe;
+mod offer;
 mod rewrite;
 mod route;
 mod session;
@@ -46,6 +51,11 @@ pub struct RelayOptions {
     /// A session from which no datagram arrived for this long is closed (WebRTC peers send STUN consent checks
     /// every few seconds even without media).
     pub idle_timeout: Duration,
+    /// A connected publisher from which nothing at all (media, RTCP, STUN consent checks) arrived for this long is
+    /// lost: killed, or its network gone. Its session ends with [`RelayEvent::Lost`], so its stream can end long
+    /// before the signaling heartbeat times out. A live peer that sends no media still sends RTCP every second and
+    /// STUN every few seconds.
+    pub publisher_lost_timeout: Duration,
     /// At most one keyframe request per stream is sent to its publisher in this interval.
     pub keyframe_request_interval: Duration,
     /// A player still waiting for its first keyframe asks again when the last request is overdue: twice the time
@@ -58,6 +68,7 @@ impl Default for RelayOptions {
         RelayOptions {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(10),
+            publisher_lost_timeout: Duration::from_secs(3),
             keyframe_request_interval: Duration::from_millis(500),
             keyframe_retry_after: Duration::from_millis(1500),
         }
@@ -129,8 +140,11 @@ pub struct RelayMetrics {
 pub enum RelayEvent {
     /// ICE and DTLS completed.
     Connected(SessionId),
-    /// The peer went away (ICE timeout, DTLS close) or was closed.
+    /// The peer went away (DTLS close, never connected) or was closed.
     Disconnected(SessionId),
+    /// The peer vanished: nothing came from it for a while after it had connected (see
+    /// [`RelayOptions::publisher_lost_timeout`]), as when its process is killed. Sent instead of `Disconnected`.
+    Lost(SessionId),
 }
 
 /// A handle to the running relay; cheap to clone.

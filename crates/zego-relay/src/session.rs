@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
@@ -15,6 +14,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::counters::Counters;
 use crate::fec::{FecReceiver, FecSender, MediaPacket};
+use crate::offer;
 use crate::rewrite::{SeqTimeRewriter, SourceId};
 use crate::{RelayError, SessionId};
 
@@ -185,6 +185,8 @@ pub(crate) struct Session {
     pub addrs: Vec<SocketAddr>,
     /// Why the session ended, once it has.
     pub gone: Option<&'static str>,
+    /// It ended because the peer vanished (nothing arrived from it any more), not by a close.
+    pub lost: bool,
     /// Player: its latest downlink estimate (bits per second) and when it came.
     pub downlink_estimate: Option<(u64, Instant)>,
 }
@@ -198,8 +200,8 @@ impl Session {
         env: &RtcEnv,
         now: Instant,
     ) -> Result<(Session, String), RelayError> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp)
-            .map_err(|e| RelayError::BadOffer(e.to_string()))?;
+        let offer = offer::parse(offer_sdp)?;
+        let offered = offer::offered_lines(offer_sdp);
         let fec_pt = offered_fec_pt(offer_sdp);
         // A publisher's repair stream: the media and repair SSRCs its offer groups.
         let fec_group = match role {
@@ -207,22 +209,22 @@ impl Session {
             RoleKind::Player => None,
         };
         let mut rtc = env.new_rtc(role, fec_pt, now);
-        let candidate = Candidate::host(env.announced, "udp")
-            .map_err(|e| RelayError::BadOffer(format!("cannot announce {}: {e}", env.announced)))?;
+        let candidate = Candidate::host(env.announced, "udp").map_err(|e| {
+            tracing::error!(announced = %env.announced, "cannot announce the relay's address: {e}");
+            RelayError::BadOffer("the relay cannot announce its address".into())
+        })?;
         rtc.add_local_candidate(candidate);
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| RelayError::BadOffer(e.to_string()))?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(offer::refused)?;
 
         let mut answer = answer.to_sdp_string();
         let next_timeout = loop {
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => break t,
                 Ok(_) => {}
-                Err(e) => return Err(RelayError::BadOffer(e.to_string())),
+                Err(e) => return Err(offer::refused(e)),
             }
         };
+        let rejected = offer::rejected_lines(&answer);
 
         // str0m reports m-lines as events only once DTLS is up; the answer names them now.
         let medias: Vec<(Mid, MediaKind, Direction)> = answer
@@ -236,7 +238,10 @@ impl Session {
 
         let role = match role {
             RoleKind::Publisher => {
-                let mut tracks = publisher_tracks(&rtc, &medias)?;
+                let mut tracks = publisher_tracks(&rtc, &medias);
+                if tracks.video.is_none() && tracks.audio.is_none() {
+                    return Err(offer::nothing_usable(role, &offered, &rejected));
+                }
                 if let (Some(pt), Some((media_ssrc, repair_ssrc)), Some((mid, video_pt))) =
                     (fec_pt, fec_group, tracks.video)
                 {
@@ -251,7 +256,10 @@ impl Session {
                 Role::Publisher(tracks)
             }
             RoleKind::Player => {
-                let mut tracks = player_tracks(&mut rtc, &medias)?;
+                let mut tracks = player_tracks(&mut rtc, &medias);
+                if tracks.video.is_none() && tracks.audio.is_none() {
+                    return Err(offer::nothing_usable(role, &offered, &rejected));
+                }
                 if let (Some(pt), Some(video)) = (fec_pt, tracks.video.as_mut()) {
                     if let Some(repair) = add_repair_stream(&mut rtc, video, pt) {
                         answer = announce_fec(
@@ -266,6 +274,9 @@ impl Session {
                 Role::Player(tracks)
             }
         };
+        if !rejected.is_empty() {
+            answer = offer::complete_rejected_lines(&answer, &offered);
+        }
 
         let session = Session {
             id,
@@ -280,6 +291,7 @@ impl Session {
             dirty: false,
             addrs: Vec::new(),
             gone: None,
+            lost: false,
             downlink_estimate: None,
         };
         Ok((session, answer))
@@ -569,7 +581,9 @@ impl Session {
                 outputs.push((self.id, SessionOutput::Connected));
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                // ICE-lite gives up on a peer whose consent checks stopped.
                 self.gone = Some("ICE disconnected");
+                self.lost = self.connected;
             }
             Event::Closed => self.gone = Some("the peer closed the connection"),
             Event::RtpPacket(packet) => {
@@ -696,7 +710,7 @@ impl Session {
 }
 
 /// An RTP packet (not RTCP, which shares the port): version 2, and a payload type outside RTCP's 64..96 range.
-fn is_rtp(datagram: &[u8]) -> bool {
+pub(crate) fn is_rtp(datagram: &[u8]) -> bool {
     datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(64..96).contains(&(datagram[1] & 0x7F))
 }
 
@@ -714,10 +728,7 @@ fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
         .map(|p| p.pt())
 }
 
-fn publisher_tracks(
-    rtc: &Rtc,
-    medias: &[(Mid, MediaKind, Direction)],
-) -> Result<PublisherTracks, RelayError> {
+fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> PublisherTracks {
     let mut tracks = PublisherTracks::default();
     for &(mid, kind, direction) in medias {
         if !direction.is_receiving() {
@@ -733,18 +744,10 @@ fn publisher_tracks(
             _ => {}
         }
     }
-    if tracks.video.is_none() && tracks.audio.is_none() {
-        return Err(RelayError::BadOffer(
-            "a publisher must send H.264 (packetization-mode=1, profile-level-id=42e01f) video or Opus audio".into(),
-        ));
-    }
-    Ok(tracks)
+    tracks
 }
 
-fn player_tracks(
-    rtc: &mut Rtc,
-    medias: &[(Mid, MediaKind, Direction)],
-) -> Result<PlayerTracks, RelayError> {
+fn player_tracks(rtc: &mut Rtc, medias: &[(Mid, MediaKind, Direction)]) -> PlayerTracks {
     let mut tracks = PlayerTracks::default();
     for &(mid, kind, direction) in medias {
         if !direction.is_sending() {
@@ -781,12 +784,7 @@ fn player_tracks(
             MediaKind::Audio => tracks.audio = Some(track),
         }
     }
-    if tracks.video.is_none() && tracks.audio.is_none() {
-        return Err(RelayError::BadOffer(
-            "a player must receive H.264 (packetization-mode=1, profile-level-id=42e01f) video or Opus audio".into(),
-        ));
-    }
-    Ok(tracks)
+    tracks
 }
 
 /// The lines of the offer's video section.
@@ -803,7 +801,7 @@ fn video_section(offer_sdp: &str) -> impl Iterator<Item = &str> {
 
 /// The payload type of the repair format (`flexfec-rs`) in the offer's video section, if the peer takes or sends
 /// it.
-fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
+pub(crate) fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
     video_section(offer_sdp).find_map(|line| {
         let (pt, format) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
         format
@@ -812,12 +810,19 @@ fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
                 name.eq_ignore_ascii_case(zego_fec::ENCODING_NAME)
                     && rate.parse() == Ok(zego_fec::CLOCK_RATE)
             })
-            .and_then(|_| pt.parse().ok())
+            .and_then(|_| payload_type(pt))
     })
 }
 
+/// A payload type as SDP writes one: a decimal number that fits RTP's 7 bits, without sign or leading zeros (the
+/// answer writes the number back, so it must read the same).
+fn payload_type(text: &str) -> Option<u8> {
+    let pt = text.parse::<u8>().ok().filter(|pt| *pt < 128)?;
+    (pt.to_string() == text).then_some(pt)
+}
+
 /// The media and repair SSRCs of the `a=ssrc-group:FEC-FR` in the offer's video section, if any.
-fn offered_fec_group(offer_sdp: &str) -> Option<(u32, u32)> {
+pub(crate) fn offered_fec_group(offer_sdp: &str) -> Option<(u32, u32)> {
     video_section(offer_sdp).find_map(|line| {
         let mut ssrcs = line
             .strip_prefix("a=ssrc-group:FEC-FR ")?
@@ -857,7 +862,7 @@ fn add_repair_stream(rtc: &mut Rtc, video: &OutTrack, pt: u8) -> Option<Box<Repa
 /// Adds the repair format to the answer's section of the m-line `mid`: the payload type on the m-line with its `a=rtpmap`, and
 /// for a repair stream the relay sends (`sent`: media and repair SSRC), the SSRC in an `a=ssrc-group:FEC-FR` with
 /// the media SSRC (RFC 5956), under the media's CNAME.
-fn announce_fec(answer: &str, mid: Mid, pt: Pt, sent: Option<(Ssrc, Ssrc)>) -> String {
+pub(crate) fn announce_fec(answer: &str, mid: Mid, pt: Pt, sent: Option<(Ssrc, Ssrc)>) -> String {
     let mid_line = format!("a=mid:{mid}");
     let lines: Vec<&str> = answer.lines().map(str::trim_end).collect();
     let sections: Vec<usize> = lines
@@ -933,6 +938,8 @@ pub(crate) fn receive_input<'a>(
 
 #[cfg(test)]
 mod tests {
+    use str0m::change::SdpOffer;
+
     use super::*;
 
     const ANSWER: &str = "v=0\r\n\
@@ -962,6 +969,18 @@ mod tests {
                      a=rtpmap:120 flexfec-rs/90000\r\n";
         assert_eq!(offered_fec_pt(offer), Some(120));
         assert_eq!(offered_fec_pt(ANSWER), None);
+    }
+
+    /// Only what RTP can carry in its 7 bits, written as SDP writes it: the answer names the same number.
+    #[test]
+    fn an_fec_payload_type_that_is_not_one_is_not_taken() {
+        for pt in ["018", "+18", "200", "-1", ""] {
+            let offer = format!(
+                "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 108 18\r\na=rtpmap:108 H264/90000\r\n\
+                 a=rtpmap:{pt} flexfec-rs/90000\r\n"
+            );
+            assert_eq!(offered_fec_pt(&offer), None, "{pt:?}");
+        }
     }
 
     #[test]

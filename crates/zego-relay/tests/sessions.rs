@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCSessionDescription,
 };
-use zego_relay::{RelayError, RelayEvent};
+use zego_relay::{RelayError, RelayEvent, RelayOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_session_stops_forwarding() {
@@ -80,23 +83,75 @@ impl PeerConnectionEventHandler for NoEvents {}
 
 /// An offer from a `webrtc` crate peer with the given media engine and receive-only transceivers.
 async fn recvonly_offer(media: MediaEngine) -> (impl PeerConnection, String) {
-    let pc = PeerConnectionBuilder::new()
+    let pc = peer_with(media).await;
+    add_transceivers(
+        &pc,
+        RTCRtpTransceiverDirection::Recvonly,
+        &[RtpCodecKind::Video],
+    )
+    .await;
+    offer_made(pc).await
+}
+
+/// An offer from a `webrtc` crate peer with these codecs and one transceiver of each kind: sending a track of the
+/// first codec of its kind, or receiving.
+async fn offer_of(
+    codecs: &[(RTCRtpCodec, u8, RtpCodecKind)],
+    direction: RTCRtpTransceiverDirection,
+    kinds: &[RtpCodecKind],
+) -> (impl PeerConnection, String) {
+    let pc = peer_with(engine(codecs)).await;
+    if direction == RTCRtpTransceiverDirection::Sendonly {
+        for &kind in kinds {
+            let (codec, _, _) = codecs.iter().find(|(_, _, k)| *k == kind).unwrap();
+            let track = local_track(kind, rand::random(), codec.clone());
+            pc.add_transceiver_from_track(
+                track as Arc<dyn webrtc::media_stream::track_local::TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .unwrap();
+        }
+    } else {
+        add_transceivers(&pc, direction, kinds).await;
+    }
+    offer_made(pc).await
+}
+
+async fn peer_with(media: MediaEngine) -> impl PeerConnection {
+    PeerConnectionBuilder::new()
         .with_media_engine(media)
         .with_handler(Arc::new(NoEvents))
         .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
         .build()
         .await
+        .unwrap()
+}
+
+async fn add_transceivers(
+    pc: &impl PeerConnection,
+    direction: RTCRtpTransceiverDirection,
+    kinds: &[RtpCodecKind],
+) {
+    for &kind in kinds {
+        pc.add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
         .unwrap();
-    pc.add_transceiver_from_kind(
-        RtpCodecKind::Video,
-        Some(RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            streams: vec![],
-            send_encodings: vec![],
-        }),
-    )
-    .await
-    .unwrap();
+    }
+}
+
+async fn offer_made(pc: impl PeerConnection) -> (impl PeerConnection, String) {
     let offer = pc.create_offer(None).await.unwrap();
     let sdp = offer.sdp.clone();
     pc.set_local_description(offer).await.unwrap();
@@ -174,8 +229,8 @@ async fn a_session_that_goes_silent_is_cleaned_up() {
     let started = std::time::Instant::now();
     wait_event(
         &mut events,
-        RelayEvent::Disconnected(publisher.peer.session),
-        Duration::from_secs(8),
+        RelayEvent::Lost(publisher.peer.session),
+        Duration::from_secs(5),
     )
     .await;
     assert!(
@@ -231,4 +286,223 @@ async fn bad_offers_and_unknown_streams_are_rejected() {
         relay.publish(key("y"), "v=0").await,
         Err(RelayError::Closed)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_publisher_that_sends_no_media_is_not_lost() {
+    let relay = start_relay().await;
+    let mut events = relay.events();
+    let publisher = Publisher::connect(&relay, key("quiet")).await;
+    wait_event(
+        &mut events,
+        RelayEvent::Connected(publisher.peer.session),
+        Duration::from_secs(1),
+    )
+    .await;
+
+    // No media at all: only the peer's consent checks and reports arrive, for longer than a lost peer is kept.
+    let quiet = RelayOptions::default().publisher_lost_timeout * 2;
+    let ended = tokio::time::timeout(quiet, async {
+        loop {
+            match events.recv().await {
+                Ok(e @ (RelayEvent::Lost(_) | RelayEvent::Disconnected(_))) => return e,
+                Ok(_) => {}
+                Err(e) => panic!("event stream failed: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_err(), "a live publisher was ended: {ended:?}");
+    assert_eq!(relay.metrics().publishers, 1);
+    publisher.peer.close().await;
+    relay.shutdown().await;
+}
+
+/// A codec of the `webrtc` crate's media engine.
+fn codec(mime_type: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: mime_type.to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn engine(codecs: &[(RTCRtpCodec, u8, RtpCodecKind)]) -> MediaEngine {
+    let mut media = MediaEngine::default();
+    for (codec, payload_type, kind) in codecs {
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: codec.clone(),
+                    payload_type: *payload_type,
+                },
+                *kind,
+            )
+            .unwrap();
+    }
+    media
+}
+
+fn refusal(result: Result<(zego_relay::SessionId, String), RelayError>) -> String {
+    match result {
+        Err(RelayError::BadOffer(message)) => message,
+        other => panic!("not refused as a bad offer: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_with_nothing_usable_is_refused_naming_what_is_missing() {
+    let relay = start_relay().await;
+    let (_pc, offer) = offer_of(
+        &[vp8_codec()],
+        RTCRtpTransceiverDirection::Sendonly,
+        &[RtpCodecKind::Video],
+    )
+    .await;
+    let message = refusal(relay.publish(key("vp8"), &offer).await);
+    assert!(
+        message.contains("video: no H.264 packetization-mode=1"),
+        "{message}"
+    );
+    assert!(message.contains("offered: VP8/90000"), "{message}");
+
+    // H.264, but not the profile and packetization the relay forwards.
+    let high = codec(
+        MIME_TYPE_H264,
+        90_000,
+        0,
+        "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=640c1f",
+    );
+    let (_pc, offer) = offer_of(
+        &[(high, 100, RtpCodecKind::Video)],
+        RTCRtpTransceiverDirection::Sendonly,
+        &[RtpCodecKind::Video],
+    )
+    .await;
+    let message = refusal(relay.publish(key("high"), &offer).await);
+    assert!(
+        message.contains("offered: H264/90000 packetization-mode=0 profile-level-id=640c1f"),
+        "{message}"
+    );
+
+    let _publisher = Publisher::connect(&relay, key("live")).await;
+    let (_pc, offer) = recvonly_offer(engine(&[vp8_codec()])).await;
+    let message = refusal(relay.play(key("live"), &offer).await);
+    assert!(message.starts_with("a player must receive"), "{message}");
+    assert!(message.contains("offered: VP8/90000"), "{message}");
+    assert_eq!(relay.metrics().players, 0);
+    relay.shutdown().await;
+}
+
+fn vp8_codec() -> (RTCRtpCodec, u8, RtpCodecKind) {
+    (codec(MIME_TYPE_VP8, 90_000, 0, ""), 96, RtpCodecKind::Video)
+}
+
+fn opus_codec() -> (RTCRtpCodec, u8, RtpCodecKind) {
+    (
+        codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
+        111,
+        RtpCodecKind::Audio,
+    )
+}
+
+/// The answer's m-line of a kind.
+fn m_line<'a>(answer: &'a str, kind: &str) -> &'a str {
+    answer
+        .lines()
+        .find(|l| l.starts_with(&format!("m={kind} ")))
+        .unwrap_or_else(|| panic!("no {kind} m-line in {answer}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_m_line_beside_a_usable_one_is_rejected_with_an_offered_format() {
+    let relay = start_relay().await;
+    let both = [RtpCodecKind::Audio, RtpCodecKind::Video];
+
+    let (publisher_pc, offer) = offer_of(
+        &[opus_codec(), vp8_codec()],
+        RTCRtpTransceiverDirection::Sendonly,
+        &both,
+    )
+    .await;
+    let (_, answer) = relay.publish(key("opus-vp8"), &offer).await.unwrap();
+    assert_eq!(m_line(&answer, "video"), "m=video 0 UDP/TLS/RTP/SAVPF 96");
+    assert!(
+        m_line(&answer, "audio").starts_with("m=audio 9 "),
+        "{answer}"
+    );
+    publisher_pc
+        .set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+        .await
+        .expect("the answer is a valid answer");
+
+    let (player_pc, offer) = offer_of(
+        &[opus_codec(), vp8_codec()],
+        RTCRtpTransceiverDirection::Recvonly,
+        &both,
+    )
+    .await;
+    let (_, answer) = relay.play(key("opus-vp8"), &offer).await.unwrap();
+    assert_eq!(m_line(&answer, "video"), "m=video 0 UDP/TLS/RTP/SAVPF 96");
+    player_pc
+        .set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+        .await
+        .expect("the answer is a valid answer");
+    relay.shutdown().await;
+}
+
+/// No refusal carries a parser's internals: heap addresses, source paths.
+fn assert_plain(message: &str) {
+    for internal in [
+        "0x",
+        "PointerOffset",
+        ".rs",
+        "/home",
+        "/root",
+        "/usr",
+        "/work",
+        "src/",
+    ] {
+        assert!(!message.contains(internal), "{internal:?} in {message:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_offers_are_refused_in_plain_words() {
+    let relay = start_relay().await;
+    let (_pc, real) = offer_of(
+        &[opus_codec(), vp8_codec()],
+        RTCRtpTransceiverDirection::Sendonly,
+        &[RtpCodecKind::Audio],
+    )
+    .await;
+    let truncated = &real[..real.len() / 2];
+    let bad_m_line = real.replacen("SAVPF 111", "SAVPF one-eleven", 1);
+    let bad_rtpmap = real.replacen("a=rtpmap:111 ", "a=rtpmap:abc ", 1);
+    let no_fingerprint: String = real
+        .lines()
+        .filter(|l| !l.starts_with("a=fingerprint"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let offers = [
+        "",
+        "v=0",
+        "hello",
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video",
+        "v=0\r\n\u{0}\u{1}binary\r\n",
+        truncated,
+        &bad_m_line,
+        &bad_rtpmap,
+        &no_fingerprint,
+    ];
+    for offer in offers {
+        match relay.publish(key("bad"), offer).await {
+            Err(RelayError::BadOffer(message)) => assert_plain(&message),
+            other => panic!("{offer:?} was not refused: {other:?}"),
+        }
+    }
+    assert_eq!(relay.metrics().publishers, 0);
+    relay.shutdown().await;
 }

@@ -61,6 +61,18 @@ pub struct ServeArgs {
     /// How often rooms get their online user count, in milliseconds [default: 30000].
     #[arg(long, value_name = "MS")]
     pub online_count_interval_ms: Option<u64>,
+    /// Open connections kept at once; more are closed when accepted [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Open connections kept from one client address [default: 256].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Time a connection has to send its HTTP request head, in milliseconds [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Silence after which a connection is closed, in milliseconds [default: 60000].
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<u64>,
     /// Log filter (tracing EnvFilter syntax) [default: $RUST_LOG, else "info"].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -101,6 +113,18 @@ impl ServeArgs {
         {
             config.online_count_interval = ms(v);
         }
+        if let Some(v) = self.max_connections.or(file.max_connections) {
+            config.max_connections = v;
+        }
+        if let Some(v) = self.max_connections_per_ip.or(file.max_connections_per_ip) {
+            config.max_connections_per_ip = v;
+        }
+        if let Some(v) = self.header_read_timeout_ms.or(file.header_read_timeout_ms) {
+            config.header_read_timeout = ms(v);
+        }
+        if let Some(v) = self.idle_timeout_ms.or(file.idle_timeout_ms) {
+            config.idle_timeout = ms(v);
+        }
         config.validate()?;
         Ok((config, self.log.clone().or(file.log)))
     }
@@ -123,11 +147,12 @@ pub struct GenerateArgs {
     pub secret: String,
     #[arg(long)]
     pub user_id: String,
-    /// Restrict the token to this room (a privilege payload); without it the token allows any room.
+    /// Restrict the token to this room (a privilege payload that grants logging in to it); without it the
+    /// token allows any room.
     #[arg(long)]
     pub room_id: Option<String>,
-    /// Grant logging in to --room-id.
-    #[arg(long, requires = "room_id")]
+    /// Grant logging in to --room-id (implied by --room-id; accepted for older scripts).
+    #[arg(long, requires = "room_id", hide = true)]
     pub login: bool,
     /// Grant publishing in --room-id.
     #[arg(long, requires = "room_id")]
@@ -173,15 +198,29 @@ fn now_unix() -> i64 {
     crate::clock::Now::system().unix_secs()
 }
 
+/// Refuses a secret of the wrong length in words a user can act on (the token layer only says "internal error").
+fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.len() == token04::SECRET_LEN {
+        return Ok(());
+    }
+    Err(format!(
+        "--secret must be the app's server secret of exactly {} bytes (got {})",
+        token04::SECRET_LEN,
+        secret.len()
+    ))
+}
+
 pub fn generate(args: &GenerateArgs) -> Result<String, String> {
+    check_secret(&args.secret)?;
     if args.lifetime <= 0 {
         return Err("--lifetime must be above zero".into());
     }
     let payload = match &args.room_id {
         None => String::new(),
+        // A token for one room that could not log in to it would be useless: --room-id grants login.
         Some(room_id) => Privilege {
             room_id: room_id.clone(),
-            login_room: args.login,
+            login_room: true,
             publish: args.publish,
             stream_id_list: (!args.stream_ids.is_empty()).then(|| args.stream_ids.clone()),
         }
@@ -200,14 +239,54 @@ pub fn generate(args: &GenerateArgs) -> Result<String, String> {
     token04::generate(&args.secret, &claims, mode, None).map_err(describe)
 }
 
-/// The report `token verify` prints, and whether the token passed every check asked for.
+/// The report `token verify` prints, and whether the token passed every check asked for. The verdict is
+/// [`token04::check_login`], the very check of the server's login; unchecked app, user or room default to the
+/// token's own.
 pub fn verify(args: &VerifyArgs) -> (String, bool) {
+    if let Err(e) = check_secret(&args.secret) {
+        return (format!("invalid: {e}\n"), false);
+    }
     let mut out = String::new();
-    let (claims, mode) = match token04::decode(&args.secret, args.token.trim()) {
-        Ok(decoded) => decoded,
-        Err(code) => return (format!("invalid: {}\n", describe(code)), false),
-    };
     let now = now_unix();
+    let decoded = token04::decode(&args.secret, &args.token).ok();
+    let mut token_room = None;
+    if let Some((claims, mode)) = &decoded {
+        out.push_str(&describe_claims(claims, *mode, now));
+        token_room = claims.privilege().ok().flatten().map(|p| p.room_id);
+    }
+    let app_id = args
+        .app_id
+        .or(decoded.as_ref().map(|(c, _)| c.app_id))
+        .unwrap_or_default();
+    let user_id = args
+        .user_id
+        .clone()
+        .or(decoded.as_ref().map(|(c, _)| c.user_id.clone()))
+        .unwrap_or_default();
+    // A basic token allows any room, so without --room-id the room checked only matters for a room token.
+    let room_id = args.room_id.clone().or(token_room).unwrap_or_default();
+    match token04::check_login(&args.secret, &args.token, app_id, &user_id, &room_id, now) {
+        Ok(_) => {
+            let room = if room_id.is_empty() {
+                "any room"
+            } else {
+                &room_id
+            };
+            out.push_str(&format!(
+                "valid: user {user_id} of app {app_id} may log in to {room}\n"
+            ));
+            (out, true)
+        }
+        Err(code) => {
+            out.push_str(&format!("invalid: {}\n", describe(code)));
+            (out, false)
+        }
+    }
+}
+
+/// What a decoded token contains, one field a line.
+fn describe_claims(claims: &Claims, mode: Mode, now: i64) -> String {
+    let mut out = String::new();
     out.push_str(&format!(
         "mode:     {}\n",
         if mode == Mode::Gcm {
@@ -230,7 +309,7 @@ pub fn verify(args: &VerifyArgs) -> (String, bool) {
         relative(claims.expire - now)
     ));
     match claims.privilege() {
-        Ok(None) => out.push_str("payload:  (none: any room, any stream)\n"),
+        Ok(None) => out.push_str("payload:  basic token (any room, any stream)\n"),
         Ok(Some(p)) => {
             out.push_str(&format!("room_id:  {}\n", p.room_id));
             out.push_str(&format!("login:    {}\n", p.login_room));
@@ -246,27 +325,7 @@ pub fn verify(args: &VerifyArgs) -> (String, bool) {
             describe(code)
         )),
     }
-    let app_id = args.app_id.unwrap_or(claims.app_id);
-    let user_id = args
-        .user_id
-        .clone()
-        .unwrap_or_else(|| claims.user_id.clone());
-    let checked = token04::verify(&args.secret, args.token.trim(), app_id, &user_id, now).and_then(
-        |claims| match &args.room_id {
-            Some(room_id) => token04::may_login(&claims, room_id),
-            None => Ok(()),
-        },
-    );
-    match checked {
-        Ok(()) => {
-            out.push_str("valid\n");
-            (out, true)
-        }
-        Err(code) => {
-            out.push_str(&format!("invalid: {}\n", describe(code)));
-            (out, false)
-        }
-    }
+    out
 }
 
 fn relative(seconds: i64) -> String {
@@ -320,7 +379,7 @@ mod tests {
         let path = dir.join("server.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:1\"\nmedia = \"127.0.0.1:2\"\nheartbeat_timeout_ms = 9000\nlog = \"debug\"\n",
+            "listen = \"127.0.0.1:1\"\nmedia = \"127.0.0.1:2\"\nheartbeat_timeout_ms = 9000\nlog = \"debug\"\nmax_connections_per_ip = 8\nidle_timeout_ms = 20000\n",
         )
         .unwrap();
         let cli = parse(&[
@@ -330,12 +389,19 @@ mod tests {
             "127.0.0.1:0",
             "--heartbeat-interval-ms",
             "100",
+            "--idle-timeout-ms",
+            "5000",
+            "--max-connections",
+            "50",
         ]);
         let (config, log) = cli.serve.resolve().unwrap();
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.media_bind.port(), 2);
         assert_eq!(config.heartbeat_timeout, Duration::from_millis(9000));
         assert_eq!(config.heartbeat_interval, Duration::from_millis(100));
+        assert_eq!(config.idle_timeout, Duration::from_millis(5000));
+        assert_eq!(config.max_connections, 50);
+        assert_eq!(config.max_connections_per_ip, 8);
         assert_eq!(log.as_deref(), Some("debug"));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -398,6 +464,98 @@ mod tests {
         });
         assert!(!ok);
         assert!(report.starts_with("invalid: 1002075"), "{report}");
+    }
+
+    fn generate_args(extra: &[&str]) -> GenerateArgs {
+        let mut args = vec![
+            "token",
+            "generate",
+            "--app-id",
+            "7",
+            "--secret",
+            DEV_SERVER_SECRET,
+            "--user-id",
+            "alice",
+        ];
+        args.extend_from_slice(extra);
+        match parse(&args).command {
+            Some(Command::Token(TokenCommand::Generate(args))) => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_room_token_can_log_in_to_its_room() {
+        let token = generate(&generate_args(&["--room-id", "r1"])).unwrap();
+        let (claims, _) = token04::decode(DEV_SERVER_SECRET, &token).unwrap();
+        let now = now_unix();
+        assert!(token04::check_login(DEV_SERVER_SECRET, &token, 7, "alice", "r1", now).is_ok());
+        assert_eq!(
+            token04::check_login(DEV_SERVER_SECRET, &token, 7, "alice", "r2", now).unwrap_err(),
+            error::ROOM_AUTHENTICATION_FAILED
+        );
+        assert_eq!(
+            token04::may_publish(&claims, "r1", "s1"),
+            Err(error::PUBLISHER_AUTH_FAILED),
+            "publishing still needs --publish"
+        );
+        // --login is still accepted and changes nothing.
+        let with_login = generate(&generate_args(&["--room-id", "r1", "--login"])).unwrap();
+        let (with_login, _) = token04::decode(DEV_SERVER_SECRET, &with_login).unwrap();
+        assert_eq!(with_login.privilege(), claims.privilege());
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_length_is_named_as_such() {
+        let mut args = generate_args(&[]);
+        args.secret = "short".into();
+        let e = generate(&args).unwrap_err();
+        assert!(e.contains("32 bytes") && e.contains("got 5"), "{e}");
+        let (report, ok) = verify(&VerifyArgs {
+            secret: "short".into(),
+            app_id: None,
+            user_id: None,
+            room_id: None,
+            token: "04AAAA".into(),
+        });
+        assert!(!ok);
+        assert!(report.contains("32 bytes"), "{report}");
+    }
+
+    #[test]
+    fn verify_without_a_room_checks_the_tokens_own_room() {
+        let now = now_unix();
+        let mint = |payload: String| {
+            let claims = Claims {
+                app_id: 7,
+                user_id: "alice".into(),
+                nonce: 1,
+                ctime: now,
+                expire: now + 60,
+                payload,
+            };
+            token04::generate(DEV_SERVER_SECRET, &claims, Mode::Gcm, None).unwrap()
+        };
+        let args = |token: String| VerifyArgs {
+            secret: DEV_SERVER_SECRET.into(),
+            app_id: None,
+            user_id: None,
+            room_id: None,
+            token,
+        };
+        let no_login = Privilege {
+            room_id: "r1".into(),
+            login_room: false,
+            publish: true,
+            stream_id_list: None,
+        };
+        let (report, ok) = verify(&args(mint(no_login.to_payload())));
+        assert!(!ok, "{report}");
+        assert!(report.contains("invalid: 1002033"), "{report}");
+        let (report, ok) = verify(&args(mint(r#"{"demoPayload":""}"#.into())));
+        assert!(ok, "{report}");
+        assert!(report.contains("basic token"), "{report}");
+        assert!(report.contains("may log in to any room"), "{report}");
     }
 
     #[test]

@@ -22,6 +22,15 @@ pub const DEFAULT_LISTEN: SocketAddr =
 pub const DEFAULT_MEDIA: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9181);
 
+/// Open connections a server keeps by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Open connections from one client address by default: room for many users behind one NAT.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// A WebSocket upgrade request is a few hundred bytes: a client has this long to send it.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Silence after which a connection is closed; well above the heartbeat interval, so live clients never hit it.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One app: its id and the two keys its users prove themselves with.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,6 +113,15 @@ pub struct ServerConfig {
     pub token_expire_notice: Duration,
     /// Messages queued for one connection before it is treated as a slow reader and disconnected.
     pub send_queue_capacity: usize,
+    /// Open TCP connections the HTTP listener keeps at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Open TCP connections from one client address, so that one host cannot take every slot.
+    pub max_connections_per_ip: usize,
+    /// Time a connection has to send a complete HTTP request head (the WebSocket upgrade), from when the
+    /// server starts waiting for it.
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing arrives for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +137,10 @@ impl Default for ServerConfig {
             online_count_interval: limits::ONLINE_COUNT_INTERVAL,
             token_expire_notice: limits::TOKEN_WILL_EXPIRE_NOTICE,
             send_queue_capacity: 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -155,6 +177,22 @@ impl ServerConfig {
                 "send_queue_capacity must be above zero".into(),
             ));
         }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections and max_connections_per_ip must be above zero".into(),
+            ));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "the header read timeout must be above zero".into(),
+            ));
+        }
+        if self.idle_timeout <= self.heartbeat_interval {
+            return Err(ConfigError::Invalid(format!(
+                "idle timeout ({:?}) must be longer than the heartbeat interval ({:?})",
+                self.idle_timeout, self.heartbeat_interval
+            )));
+        }
         Ok(())
     }
 
@@ -176,6 +214,10 @@ impl ServerConfig {
 /// heartbeat_interval_ms = 10000
 /// heartbeat_timeout_ms = 30000
 /// online_count_interval_ms = 30000
+/// max_connections = 10000
+/// max_connections_per_ip = 256
+/// header_read_timeout_ms = 10000
+/// idle_timeout_ms = 60000
 ///
 /// [[apps]]
 /// app_id = 1234567890
@@ -192,6 +234,10 @@ pub struct FileConfig {
     pub heartbeat_interval_ms: Option<u64>,
     pub heartbeat_timeout_ms: Option<u64>,
     pub online_count_interval_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
 }
@@ -252,6 +298,10 @@ mod tests {
             heartbeat_interval_ms = 100
             heartbeat_timeout_ms = 300
             online_count_interval_ms = 50
+            max_connections = 20
+            max_connections_per_ip = 4
+            header_read_timeout_ms = 700
+            idle_timeout_ms = 900
             [[apps]]
             app_id = 5
             app_sign = "{DEV_APP_SIGN}"
@@ -262,6 +312,10 @@ mod tests {
         assert_eq!(file.listen, Some("0.0.0.0:1".parse().unwrap()));
         assert_eq!(file.apps[0].app_id, 5);
         assert_eq!(file.heartbeat_timeout_ms, Some(300));
+        assert_eq!(file.max_connections, Some(20));
+        assert_eq!(file.max_connections_per_ip, Some(4));
+        assert_eq!(file.header_read_timeout_ms, Some(700));
+        assert_eq!(file.idle_timeout_ms, Some(900));
         assert!(FileConfig::parse("lisen = \"0.0.0.0:1\"").is_err());
     }
 
@@ -276,5 +330,25 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn refuses_no_connections_and_an_idle_timeout_below_the_heartbeat() {
+        for config in [
+            ServerConfig {
+                max_connections_per_ip: 0,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                header_read_timeout: Duration::ZERO,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                idle_timeout: limits::HEARTBEAT_INTERVAL,
+                ..ServerConfig::default()
+            },
+        ] {
+            assert!(config.validate().is_err(), "{config:?}");
+        }
     }
 }

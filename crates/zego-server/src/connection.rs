@@ -4,19 +4,25 @@
 //! Bad input never ends the session of a well-formed client: each bad frame gets its error code (a Reply when its
 //! `req_id` can be read, an Error otherwise) and a warning, at most one per connection per
 //! [`WARN_PERIOD`]. Only frames the WebSocket layer itself cannot read (invalid UTF-8, beyond
-//! [`FRAME_HARD_MAX`]) end the connection, after the error is sent.
+//! [`FRAME_HARD_MAX`], or beyond [`limits::PRE_LOGIN_MESSAGE_MAX`] before login) end the connection, after the
+//! error is sent. Every frame counts toward the request rate, readable or not.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::limits;
 use zego_protocol::message::{ClientMessage, ServerMessage};
 
 use crate::cancel::Cancel;
+use crate::frame_limit::{self, FrameCap, FrameLimited};
 use crate::hub::{encode, ConnId, Hub, Link, Outgoing};
 use crate::metrics::SignalingCounters;
 use crate::rate::{RateLimit, WarnLimiter};
@@ -31,6 +37,9 @@ pub const WARN_PERIOD: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Queued messages written before one flush.
 const WRITE_BATCH: usize = 64;
+
+/// An upgraded signaling connection, its incoming frames under a [`FrameCap`].
+pub type Socket = WebSocketStream<FrameLimited<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// The `type` of every [`ClientMessage`], to tell an unknown type from a known one with bad fields.
 pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
@@ -59,7 +68,8 @@ pub struct ConnectionSettings {
 
 /// Serves one upgraded WebSocket until it closes, is closed by the server, or the server shuts down.
 pub async fn serve(
-    socket: WebSocket,
+    socket: Socket,
+    cap: Arc<FrameCap>,
     hub: Arc<Hub>,
     conn: ConnId,
     settings: ConnectionSettings,
@@ -104,21 +114,28 @@ pub async fn serve(
             None | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Text(text))) => connection.on_text(text.as_str()).await,
             Some(Ok(Message::Binary(_))) => {
-                connection.refuse(
-                    None,
-                    error::PROTOCOL_MALFORMED_MESSAGE,
-                    "binary frame: signaling is JSON text",
-                );
+                if connection.within_rate() {
+                    connection.refuse(
+                        None,
+                        error::PROTOCOL_MALFORMED_MESSAGE,
+                        "binary frame: signaling is JSON text",
+                    );
+                } else {
+                    connection.refuse_rate_limited(None);
+                }
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             Some(Err(e)) => {
                 connection.on_unreadable(e);
                 break;
             }
         }
         if connection.session.is_none() && !anonymous {
-            // Logged out: the wait for a login starts again.
+            // Logged out: the wait for a login starts again, and so does the small frame cap.
             idle_since = tokio::time::Instant::now();
+            cap.set(Some(limits::PRE_LOGIN_MESSAGE_MAX));
+        } else if connection.session.is_some() && anonymous {
+            cap.set(None);
         }
     }
 
@@ -135,7 +152,7 @@ pub async fn serve(
 }
 
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut sink: futures_util::stream::SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Outgoing>,
     kill: Cancel,
 ) {
@@ -155,7 +172,7 @@ async fn write_loop(
                 Outgoing::Text(text) => (Message::Text(text), false),
                 Outgoing::Close(code, reason) => (
                     Message::Close(Some(CloseFrame {
-                        code,
+                        code: CloseCode::from(code),
                         reason: reason.into(),
                     })),
                     true,
@@ -246,14 +263,8 @@ impl Connection {
     }
 
     /// The WebSocket layer could not read a frame; the stream is over, but the client is told why.
-    fn on_unreadable(&mut self, e: axum::Error) {
-        let detail = e.to_string();
-        let inner = e.into_inner();
-        let Some(ws_error) = inner.downcast_ref::<tungstenite::Error>() else {
-            tracing::debug!(conn = self.link.conn, error = %detail, "connection error");
-            return;
-        };
-        match ws_error {
+    fn on_unreadable(&mut self, e: tungstenite::Error) {
+        match e {
             tungstenite::Error::Utf8(_) => {
                 self.refuse(
                     None,
@@ -262,8 +273,12 @@ impl Connection {
                 );
                 self.queue(Outgoing::Close(1007, "invalid UTF-8"));
             }
-            tungstenite::Error::Capacity(_) => {
-                self.refuse(None, error::PROTOCOL_MESSAGE_TOO_LARGE, &detail);
+            tungstenite::Error::Capacity(e) => {
+                self.refuse(None, error::PROTOCOL_MESSAGE_TOO_LARGE, &e.to_string());
+                self.queue(Outgoing::Close(1009, "message too large"));
+            }
+            tungstenite::Error::Io(e) if frame_limit::is_over_cap(&e) => {
+                self.refuse(None, error::PROTOCOL_MESSAGE_TOO_LARGE, &e.to_string());
                 self.queue(Outgoing::Close(1009, "message too large"));
             }
             tungstenite::Error::Protocol(
@@ -274,19 +289,28 @@ impl Connection {
                     "connection reset without a close frame"
                 );
             }
-            tungstenite::Error::Protocol(_) => {
+            tungstenite::Error::Protocol(e) => {
                 self.warn(
                     "WebSocket protocol violation",
                     error::PROTOCOL_MALFORMED_MESSAGE,
-                    &detail,
+                    &e.to_string(),
                 );
             }
-            _ => tracing::debug!(conn = self.link.conn, error = %detail, "connection error"),
+            e => tracing::debug!(conn = self.link.conn, error = %e, "connection error"),
         }
     }
 
     async fn on_text(&mut self, text: &str) {
         SignalingCounters::bump(&self.hub.counters.messages_received);
+        if !self.within_rate() {
+            // Still answered by req_id when it can be read, so that a client can tell which request was dropped.
+            let req_id = (text.len() <= limits::MESSAGE_MAX)
+                .then(|| serde_json::from_str::<RequestId>(text).ok())
+                .flatten()
+                .map(|r| r.req_id);
+            self.refuse_rate_limited(req_id);
+            return;
+        }
         if text.len() > limits::MESSAGE_MAX {
             let detail = format!("{} bytes, at most {}", text.len(), limits::MESSAGE_MAX);
             self.refuse(None, error::PROTOCOL_MESSAGE_TOO_LARGE, &detail);
@@ -300,17 +324,29 @@ impl Connection {
                 return;
             }
         };
-        if !self.requests.try_take(Instant::now()) {
-            SignalingCounters::bump(&self.hub.counters.rate_limited);
-            self.warn(
-                "request rate limited",
-                error::ROOM_RATE_LIMITED_REQUEST,
-                "too many requests",
-            );
-            self.reply(msg.req_id(), error::ROOM_RATE_LIMITED_REQUEST);
-            return;
-        }
         self.handle(msg).await;
+    }
+
+    /// Counts a frame toward the request rate: every frame counts, readable or not.
+    fn within_rate(&mut self) -> bool {
+        self.requests.try_take(Instant::now())
+    }
+
+    fn refuse_rate_limited(&mut self, req_id: Option<u64>) {
+        SignalingCounters::bump(&self.hub.counters.rate_limited);
+        self.warn(
+            "request rate limited",
+            error::ROOM_RATE_LIMITED_REQUEST,
+            "too many requests",
+        );
+        let code = error::ROOM_RATE_LIMITED_REQUEST;
+        match req_id {
+            Some(req_id) => self.reply(req_id, code),
+            None => self.send(&ServerMessage::Error {
+                code,
+                message: error::message(code).to_owned(),
+            }),
+        }
     }
 
     async fn handle(&mut self, msg: ClientMessage) {
@@ -445,9 +481,15 @@ impl Connection {
     }
 }
 
+/// Just the `req_id` of a frame, to answer a request that is not handled.
+#[derive(serde::Deserialize)]
+struct RequestId {
+    req_id: u64,
+}
+
 /// Why a text frame is not a request: unknown `type` (1002091) or anything else (1002090), with its `req_id`
 /// when one can be read.
-fn classify(text: &str) -> (Option<u64>, ErrorCode) {
+pub(crate) fn classify(text: &str) -> (Option<u64>, ErrorCode) {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
         return (None, error::PROTOCOL_MALFORMED_MESSAGE);
     };

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::message::ServerMessage;
 use zego_relay::{Relay, RelayError};
@@ -222,6 +222,17 @@ impl Hub {
         self.after(effects);
     }
 
+    /// The relay lost a peer (nothing arrives from it): a publisher's streams end at once.
+    pub fn relay_lost(self: &Arc<Self>, relay: zego_relay::SessionId) {
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            let outputs = state.registry.relay_lost(relay, Now::system());
+            self.apply(&mut state, outputs, &mut effects);
+        }
+        self.after(effects);
+    }
+
     pub fn tick(self: &Arc<Self>, now: Now) {
         let mut effects = Effects::default();
         {
@@ -378,8 +389,9 @@ fn relay_outcome(
             error::message(error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED).to_owned(),
         ),
         Ok(Err(e)) => {
+            // The detail (an I/O error, the relay's state) is the server's own: it stays in the log.
             tracing::error!(error = %e, "relay failure");
-            refusal(inner, format!("media relay: {e}"))
+            refusal(inner, "media relay failure".to_owned())
         }
         Err(_) => {
             tracing::error!("relay did not answer within {RELAY_CALL_TIMEOUT:?}");

@@ -23,9 +23,16 @@ pub mod cli;
 mod clock;
 pub mod config;
 mod connection;
+mod frame_limit;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod hub;
+mod listener;
+pub mod logging;
 mod metrics;
+pub mod open_files;
 mod rate;
 mod registry;
 mod room;

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use zego_server::cli::{self, Cli, Command, ServeArgs, TokenCommand};
-use zego_server::Server;
+use zego_server::{open_files, Server, ServerConfig};
+
+/// Files the server holds besides its connections: the listener, the media socket, the runtime's own.
+const FILES_BESIDE_CONNECTIONS: usize = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,10 +58,8 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    zego_server::logging::init(filter);
+    raise_open_file_limit(&config);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -94,6 +95,33 @@ fn serve(args: &ServeArgs) -> ExitCode {
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Every connection is a file descriptor: the soft limit goes up to the hard limit, and a cap the limit cannot
+/// hold is pointed out.
+fn raise_open_file_limit(config: &ServerConfig) {
+    match open_files::raise_to_hard_limit() {
+        Ok((before, after)) => {
+            if after.soft != before.soft {
+                tracing::info!(
+                    from = before.soft,
+                    to = after.soft,
+                    "raised the open-file limit"
+                );
+            }
+            let needed = config
+                .max_connections
+                .saturating_add(FILES_BESIDE_CONNECTIONS);
+            if after.soft < needed as u64 {
+                tracing::warn!(
+                    limit = after.soft,
+                    max_connections = config.max_connections,
+                    "the open-file limit is below max_connections: connections beyond it fail to be accepted"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -310,10 +310,11 @@ impl Registry {
             &req.user.user_id,
             &req.room_id,
             now,
-            &mut app.replay,
+            &app.replay,
         )?;
 
         if let Some(session) = self.resumable(&req) {
+            self.spend_proof(&req, now);
             return Ok(self.resume(session, req, grant, now));
         }
 
@@ -330,6 +331,7 @@ impl Registry {
             }
         }
 
+        self.spend_proof(&req, now);
         let mut outputs = Vec::new();
         if let Some(previous) = previous {
             self.totals.same_user_kicks += 1;
@@ -389,6 +391,13 @@ impl Registry {
             resumed: false,
             outputs,
         })
+    }
+
+    /// A login is going through: its app_sign proof cannot be used again (a refused login spends nothing).
+    fn spend_proof(&mut self, req: &LoginRequest, now: Now) {
+        if let Some(app) = self.apps.get_mut(&req.app_id) {
+            app.replay.spend(&req.credentials, &req.user.user_id, now);
+        }
     }
 
     /// The session a login names in `resume_session`, if it is the same app, room and user.
@@ -857,6 +866,37 @@ impl Registry {
                 },
             ));
         }
+        outputs
+    }
+
+    /// The relay lost a peer: nothing came from it for a few seconds after it had connected, as when its process
+    /// was killed. A publisher's streams are deleted at once with reason 2, like a session whose heartbeat timed
+    /// out, and their players are stopped. A player's play ends as in [`Registry::relay_disconnected`].
+    pub fn relay_lost(&mut self, relay: RelaySessionId, now: Now) -> Vec<Output> {
+        let published = self.apps.iter().find_map(|(&app_id, app)| {
+            app.streams
+                .iter()
+                .find(|(_, s)| s.relay == Some(relay))
+                .map(|(stream_id, _)| (app_id, stream_id.clone()))
+        });
+        let Some((app_id, stream_id)) = published else {
+            return self.relay_disconnected(relay, now);
+        };
+        tracing::info!(
+            relay_session = relay,
+            app_id,
+            stream_id,
+            "stream deleted: its publisher's media is lost"
+        );
+        let mut outputs = Vec::new();
+        self.delete_streams(
+            app_id,
+            &[stream_id],
+            stream_delete_reason::HEARTBEAT_TIMEOUT,
+            &mut outputs,
+        );
+        // The relay already forgot the session.
+        outputs.retain(|o| *o != Output::CloseRelay(relay));
         outputs
     }
 

@@ -18,13 +18,11 @@ use crate::config::{ConfigError, ServerConfig};
 use crate::connection::ConnectionSettings;
 use crate::http::{self, HttpState};
 use crate::hub::Hub;
+use crate::listener::{self, ListenerLimits};
 use crate::registry::{Registry, Settings};
 
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-/// Kernel send buffer of a signaling connection. The bounded per-connection queue is the real buffer; a small
-/// kernel buffer keeps memory per connection bounded and lets a client that stopped reading be noticed soon.
-const SIGNALING_SEND_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -98,26 +96,18 @@ impl Server {
             },
             next_conn: Arc::new(AtomicU64::new(0)),
         });
-        let stop = shutdown.clone();
-        let listener =
-            axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-                // Signaling messages are small and latency matters: no Nagle delay.
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("cannot set TCP_NODELAY: {e}");
-                }
-                if let Err(e) =
-                    socket2::SockRef::from(&*tcp).set_send_buffer_size(SIGNALING_SEND_BUFFER)
-                {
-                    tracing::debug!("cannot size the send buffer: {e}");
-                }
-            });
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
+        let limits = ListenerLimits {
+            max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+        };
+        tasks.push(tokio::spawn(listener::serve(
+            listener,
+            router,
+            limits,
+            shutdown.clone(),
+        )));
 
         let handle = ServerHandle {
             http_addr,
@@ -240,6 +230,10 @@ async fn watch_relay(
             Ok(RelayEvent::Disconnected(id)) => {
                 tracing::debug!(relay_session = id, "media disconnected");
                 hub.relay_disconnected(id);
+            }
+            Ok(RelayEvent::Lost(id)) => {
+                tracing::debug!(relay_session = id, "media lost");
+                hub.relay_lost(id);
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 tracing::debug!(missed = n, "relay events lagged")

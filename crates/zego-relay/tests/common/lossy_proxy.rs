@@ -30,6 +30,7 @@ pub struct LossyProxy {
     pub dropped: Arc<AtomicU64>,
     /// When set, nothing passes in either direction: the peers behind the proxy go silent.
     pub blackhole: Arc<std::sync::atomic::AtomicBool>,
+    upstreams: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -45,6 +46,7 @@ impl LossyProxy {
         let front = Arc::new(front.socket);
         let dropped = Arc::new(AtomicU64::new(0));
         let upstreams: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+        let upstreams_in_task = upstreams.clone();
         let counter = Arc::new(AtomicU64::new(0));
         let dropped_in_task = dropped.clone();
         let blackhole = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -58,12 +60,12 @@ impl LossyProxy {
                 if blackhole_in_task.load(Ordering::Relaxed) {
                     continue;
                 }
-                let upstream = upstreams.lock().get(&client).cloned();
+                let upstream = upstreams_in_task.lock().get(&client).cloned();
                 let upstream = match upstream {
                     Some(u) => u,
                     None => {
                         let u = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-                        upstreams.lock().insert(client, u.clone());
+                        upstreams_in_task.lock().insert(client, u.clone());
                         // Relay -> client, with loss.
                         let (u2, front2) = (u.clone(), front.clone());
                         let (counter, dropped, armed) =
@@ -99,8 +101,15 @@ impl LossyProxy {
             addr,
             dropped,
             blackhole,
+            upstreams,
             task,
         }
+    }
+
+    /// The sockets the relay sees the clients behind the proxy at: what is sent from one comes, to the relay, from
+    /// that client.
+    pub fn upstreams(&self) -> Vec<Arc<UdpSocket>> {
+        self.upstreams.lock().values().cloned().collect()
     }
 }
 

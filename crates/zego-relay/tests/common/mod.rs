@@ -372,6 +372,11 @@ impl Publisher {
         }
     }
 
+    /// The SSRC and payload type of its audio.
+    pub fn audio_stream(&self) -> (u32, u8) {
+        (self.audio_ssrc, self.audio_pt)
+    }
+
     /// Keyframe requests (PLI/FIR) that reached this publisher.
     pub fn keyframe_requests(&self) -> u64 {
         self.keyframe_requests.load(Ordering::Relaxed)
@@ -443,7 +448,11 @@ impl Publisher {
     }
 }
 
-fn local_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> Arc<TrackLocalStaticSample> {
+pub fn local_track(
+    kind: RtpCodecKind,
+    ssrc: u32,
+    codec: RTCRtpCodec,
+) -> Arc<TrackLocalStaticSample> {
     Arc::new(
         TrackLocalStaticSample::new(
             Instant::now(),

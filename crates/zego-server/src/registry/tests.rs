@@ -1082,3 +1082,64 @@ fn media_lost_at_the_relay_ends_plays_and_eventually_streams() {
     // Events about sessions the server closed itself are ignored.
     assert!(w.reg.relay_disconnected(12345, w.now).is_empty());
 }
+
+#[test]
+fn a_lost_publisher_s_stream_is_deleted_at_once_with_reason_2() {
+    let mut w = World::new();
+    let (a, _) = w.login("a", "r");
+    let (b, _) = w.login("b", "r");
+    let (c, _) = w.login("c", "r");
+    w.publish(a, "s1");
+    w.play(b, "s1");
+    let player_relay = w.next_relay;
+    let publisher_relay = player_relay - 1;
+
+    let out = w.reg.relay_lost(publisher_relay, w.now);
+    assert_eq!(
+        to(&out, b),
+        vec![
+            ServerMessage::PlayStopped {
+                stream_id: "s1".into(),
+                code: reason::HEARTBEAT_TIMEOUT
+            },
+            ServerMessage::StreamUpdate {
+                room_id: "r".into(),
+                update_type: UpdateType::Delete,
+                streams: vec![StreamInfo {
+                    user: user("a"),
+                    stream_id: "s1".into(),
+                    extra_info: String::new(),
+                }],
+                reasons: vec![StreamDeleteReason {
+                    stream_id: "s1".into(),
+                    code: reason::HEARTBEAT_TIMEOUT
+                }],
+            }
+        ]
+    );
+    assert!(matches!(
+        &to(&out, c)[..],
+        [ServerMessage::StreamUpdate { update_type: UpdateType::Delete, reasons, .. }]
+            if reasons[0].code == reason::HEARTBEAT_TIMEOUT
+    ));
+    assert_eq!(
+        closed_relays(&out),
+        vec![player_relay],
+        "the player's media ends; the relay already forgot the publisher's"
+    );
+    assert_eq!((w.reg.census().streams, w.reg.census().plays), (0, 0));
+    assert!(w.reg.has_session(a), "its signaling session stays");
+
+    // A lost player: its play ends, as when its media connection ends.
+    w.publish(a, "s2");
+    w.play(b, "s2");
+    let out = w.reg.relay_lost(w.next_relay, w.now);
+    assert_eq!(
+        to(&out, b),
+        vec![ServerMessage::PlayStopped {
+            stream_id: "s2".into(),
+            code: reason::DISCONNECTED
+        }]
+    );
+    assert_eq!(w.reg.census().streams, 1);
+}

@@ -550,9 +550,10 @@ data class VideoFrameParam(
      */
     @JvmField var captureTimeUs: Long = 0L,
     /**
-     * Increases by one per captured frame of a stream, so a gap in rendered frames means frames were dropped.
-     * Passing in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams
-     * without the stamp, like `capture_time_us`.
+     * Increases by one per captured frame of a stream, from 1 at the first frame the stream sends (preview-only
+     * frames before it are numbered by capture), so a gap in rendered frames means frames were dropped. Passing
+     * in, 0 lets the SDK number the frames. Passed out to the remote render callback, 0 for streams without the
+     * stamp, like `capture_time_us`.
      */
     @JvmField var frameNumber: Long = 0L
 )
