@@ -709,12 +709,11 @@ fn a_broken_media_path_is_repaired_by_publishing_and_playing_again() {
             "s",
             PlayerState::PlayRequesting,
             error::PLAYER_NETWORK_INTERRUPTED,
+        )(e) || player_state(
+            "s",
+            PlayerState::PlayRequesting,
+            error::PLAYER_STREAM_NOT_EXIST,
         )(e)
-            || player_state(
-                "s",
-                PlayerState::PlayRequesting,
-                error::PLAYER_STREAM_NOT_EXIST,
-            )(e)
     });
     let (mark_a, mark_v) = (rec_a.len(), rec_v.len());
     netsim

@@ -844,7 +844,10 @@ mod tests {
         *p.shared.sink.lock() = None;
         let numbers: Vec<u64> = streamed.iter().map(|f| f.frame_number).collect();
         // At most one frame captured before the sink was installed is delivered after it.
-        let first = numbers.iter().position(|&n| n == 1).expect("frame 1 of the stream");
+        let first = numbers
+            .iter()
+            .position(|&n| n == 1)
+            .expect("frame 1 of the stream");
         assert!(first <= 1, "{numbers:?}");
         for (i, f) in streamed[first..].iter().enumerate() {
             assert_eq!(f.frame_number, i as u64 + 1, "{numbers:?}");

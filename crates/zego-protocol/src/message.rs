@@ -101,7 +101,10 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::redact::REDACTED;
         match self {
-            Credentials::Token { .. } => f.debug_struct("Token").field("token", &format_args!("{REDACTED}")).finish(),
+            Credentials::Token { .. } => f
+                .debug_struct("Token")
+                .field("token", &format_args!("{REDACTED}"))
+                .finish(),
             Credentials::AppSign {
                 timestamp_ms,
                 nonce,

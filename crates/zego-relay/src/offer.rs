@@ -86,9 +86,13 @@ pub(crate) struct OfferedLine {
     pub pts: Vec<String>,
     /// The formats by name, as `name/clock rate` with the H.264 parameters that decide whether it is usable.
     pub formats: Vec<String>,
-    /// The `a=rtpmap` value of the first format, if it has one.
-    pub first_rtpmap: Option<String>,
+    /// The format a rejected m-line of the answer names, from the offer's own: the payload type and the
+    /// `a=rtpmap` value that goes with it (none for a static payload type).
+    pub rejected_format: Option<(String, Option<String>)>,
 }
+
+/// The payload types every SDP parser knows without an `a=rtpmap` (PCMU, G722, PCMA, CN).
+const STATIC_PTS: [&str; 4] = ["0", "9", "8", "13"];
 
 /// The m-lines of an offer, in order.
 pub(crate) fn offered_lines(offer_sdp: &str) -> Vec<OfferedLine> {
@@ -105,7 +109,7 @@ pub(crate) fn offered_lines(offer_sdp: &str) -> Vec<OfferedLine> {
                 kind,
                 pts,
                 formats: Vec::new(),
-                first_rtpmap: None,
+                rejected_format: None,
             });
             rtpmaps.push(Vec::new());
             fmtps.push(Vec::new());
@@ -125,11 +129,19 @@ pub(crate) fn offered_lines(offer_sdp: &str) -> Vec<OfferedLine> {
         }
     }
     for ((line, maps), fmtps) in lines.iter_mut().zip(rtpmaps).zip(fmtps) {
-        line.first_rtpmap = line
-            .pts
-            .first()
-            .and_then(|first| maps.iter().find(|(pt, _)| pt == first))
-            .map(|(pt, encoding)| format!("{pt} {encoding}"));
+        // The first format with an rtpmap any parser takes, or one that needs none.
+        line.rejected_format = line.pts.iter().find_map(|pt| {
+            let rtpmap = maps
+                .iter()
+                .find(|(p, encoding)| p == pt && well_formed_rtpmap(p, encoding))
+                .map(|(_, encoding)| format!("{pt} {encoding}"));
+            match rtpmap {
+                Some(rtpmap) => Some((pt.clone(), Some(rtpmap))),
+                None => STATIC_PTS
+                    .contains(&pt.as_str())
+                    .then(|| (pt.clone(), None)),
+            }
+        });
         for (pt, encoding) in maps {
             let name = encoding.split('/').next().unwrap_or_default();
             if ["rtx", "red", "ulpfec"]
@@ -165,6 +177,26 @@ pub(crate) fn offered_lines(offer_sdp: &str) -> Vec<OfferedLine> {
         }
     }
     lines
+}
+
+/// Whether an `a=rtpmap` value is one any SDP parser takes, so that the relay may echo it: an RTP payload type,
+/// then `name/clock rate` with an optional `/channels`, the name without spaces or slashes and the numbers in
+/// range.
+fn well_formed_rtpmap(pt: &str, encoding: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = encoding.split('/');
+    let (Some(name), Some(rate)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let channels = parts.next();
+    number(pt)
+        && pt.parse::<u8>().is_ok_and(|pt| pt <= 127)
+        && !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_graphic())
+        && number(rate)
+        && rate.parse::<u32>().is_ok_and(|rate| rate > 0)
+        && channels.is_none_or(|c| number(c) && c.parse::<u8>().is_ok())
+        && parts.next().is_none()
 }
 
 /// Why an m-line of this kind was not usable: what the relay needed and what was offered instead.
@@ -228,10 +260,68 @@ pub(crate) fn rejected_lines(answer: &str) -> Vec<usize> {
         .collect()
 }
 
-/// Gives every rejected m-line of the answer the first format of the offer's m-line, with its `a=rtpmap` at the
-/// end of the section (RFC 3264: a rejected stream keeps at least one format; browsers refuse an m-line without one,
-/// and some stacks a format without its rtpmap).
-pub(crate) fn complete_rejected_lines(answer: &str, offered: &[OfferedLine]) -> String {
+/// Rejects the answer's m-lines that are open (port not 0) but name no format, and takes their mids out of the
+/// BUNDLE group, as for any other rejected m-line. str0m matches a format of the other kind (Opus offered in a video
+/// section) and then writes only the formats of the section's own kind, leaving an m-line no SDP parser takes.
+/// The relay builds no track on such a section: it has no H.264 or Opus format of its kind.
+pub(crate) fn reject_formatless_lines(answer: &str) -> String {
+    let open_without_format = |media: &str| {
+        let fields: Vec<&str> = media.split_whitespace().collect();
+        fields.len() == 3 && fields[1] != "0"
+    };
+    // The m-line indexes to reject and their mids.
+    let mut lines: Vec<usize> = Vec::new();
+    let mut mids: Vec<&str> = Vec::new();
+    let mut section: Option<(usize, bool)> = None;
+    for line in answer.lines().map(str::trim_end) {
+        if let Some(media) = line.strip_prefix("m=") {
+            let index = section.map_or(0, |(i, _)| i + 1);
+            let formatless = open_without_format(media);
+            if formatless {
+                lines.push(index);
+            }
+            section = Some((index, formatless));
+        } else if let (Some(mid), Some((_, true))) = (line.strip_prefix("a=mid:"), section) {
+            mids.push(mid);
+        }
+    }
+    if lines.is_empty() {
+        return answer.to_owned();
+    }
+    let mut out = String::with_capacity(answer.len());
+    let mut index = None;
+    for line in answer.lines().map(str::trim_end) {
+        if let Some(media) = line.strip_prefix("m=") {
+            let i = index.map_or(0, |i: usize| i + 1);
+            index = Some(i);
+            if lines.contains(&i) {
+                let fields: Vec<&str> = media.split_whitespace().collect();
+                let _ = write!(out, "m={} 0 {} \r\n", fields[0], fields[2]);
+                continue;
+            }
+        } else if let (None, Some(group)) = (index, line.strip_prefix("a=group:BUNDLE")) {
+            out.push_str("a=group:BUNDLE");
+            for mid in group.split_whitespace().filter(|m| !mids.contains(m)) {
+                out.push(' ');
+                out.push_str(mid);
+            }
+            out.push_str("\r\n");
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Gives every rejected m-line of the answer a format of the offer's m-line (the first with a well-formed
+/// `a=rtpmap`, or a static one), with its `a=rtpmap` at the end of the section (RFC 3264: a rejected stream keeps at
+/// least one format; browsers refuse an m-line without one, and some stacks a format without its rtpmap). An offer
+/// with an m-line that has no such format is refused.
+pub(crate) fn complete_rejected_lines(
+    answer: &str,
+    offered: &[OfferedLine],
+) -> Result<String, RelayError> {
     let mut out = String::with_capacity(answer.len() + 64);
     let mut index = 0;
     // The rtpmap owed to the section being copied.
@@ -244,10 +334,16 @@ pub(crate) fn complete_rejected_lines(answer: &str, offered: &[OfferedLine]) -> 
             let fields: Vec<&str> = media.split_whitespace().collect();
             let line_offered = offered.get(index);
             index += 1;
-            let pt = line_offered.and_then(|o| o.pts.first());
-            if let (true, Some(pt)) = (fields.len() == 3 && fields[1] == "0", pt) {
+            if fields.len() == 3 && fields[1] == "0" {
+                let Some((pt, rtpmap)) = line_offered.and_then(|o| o.rejected_format.as_ref())
+                else {
+                    return Err(RelayError::BadOffer(format!(
+                        "m-line {index} ({}) has no format with a well-formed a=rtpmap",
+                        fields[0]
+                    )));
+                };
                 let _ = write!(out, "m={} 0 {} {pt}\r\n", fields[0], fields[2]);
-                owed = line_offered.and_then(|o| o.first_rtpmap.as_deref());
+                owed = rtpmap.as_deref();
                 continue;
             }
         }
@@ -257,7 +353,7 @@ pub(crate) fn complete_rejected_lines(answer: &str, offered: &[OfferedLine]) -> 
     if let Some(rtpmap) = owed {
         let _ = write!(out, "a=rtpmap:{rtpmap}\r\n");
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -299,7 +395,7 @@ mod tests {
         let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
                       m=video 0 UDP/TLS/RTP/SAVPF \r\na=mid:1\r\n";
         assert_eq!(rejected_lines(answer), [1]);
-        let completed = complete_rejected_lines(answer, &offered_lines(OFFER));
+        let completed = complete_rejected_lines(answer, &offered_lines(OFFER)).unwrap();
         assert!(
             completed.ends_with(
                 "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n"
@@ -307,6 +403,69 @@ mod tests {
             "{completed}"
         );
         assert!(completed.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
+    }
+
+    #[test]
+    fn a_rejected_m_line_names_a_format_every_parser_takes() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+                     a=rtpmap:102 VPort-wide-cc-extensions-01\r\na=rtpmap:102 VP8/90000\r\n\
+                     m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/300\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 100\r\na=rtpmap:100 VP8\r\n";
+        let lines = offered_lines(offer);
+        let format = |i: usize| lines[i].rejected_format.clone();
+        assert_eq!(
+            format(0),
+            Some(("102".into(), Some("102 VP8/90000".into())))
+        );
+        assert_eq!(format(1), Some(("0".into(), None)));
+        assert_eq!(format(2), None);
+        for (pt, encoding, taken) in [
+            ("111", "opus/48000/2", true),
+            ("96", "H264/90000", true),
+            ("96", "x-custom:codec/90000", true),
+            ("128", "VP8/90000", false),
+            ("96", "VP8/0", false),
+            ("96", "VP8/", false),
+            ("96", "VP 8/90000", false),
+            ("96", "/90000", false),
+            ("96", "opus/48000/300", false),
+        ] {
+            assert_eq!(well_formed_rtpmap(pt, encoding), taken, "{pt} {encoding}");
+        }
+        let answer = "v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF \r\na=mid:0\r\n\
+                      m=audio 0 UDP/TLS/RTP/SAVPF \r\na=mid:1\r\n";
+        let completed = complete_rejected_lines(answer, &lines).unwrap();
+        assert_eq!(
+            completed,
+            "v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=rtpmap:102 VP8/90000\r\n\
+             m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:1\r\n"
+        );
+        // The third m-line has nothing to name when rejected: the offer is refused, saying so.
+        let answer = format!("{answer}m=video 0 UDP/TLS/RTP/SAVPF \r\na=mid:2\r\n");
+        let Err(RelayError::BadOffer(message)) = complete_rejected_lines(&answer, &lines) else {
+            panic!("an m-line without a usable format was answered");
+        };
+        assert_eq!(
+            message,
+            "m-line 3 (video) has no format with a well-formed a=rtpmap"
+        );
+    }
+
+    #[test]
+    fn an_open_m_line_without_a_format_is_rejected_and_leaves_the_bundle() {
+        let answer = "v=0\r\na=group:BUNDLE 0 1\r\n\
+                      m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+                      m=video 9 UDP/TLS/RTP/SAVPF \r\na=mid:1\r\na=sendonly\r\n";
+        let fixed = reject_formatless_lines(answer);
+        assert_eq!(
+            fixed,
+            "v=0\r\na=group:BUNDLE 0\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n\
+             m=video 0 UDP/TLS/RTP/SAVPF \r\na=mid:1\r\na=sendonly\r\n"
+        );
+        assert_eq!(rejected_lines(&fixed), [1]);
+        // An answer whose m-lines all name a format is left as it is.
+        assert_eq!(reject_formatless_lines(&fixed), fixed);
     }
 
     #[test]

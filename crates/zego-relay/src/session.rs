@@ -216,7 +216,7 @@ impl Session {
         rtc.add_local_candidate(candidate);
         let answer = rtc.sdp_api().accept_offer(offer).map_err(offer::refused)?;
 
-        let mut answer = answer.to_sdp_string();
+        let mut answer = offer::reject_formatless_lines(&answer.to_sdp_string());
         let next_timeout = loop {
             match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => break t,
@@ -275,7 +275,7 @@ impl Session {
             }
         };
         if !rejected.is_empty() {
-            answer = offer::complete_rejected_lines(&answer, &offered);
+            answer = offer::complete_rejected_lines(&answer, &offered)?;
         }
 
         let session = Session {
@@ -1023,6 +1023,51 @@ mod tests {
                      a=ssrc-group:FEC-FR 10 12\r\na=ssrc:10 cname:x\r\n";
         assert_eq!(offered_fec_group(offer), Some((10, 12)));
         assert_eq!(offered_fec_group(ANSWER), None);
+    }
+
+    /// An offer whose video section carries only Opus: str0m takes the section and writes it with no format.
+    fn offer_with_opus_as_video(direction: &str) -> String {
+        let transport = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:Fz3k\r\na=ice-pwd:9LuUbKTo8dZ1Ab7ZQ2kYsC2L\r\n\
+            a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CB:E9:71:EF:\
+            0C:FA:7E:0B:8A:23:C5:71:8A:3B:41:E3:0E:2D:9C:5E:11\r\na=setup:actpass\r\na=rtcp-mux\r\n";
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n{transport}a=mid:0\r\na={direction}\r\n\
+             a=rtpmap:111 opus/48000/2\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 111\r\n{transport}a=mid:1\r\na={direction}\r\n\
+             a=rtpmap:111 opus/48000/2\r\n"
+        )
+    }
+
+    #[test]
+    fn a_video_section_offering_only_audio_is_answered_as_rejected() {
+        let env = RtcEnv::new(SocketAddr::from(([127, 0, 0, 1], 5004))).unwrap();
+        for (role, direction) in [
+            (RoleKind::Player, "recvonly"),
+            (RoleKind::Publisher, "sendonly"),
+        ] {
+            let offer = offer_with_opus_as_video(direction);
+            let (session, answer) = Session::accept(1, role, &offer, &env, Instant::now())
+                .unwrap_or_else(|e| panic!("{direction}: {e}"));
+            assert!(
+                str0m::change::SdpAnswer::from_sdp_string(&answer).is_ok(),
+                "{answer}"
+            );
+            assert!(answer.contains("a=group:BUNDLE 0\r\n"), "{answer}");
+            assert!(answer.contains("m=audio 9 "), "{answer}");
+            assert!(
+                answer.contains("m=video 0 UDP/TLS/RTP/SAVPF 111\r\n"),
+                "{answer}"
+            );
+            match session.role {
+                Role::Player(tracks) => {
+                    assert!(tracks.video.is_none() && tracks.audio.is_some())
+                }
+                Role::Publisher(tracks) => {
+                    assert!(tracks.video.is_none() && tracks.audio.is_some())
+                }
+            }
+        }
     }
 
     #[test]

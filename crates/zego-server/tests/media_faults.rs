@@ -279,7 +279,10 @@ async fn expect_deleted(watcher: &mut Client, stream_id: &str, code: u32, within
         }
         seen.push(msg);
     }
-    eprintln!("{stream_id}: deleted {:?} after its media stopped", start.elapsed());
+    eprintln!(
+        "{stream_id}: deleted {:?} after its media stopped",
+        start.elapsed()
+    );
 }
 
 /// A publisher live in a room with a watcher playing it; returns (publisher's client, its peer, watcher).
