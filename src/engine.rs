@@ -9,7 +9,6 @@
 //! callback thread, and per channel/stream media threads (capture, encode, decode) so codec work never runs on the
 //! runtime.
 
-mod cancel;
 mod core;
 mod driver;
 mod playing;

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use zego_protocol::error::ErrorCode;
 use zego_protocol::message::ClientMessage;
 
-use super::cancel::Cancel;
 use crate::config::{
     EngineProfile, EngineState, PlayerConfig, PlayerState, PublishChannel, PublisherState,
 };
@@ -50,14 +50,14 @@ pub(crate) struct PublishEntry {
     pub stream_id: String,
     pub epoch: u64,
     pub inbox: mpsc::UnboundedSender<StreamEvent>,
-    pub cancel: Cancel,
+    pub cancel: CancellationToken,
     last: (PublisherState, ErrorCode),
 }
 
 pub(crate) struct PlayEntry {
     pub epoch: u64,
     pub inbox: mpsc::UnboundedSender<StreamEvent>,
-    pub cancel: Cancel,
+    pub cancel: CancellationToken,
     /// The player of the current attempt.
     pub player: Option<Arc<Player>>,
     /// Settings each new player of this stream starts with.
@@ -186,11 +186,11 @@ impl Core {
         state: &mut State,
         channel: PublishChannel,
         stream_id: &str,
-    ) -> (u64, mpsc::UnboundedReceiver<StreamEvent>, Cancel) {
+    ) -> (u64, mpsc::UnboundedReceiver<StreamEvent>, CancellationToken) {
         state.next_epoch += 1;
         let epoch = state.next_epoch;
         let (inbox, rx) = mpsc::unbounded_channel();
-        let cancel = Cancel::default();
+        let cancel = CancellationToken::new();
         state.publishes.insert(
             channel,
             PublishEntry {
@@ -296,11 +296,11 @@ impl Core {
         &self,
         state: &mut State,
         stream_id: &str,
-    ) -> (u64, mpsc::UnboundedReceiver<StreamEvent>, Cancel) {
+    ) -> (u64, mpsc::UnboundedReceiver<StreamEvent>, CancellationToken) {
         state.next_epoch += 1;
         let epoch = state.next_epoch;
         let (inbox, rx) = mpsc::unbounded_channel();
-        let cancel = Cancel::default();
+        let cancel = CancellationToken::new();
         state.plays.insert(
             stream_id.to_owned(),
             PlayEntry {

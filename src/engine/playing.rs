@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use zego_protocol::error;
 use zego_protocol::message::{ClientMessage, ReplyResult};
 
-use super::cancel::Cancel;
 use super::core::{Core, StreamEvent};
 use crate::config::{PlayerConfig, PlayerState};
 use crate::player::Player;
@@ -33,7 +33,7 @@ pub(super) async fn run(
     epoch: u64,
     config: PlayerConfig,
     mut inbox: mpsc::UnboundedReceiver<StreamEvent>,
-    cancel: Cancel,
+    cancel: CancellationToken,
 ) {
     let mut current: Option<Arc<Player>> = None;
     tokio::select! {

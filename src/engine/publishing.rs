@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use zego_protocol::error;
 use zego_protocol::message::{ClientMessage, ReplyResult};
 
-use super::cancel::Cancel;
 use super::core::{Core, PublisherSlot, StreamEvent};
 use crate::config::{PublishChannel, PublisherState};
 use crate::room::RequestError;
@@ -34,7 +34,7 @@ pub(super) async fn run(
     stream_id: String,
     epoch: u64,
     mut inbox: mpsc::UnboundedReceiver<StreamEvent>,
-    cancel: Cancel,
+    cancel: CancellationToken,
     slot: Arc<PublisherSlot>,
 ) {
     let _turn = tokio::select! {

@@ -17,11 +17,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::limits;
 use zego_protocol::message::{ClientMessage, ServerMessage};
 
-use crate::cancel::Cancel;
 use crate::frame_limit::{self, FrameCap, FrameLimited};
 use crate::hub::{encode, ConnId, Hub, Link, Outgoing};
 use crate::metrics::SignalingCounters;
@@ -73,11 +73,11 @@ pub async fn serve(
     hub: Arc<Hub>,
     conn: ConnId,
     settings: ConnectionSettings,
-    shutdown: Cancel,
+    shutdown: CancellationToken,
 ) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel(settings.queue_capacity);
-    let kill = Cancel::default();
+    let kill = CancellationToken::new();
     let writer = tokio::spawn(write_loop(sink, rx, kill.clone()));
     SignalingCounters::bump(&hub.counters.connections_opened);
     tracing::debug!(conn, "connection opened");
@@ -154,7 +154,7 @@ pub async fn serve(
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Outgoing>,
-    kill: Cancel,
+    kill: CancellationToken,
 ) {
     'outer: loop {
         let first = tokio::select! {

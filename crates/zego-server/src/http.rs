@@ -13,10 +13,10 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
 use zego_protocol::limits;
 use zego_protocol::message::SIGNALING_PATH;
 
-use crate::cancel::Cancel;
 use crate::connection::{self, ConnectionSettings, FRAME_HARD_MAX};
 use crate::frame_limit::{FrameCap, FrameLimited};
 use crate::hub::Hub;
@@ -28,7 +28,7 @@ const READ_BUFFER_START: usize = 4 * 1024;
 #[derive(Clone)]
 pub struct HttpState {
     pub hub: Arc<Hub>,
-    pub shutdown: Cancel,
+    pub shutdown: CancellationToken,
     pub connections: ConnectionSettings,
     pub next_conn: Arc<AtomicU64>,
 }

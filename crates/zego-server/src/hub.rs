@@ -12,11 +12,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::message::ServerMessage;
 use zego_relay::{Relay, RelayError};
 
-use crate::cancel::Cancel;
 use crate::clock::Now;
 use crate::metrics::{self, SignalingCounters};
 use crate::registry::{
@@ -44,7 +44,7 @@ pub struct Link {
     pub conn: ConnId,
     pub tx: mpsc::Sender<Outgoing>,
     /// Ends the connection at once (no close frame): for slow readers and replaced connections.
-    pub kill: Cancel,
+    pub kill: CancellationToken,
 }
 
 impl Link {

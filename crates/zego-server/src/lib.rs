@@ -18,7 +18,6 @@
 //! ```
 
 mod auth;
-mod cancel;
 pub mod cli;
 mod clock;
 pub mod config;

@@ -18,9 +18,9 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
-use crate::cancel::Cancel;
 use crate::connection::WARN_PERIOD;
 use crate::rate::WarnLimiter;
 
@@ -45,7 +45,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ListenerLimits,
-    shutdown: Cancel,
+    shutdown: CancellationToken,
 ) {
     let open = Arc::new(Mutex::new(OpenConnections::default()));
     let mut warnings = WarnLimiter::new(WARN_PERIOD);
@@ -96,7 +96,7 @@ async fn serve_connection(
     stream: GuardedStream,
     router: Router,
     header_read_timeout: Duration,
-    shutdown: Cancel,
+    shutdown: CancellationToken,
 ) {
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut router = router.clone();

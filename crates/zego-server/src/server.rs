@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use zego_protocol::message::SIGNALING_PATH;
 use zego_relay::{Relay, RelayConfig, RelayEvent};
 
 use crate::auth::AppKeys;
-use crate::cancel::Cancel;
 use crate::clock::Now;
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::ConnectionSettings;
@@ -78,7 +78,7 @@ impl Server {
 
         let settings = Settings::from_config(&config);
         let hub = Hub::new(Registry::new(settings, &keys), relay.clone());
-        let shutdown = Cancel::default();
+        let shutdown = CancellationToken::new();
         let mut tasks = vec![
             tokio::spawn(run_timers(
                 hub.clone(),
@@ -136,7 +136,7 @@ pub struct ServerHandle {
     announced_media_addr: SocketAddr,
     hub: Arc<Hub>,
     relay: Relay,
-    shutdown: Cancel,
+    shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -203,7 +203,7 @@ fn tick_period(settings: &Settings) -> Duration {
 }
 
 /// The one place timers run: heartbeat timeouts, token warnings and expiries, online counts.
-async fn run_timers(hub: Arc<Hub>, period: Duration, shutdown: Cancel) {
+async fn run_timers(hub: Arc<Hub>, period: Duration, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -214,11 +214,12 @@ async fn run_timers(hub: Arc<Hub>, period: Duration, shutdown: Cancel) {
     }
 }
 
-/// Relay session events: a media connection that ended on its own ends its play, or its stream after a grace.
+/// Relay session events: a media connection that ended on its own ends its play, or its stream after a grace; a
+/// publisher the relay lost (no media for its timeout) loses its streams at once, and their players are told.
 async fn watch_relay(
     hub: Arc<Hub>,
     mut events: tokio::sync::broadcast::Receiver<RelayEvent>,
-    shutdown: Cancel,
+    shutdown: CancellationToken,
 ) {
     loop {
         let event = tokio::select! {
