@@ -75,6 +75,25 @@ pub(super) struct PlayerShared {
 }
 
 impl PlayerShared {
+    /// A stream's state before anything arrived: full volume, nothing muted, no first frame yet.
+    pub(super) fn new(stream_id: &str, events: EventSender) -> Self {
+        PlayerShared {
+            stream_id: stream_id.to_owned(),
+            events,
+            volume: AtomicU32::new(100),
+            audio_muted: AtomicBool::new(false),
+            video_muted: AtomicBool::new(false),
+            rtt_us: AtomicU32::new(0),
+            counters: Counters::default(),
+            recv_video_first: AtomicBool::new(false),
+            recv_audio_first: AtomicBool::new(false),
+            render_first: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        }
+    }
+}
+
+impl PlayerShared {
     /// Records a round-trip measurement (milliseconds, fractional).
     pub fn set_rtt(&self, rtt_ms: f64) {
         if rtt_ms.is_finite() && rtt_ms >= 0.0 {
@@ -122,19 +141,7 @@ impl Player {
         // Every supported resource mode (see `PlayerConfig::validate`) takes the same real-time path.
         let _ = config;
         Player {
-            shared: Arc::new(PlayerShared {
-                stream_id: stream_id.to_owned(),
-                events,
-                volume: AtomicU32::new(100),
-                audio_muted: AtomicBool::new(false),
-                video_muted: AtomicBool::new(false),
-                rtt_us: AtomicU32::new(0),
-                counters: Counters::default(),
-                recv_video_first: AtomicBool::new(false),
-                recv_audio_first: AtomicBool::new(false),
-                render_first: AtomicBool::new(false),
-                stopped: AtomicBool::new(false),
-            }),
+            shared: Arc::new(PlayerShared::new(stream_id, events)),
             runtime,
             transport,
             notices,

@@ -198,26 +198,12 @@ fn compute(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU32};
 
     use super::*;
     use crate::event::CallbackThread;
-    use crate::player::Counters;
 
     fn shared(events: &CallbackThread) -> PlayerShared {
-        PlayerShared {
-            stream_id: "s".into(),
-            events: events.sender(),
-            volume: AtomicU32::new(100),
-            audio_muted: AtomicBool::new(false),
-            video_muted: AtomicBool::new(false),
-            rtt_us: AtomicU32::new(0),
-            counters: Counters::default(),
-            recv_video_first: AtomicBool::new(false),
-            recv_audio_first: AtomicBool::new(false),
-            render_first: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-        }
+        PlayerShared::new("s", events.sender())
     }
 
     /// A clean network (no loss, no round trip, no delay) between two snapshots `INTERVAL` apart.
