@@ -230,6 +230,17 @@ mod tests {
         level
     }
 
+    /// A media packet as the publisher's coder takes it.
+    fn coded(packet: &MediaPacket) -> Media {
+        Media {
+            seq: packet.seq as u16,
+            payload_type: 108,
+            marker: packet.marker,
+            timestamp: packet.timestamp,
+            payload: Bytes::copy_from_slice(&packet.payload),
+        }
+    }
+
     fn payload(i: u64) -> Vec<u8> {
         vec![i as u8; 200 + (i as usize * 37) % 900]
     }
@@ -309,18 +320,7 @@ mod tests {
             .collect();
         let repairs: Vec<Repair> = packets
             .iter()
-            .flat_map(|p| {
-                coder.on_media(
-                    p.seq,
-                    Some(Media {
-                        seq: p.seq as u16,
-                        payload_type: 108,
-                        marker: p.marker,
-                        timestamp: p.timestamp,
-                        payload: Bytes::copy_from_slice(&p.payload),
-                    }),
-                )
-            })
+            .flat_map(|p| coder.on_media(p.seq, Some(coded(p))))
             .collect();
         receiver.on_repair(&repairs[0].payload, now, &mut out);
         for p in packets.iter().filter(|p| p.seq != 70_003) {
@@ -355,16 +355,7 @@ mod tests {
             ext: ExtensionValues::default(),
             payload: Arc::from(&payload(7)[..]),
         };
-        let repairs = coder.on_media(
-            packet.seq,
-            Some(Media {
-                seq: packet.seq as u16,
-                payload_type: 108,
-                marker: packet.marker,
-                timestamp: packet.timestamp,
-                payload: Bytes::copy_from_slice(&packet.payload),
-            }),
-        );
+        let repairs = coder.on_media(packet.seq, Some(coded(&packet)));
         assert!(!repairs.is_empty(), "a one-packet frame is protected");
         let mut out = Vec::new();
         assert!(receiver.on_media(&packet, &mut out));
