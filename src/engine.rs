@@ -31,6 +31,7 @@ use crate::config::{
 };
 use crate::event::{CallbackThread, Event, EventSink};
 use crate::room::{LoginParams, RequestError, RoomSession};
+use crate::server_url::ServerUrl;
 
 pub type Result<T> = std::result::Result<T, ErrorCode>;
 
@@ -46,25 +47,6 @@ pub struct Engine {
     /// Taken by teardown.
     runtime: Option<tokio::runtime::Runtime>,
     callback: Option<CallbackThread>,
-}
-
-/// `ws://host:port[/path]` with a non-empty host and a port.
-fn validate_server_url(url: &str) -> Result<()> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let invalid = error::ENGINE_SERVER_ADDRESS_INVALID;
-    let rest = url.strip_prefix("ws://").ok_or(invalid)?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = authority.rsplit_once(':').ok_or(invalid)?;
-    let host_ok = !host.is_empty()
-        && (host.starts_with('[') && host.ends_with(']')
-            || host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-    if !host_ok || !port_ok || url.into_client_request().is_err() {
-        return Err(invalid);
-    }
-    Ok(())
 }
 
 /// How a failed room/IM request reads to the app.
@@ -87,7 +69,7 @@ impl Engine {
             "" => None,
             sign => Some(validate::app_sign(sign)?),
         };
-        validate_server_url(&profile.server)?;
+        ServerUrl::parse(&profile.server)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_WORKERS)
             .thread_name(RUNTIME_THREAD_NAME)
@@ -601,33 +583,5 @@ mod tests {
     fn an_engine_can_be_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
         shared::<Engine>();
-    }
-
-    #[test]
-    fn server_urls() {
-        for ok in [
-            "ws://127.0.0.1:8080/ws",
-            "ws://localhost:1",
-            "ws://media.example.com:443/a/b",
-            "ws://[::1]:9/ws",
-        ] {
-            assert_eq!(validate_server_url(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "127.0.0.1:80",
-            "http://a:1/ws",
-            "ws://:80/ws",
-            "ws://host/ws",
-            "ws://host:0/ws",
-            "ws://h st:1/",
-            "ws://host:99999/",
-        ] {
-            assert_eq!(
-                validate_server_url(bad),
-                Err(error::ENGINE_SERVER_ADDRESS_INVALID),
-                "{bad}"
-            );
-        }
     }
 }

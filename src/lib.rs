@@ -15,6 +15,7 @@ pub mod log;
 pub(crate) mod player;
 pub(crate) mod publisher;
 pub(crate) mod room;
+pub(crate) mod server_url;
 pub(crate) mod transport;
 
 #[cfg(feature = "fuzzing")]

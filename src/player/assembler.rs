@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
+use zego_rtp::h264::begins_with_sps;
 
 use super::nack::NackRequester;
 
@@ -164,7 +165,7 @@ impl FrameAssembler {
         let first = !std::mem::replace(&mut self.started, true);
         let seq = self.extend(sequence_number);
         self.nack.on_packet(seq, marker, now);
-        if first && !starts_keyframe(&payload) {
+        if first && !begins_with_sps(&payload) {
             self.nack.ask_before(seq, PROBE_BEFORE_FIRST, now);
         }
         // Already decoded or given up: a late retransmission or a duplicate.
@@ -209,7 +210,7 @@ impl FrameAssembler {
 
     /// Unwraps a 16-bit sequence number to the one nearest the highest seen.
     fn extend(&self, seq: u16) -> u64 {
-        zego_fec::seq::extend(self.highest, seq)
+        zego_rtp::seq::extend(self.highest, seq)
     }
 
     fn restart(&mut self, now: Instant, out: &mut Vec<Assembled>) {
@@ -248,7 +249,7 @@ impl FrameAssembler {
                 match self
                     .packets
                     .iter()
-                    .find(|(_, p)| starts_keyframe(&p.payload))
+                    .find(|(_, p)| begins_with_sps(&p.payload))
                     .map(|(s, _)| *s)
                 {
                     Some(start) => {
@@ -300,7 +301,7 @@ impl FrameAssembler {
                         && self
                             .packets
                             .get(&next)
-                            .is_some_and(|p| !starts_keyframe(&p.payload));
+                            .is_some_and(|p| !begins_with_sps(&p.payload));
                     if !useless {
                         // Measured from when the packet was seen missing, so the waits of frames queued behind
                         // each other overlap instead of adding up.
@@ -358,7 +359,7 @@ impl FrameAssembler {
         self.packets
             .range(next + 1..)
             .rev()
-            .filter(|(_, p)| starts_keyframe(&p.payload))
+            .filter(|(_, p)| begins_with_sps(&p.payload))
             .map(|(seq, _)| *seq)
             .find(|seq| self.waiting_keyframe || matches!(self.scan(*seq), Scan::Complete(_)))
     }
@@ -418,7 +419,7 @@ impl FrameAssembler {
         self.packets
             .range(after + 1..)
             .find(|(seq, p)| {
-                starts_keyframe(&p.payload)
+                begins_with_sps(&p.payload)
                     || self
                         .packets
                         .get(&(*seq - 1))
@@ -463,18 +464,6 @@ impl FrameAssembler {
             packets,
             completed_at: now,
         }));
-    }
-}
-
-/// Whether an RTP payload begins a keyframe: an SPS, alone or first in a STAP-A (every IDR we and browsers send
-/// is preceded by its parameter sets). Slices are not enough: the first IDR slice seen may not be the first one.
-pub(crate) fn starts_keyframe(payload: &[u8]) -> bool {
-    const SPS: u8 = 7;
-    const STAP_A: u8 = 24;
-    match payload.first().map(|b| b & 0x1F) {
-        Some(SPS) => true,
-        Some(STAP_A) => payload.get(3).is_some_and(|b| b & 0x1F == SPS),
-        _ => false,
     }
 }
 
@@ -897,14 +886,5 @@ mod tests {
             !out.iter().any(|o| matches!(o, Assembled::Nack(_))),
             "{out:?}"
         );
-    }
-
-    #[test]
-    fn detects_keyframe_starts() {
-        assert!(starts_keyframe(&[0x67, 0x42]));
-        assert!(starts_keyframe(&[0x78, 0x00, 0x04, 0x67, 0x42, 0xE0, 0x1F]));
-        assert!(!starts_keyframe(&[0x65, 0x88]));
-        assert!(!starts_keyframe(&[0x7C, 0x85, 0x00]));
-        assert!(!starts_keyframe(&[]));
     }
 }

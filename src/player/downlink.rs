@@ -17,6 +17,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use zego_rtp::VIDEO_CLOCK_RATE;
+
 /// Queueing delay (median over [`RECENT`]) that means the downlink's queue stands rather than absorbs a burst.
 const STANDING_QUEUE: Duration = Duration::from_millis(40);
 /// Below this the queue has drained and the estimate may grow.
@@ -46,7 +48,6 @@ const UNLIMITED_FACTOR: f64 = 2.0;
 pub(crate) const REPEAT: Duration = Duration::from_millis(500);
 /// Bytes per packet on the wire beyond the RTP payload (IP, UDP, SRTP, RTP header and extensions).
 const PACKET_OVERHEAD: u64 = 60;
-const VIDEO_CLOCK_HZ: f64 = 90_000.0;
 
 /// The downlink estimate of one played stream.
 #[derive(Debug, Default)]
@@ -55,7 +56,7 @@ pub(crate) struct DownlinkEstimate {
     origin: Option<(Instant, i64)>,
     /// Extended RTP timestamp of the newest frame seen, and the newest extended sequence number.
     last_ts: Option<i64>,
-    last_seq: Option<i64>,
+    last_seq: Option<u64>,
     /// One transit per frame (ms, relative to the origin), oldest first, over [`BASE_WINDOW`].
     transits: VecDeque<(Instant, f64)>,
     /// Bytes received so far, and samples of it at each tick over [`RATE_WINDOW`].
@@ -76,12 +77,12 @@ impl DownlinkEstimate {
     /// A video packet arrived at `now`. Only packets newer than every one before them time the path: a late one is
     /// a retransmission, a rebuilt or a reordered packet, whose delay says nothing about the queue.
     pub fn on_video(&mut self, now: Instant, seq: u16, timestamp: u32) {
-        let seq = extend(self.last_seq, u32::from(seq), 16);
+        let seq = zego_rtp::seq::extend(self.last_seq, seq);
         if self.last_seq.is_some_and(|last| seq <= last) {
             return;
         }
         self.last_seq = Some(seq);
-        let ts = extend(self.last_ts, timestamp, 32);
+        let ts = zego_rtp::timestamp::extend(self.last_ts, timestamp);
         if self.last_ts.is_some_and(|last| ts <= last) {
             // Not the first packet of a newer frame.
             return;
@@ -89,7 +90,7 @@ impl DownlinkEstimate {
         self.last_ts = Some(ts);
         let (t0, ts0) = *self.origin.get_or_insert((now, ts));
         let transit_ms = now.duration_since(t0).as_secs_f64() * 1000.0
-            - (ts - ts0) as f64 * 1000.0 / VIDEO_CLOCK_HZ;
+            - (ts - ts0) as f64 * 1000.0 / f64::from(VIDEO_CLOCK_RATE);
         self.transits.push_back((now, transit_ms));
         while self
             .transits
@@ -214,21 +215,6 @@ impl DownlinkEstimate {
 /// Bytes on the wire of `packets` RTP packets carrying `payload` bytes.
 pub(crate) fn wire_bytes(payload: u64, packets: u64) -> u64 {
     payload + packets * PACKET_OVERHEAD
-}
-
-/// Extends a wrapping counter of `bits` bits to the value nearest the previous extended one.
-fn extend(previous: Option<i64>, value: u32, bits: u32) -> i64 {
-    let modulus = 1i64 << bits;
-    let value = i64::from(value);
-    let Some(previous) = previous else {
-        return value;
-    };
-    let base = previous - previous.rem_euclid(modulus);
-    [base - modulus, base, base + modulus]
-        .into_iter()
-        .map(|b| b + value)
-        .min_by_key(|candidate| (candidate - previous).abs())
-        .unwrap_or(value)
 }
 
 #[cfg(test)]
@@ -407,13 +393,5 @@ mod tests {
             seq += 9;
             assert_eq!(estimate.poll(at, received), None, "frame {frame}");
         }
-    }
-
-    #[test]
-    fn counters_extend_across_wraps() {
-        assert_eq!(extend(None, 65_535, 16), 65_535);
-        assert_eq!(extend(Some(65_535), 0, 16), 65_536);
-        assert_eq!(extend(Some(65_536), 65_535, 16), 65_535);
-        assert_eq!(extend(Some(i64::from(u32::MAX)), 5, 32), (1i64 << 32) + 5);
     }
 }

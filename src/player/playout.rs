@@ -20,6 +20,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use zego_rtp::VIDEO_CLOCK_RATE;
+
 /// Transits are compared over this much recent history.
 const WINDOW: Duration = Duration::from_secs(3);
 /// The share of the window's frames the target delay lets through on time.
@@ -34,7 +36,6 @@ const MAX_TARGET: Duration = Duration::from_millis(400);
 const HELD_BEHIND: Duration = Duration::from_millis(4);
 /// A transit this far from the recent ones means the stream restarted (new publisher, clock jump): start over.
 const RESET_AFTER: Duration = Duration::from_secs(3);
-const VIDEO_CLOCK_RATE: f64 = 90_000.0;
 
 #[derive(Debug)]
 pub(crate) struct Playout {
@@ -74,7 +75,7 @@ impl Playout {
             return arrived;
         };
         let ts = self.unwrap(rtp_timestamp);
-        let media_ms = (ts - origin_ts) as f64 / VIDEO_CLOCK_RATE * 1000.0;
+        let media_ms = (ts - origin_ts) as f64 / f64::from(VIDEO_CLOCK_RATE) * 1000.0;
         let arrival_ms = signed_ms(arrived, origin_at);
         let transit = arrival_ms - media_ms;
         let base = self
@@ -150,8 +151,7 @@ impl Playout {
 
     /// Unwraps a 32-bit RTP timestamp to the one nearest the previous frame's.
     fn unwrap(&mut self, rtp_timestamp: u32) -> i64 {
-        let delta = i64::from(rtp_timestamp.wrapping_sub(self.last_ts as u32) as i32);
-        self.last_ts += delta;
+        self.last_ts = zego_rtp::timestamp::extend(Some(self.last_ts), rtp_timestamp);
         self.last_ts
     }
 }

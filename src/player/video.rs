@@ -20,7 +20,7 @@ use super::playout::Playout;
 use super::PlayerShared;
 use crate::event::Event;
 use crate::publisher::unix_micros;
-use crate::transport::peer::H264_PAYLOAD_TYPE;
+use zego_rtp::H264_PAYLOAD_TYPE;
 
 /// A frame later than this after the previous one counts as a freeze.
 pub(super) const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);

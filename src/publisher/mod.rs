@@ -39,9 +39,10 @@ use self::mailbox::Mailbox;
 use crate::config::{AudioConfig, AudioSourceType, PublishChannel, VideoConfig, VideoSourceType};
 use crate::event::{Event, EventSender};
 use crate::transport::congestion::{audio_wire_bps, CongestionState};
+use crate::transport::peer::codecs;
 use crate::transport::peer::Congestion;
-use crate::transport::peer::{codecs, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
 use crate::transport::{MediaNotice, Peer, TransportConfig};
+use zego_rtp::{H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
 
 type Result<T> = std::result::Result<T, ErrorCode>;
 

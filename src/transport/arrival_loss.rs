@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rtc::interceptor::{Packet, TaggedPacket};
-use zego_fec::seq;
+use zego_rtp::seq;
 
-use super::peer::H264_PAYLOAD_TYPE;
 use super::read_tap::ReadFilter;
+use zego_rtp::H264_PAYLOAD_TYPE;
 
 /// Between the receiver reports (10 000) and the FEC decoder.
 pub(crate) const SLOT: usize = 10_250;

@@ -256,7 +256,7 @@ mod tests {
                 let seq = ((frame * 9) as u16 + i).wrapping_add(65_500);
                 let media = Media {
                     seq,
-                    payload_type: 108,
+                    payload_type: zego_rtp::H264_PAYLOAD_TYPE,
                     marker: i == 8,
                     timestamp: frame * 3000,
                     payload: Bytes::from(vec![i as u8; 500 + usize::from(i) * 50]),
@@ -297,7 +297,9 @@ mod tests {
                 .collect::<Vec<_>>(),
             lost
         );
-        assert!(got.iter().all(|p| p.header.payload_type == 108));
+        assert!(got
+            .iter()
+            .all(|p| p.header.payload_type == zego_rtp::H264_PAYLOAD_TYPE));
         assert!(got
             .iter()
             .all(|p| p.header.marker == (p.header.sequence_number.wrapping_sub(65_500) % 9 == 8)));

@@ -46,7 +46,7 @@ struct Protected {
 
 impl Protected {
     fn extend(&mut self, seq: u16) -> u64 {
-        let ext = zego_fec::seq::extend(self.newest, seq);
+        let ext = zego_rtp::seq::extend(self.newest, seq);
         self.newest = Some(self.newest.map_or(ext, |n| n.max(ext)));
         ext
     }
@@ -219,7 +219,7 @@ mod tests {
             header: Header {
                 version: 2,
                 marker,
-                payload_type: 108,
+                payload_type: zego_rtp::H264_PAYLOAD_TYPE,
                 sequence_number: seq,
                 timestamp: ts,
                 ssrc: MEDIA,
@@ -314,7 +314,7 @@ mod tests {
         let mut sender = FecSender::new(state.clone(), sent.clone());
         sender.bind_local_stream(&StreamInfo {
             ssrc: MEDIA,
-            payload_type: 108,
+            payload_type: zego_rtp::H264_PAYLOAD_TYPE,
             ..Default::default()
         });
         let start = Instant::now();

@@ -10,7 +10,7 @@ pub(crate) fn protected_stream() -> StreamInfo {
     StreamInfo {
         ssrc: MEDIA,
         ssrc_fec: Some(REPAIR),
-        payload_type: 108,
+        payload_type: zego_rtp::H264_PAYLOAD_TYPE,
         payload_type_fec: Some(118),
         ..Default::default()
     }

@@ -8,14 +8,14 @@ mod fec_sender;
 #[cfg(test)]
 mod fec_test_support;
 mod keyframe_requests;
+mod liveness;
 pub(crate) mod peer;
 mod read_tap;
 mod runtime;
 pub(crate) mod stats;
 
-use std::net::IpAddr;
-
 use crate::config::PublishChannel;
+use crate::server_url::ServerUrl;
 
 pub(crate) use keyframe_requests::is_keyframe_request;
 pub(crate) use peer::{Peer, PeerRole};
@@ -36,10 +36,10 @@ pub(crate) struct TransportConfig {
 }
 
 impl TransportConfig {
-    /// Loopback when the host of the signaling URL (`ws://host:port/path`) is a loopback address or `localhost`.
+    /// Loopback when the server (`ws://host:port/path`) is on this machine.
     pub fn for_server_url(url: &str) -> TransportConfig {
         TransportConfig {
-            loopback: url_host(url).is_some_and(is_loopback_host),
+            loopback: ServerUrl::parse(url).is_ok_and(|u| u.is_loopback()),
         }
     }
 
@@ -53,44 +53,15 @@ impl TransportConfig {
     }
 }
 
-/// The host part of `scheme://[user@]host[:port][/path]`, without IPv6 brackets.
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if let Some(v6) = host_port.strip_prefix('[') {
-        return v6.split_once(']').map(|(h, _)| h);
-    }
-    Some(host_port.split_once(':').map_or(host_port, |(h, _)| h))
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn loopback_servers_keep_media_on_loopback() {
-        for url in [
-            "ws://127.0.0.1:8080/ws",
-            "ws://localhost:1/ws",
-            "wss://[::1]:443/x",
-            "ws://127.0.0.2/ws",
-        ] {
-            assert!(TransportConfig::for_server_url(url).loopback, "{url}");
-        }
-        for url in [
-            "ws://10.0.0.1:8080/ws",
-            "wss://example.com/ws",
-            "ws://user@192.168.1.2:80",
-            "garbage",
-        ] {
-            assert!(!TransportConfig::for_server_url(url).loopback, "{url}");
-        }
+        assert!(TransportConfig::for_server_url("ws://127.0.0.1:8080/ws").loopback);
+        assert!(!TransportConfig::for_server_url("ws://10.0.0.1:8080/ws").loopback);
+        assert!(!TransportConfig::for_server_url("garbage").loopback);
         assert_eq!(
             TransportConfig { loopback: true }.bind_addrs(),
             vec!["127.0.0.1:0"]

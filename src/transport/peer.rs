@@ -29,19 +29,15 @@ use super::congestion::{CongestionState, RelayFeedback, SendPacer, WithRepairStr
 use super::fec_receiver::FecReceiver;
 use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
+use super::liveness::{self, HeardTap, LastHeard};
 use super::read_tap::ReadTap;
 use super::runtime::HandleRuntime;
 use super::TransportConfig;
+use zego_rtp::{
+    AUDIO_CLOCK_RATE, FEC_PAYLOAD_TYPE, H264_FMTP, H264_PAYLOAD_TYPE, H264_RTX_PAYLOAD_TYPE,
+    OPUS_PAYLOAD_TYPE, VIDEO_CLOCK_RATE,
+};
 
-/// The H.264 format the relay takes and gives: constrained baseline level 3.1, non-interleaved packetization.
-pub(crate) const H264_PAYLOAD_TYPE: u8 = 108;
-pub(crate) const H264_RTX_PAYLOAD_TYPE: u8 = 109;
-pub(crate) const H264_FMTP: &str =
-    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
-pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
-/// Repair packets (`zego-fec`, `flexfec-rs`): the relay adds them towards a player on a lossy path, and a
-/// publisher towards the relay on a lossy uplink.
-pub(crate) const FEC_PAYLOAD_TYPE: u8 = 118;
 /// The FEC decoder sits just above the receiver reports: they count the path's loss before FEC repairs any of it,
 /// which is what the relay sizes its protection by. Below the NACK logic and the frame buffer, which see a
 /// recovered packet like any other.
@@ -50,22 +46,21 @@ const FEC_DECODER_SLOT: usize = 10_500;
 /// after two lossy ones, so a player on a lossy path is protected about a second after it connects (webrtc's
 /// default of one report a second took three). Each is a few dozen bytes.
 const RECEIVER_REPORT_INTERVAL: Duration = Duration::from_millis(500);
-pub(crate) const VIDEO_CLOCK_RATE: u32 = 90_000;
-pub(crate) const AUDIO_CLOCK_RATE: u32 = 48_000;
 
 /// How long ICE gathering may take before the offer goes out with what was gathered.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long ICE + DTLS may take after the answer.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// ICE liveness. webrtc 0.21 counts only STUN toward "last received" (media and RTCP do not refresh it), so the
-/// connection lives on keepalive answers alone: with 30% loss each way a check succeeds only half the time, and
-/// checks a second apart left four seconds without an answer often enough to drop a healthy but lossy path.
-/// Checks every 250 ms make twelve misses in a row (three seconds) improbable even then; they cost ~100 bytes each.
+/// ICE liveness. webrtc 0.21 counts only STUN toward "last received" (media and RTCP do not refresh it), so ICE
+/// alone would judge a path by its keepalive answers: with 30% loss each way a check succeeds only half the time.
+/// Checks every 250 ms (about every 400 ms in practice) make long runs of misses rare, and a disconnection is
+/// confirmed against everything else that arrives (`liveness`). ICE's own failure, which tears the transport down
+/// for good, waits long enough that only a path with no keepalive answer for 23 s reaches it.
 const ICE_KEEPALIVE: Duration = Duration::from_millis(250);
 const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(3);
-const ICE_FAILED_AFTER: Duration = Duration::from_secs(7);
+const ICE_FAILED_AFTER: Duration = Duration::from_secs(20);
 /// A disconnected connection may come back (the next keepalive answer does it); it counts as lost only if it has
-/// not within this time.
+/// not within this time and nothing else (media, RTCP) has arrived for as long.
 const DISCONNECTED_GRACE: Duration = Duration::from_secs(2);
 /// Where the relay's feedback is read (transport-wide feedback for the uplink loss, REMB for the players'
 /// estimate): just application-ward of the congestion controller.
@@ -105,6 +100,8 @@ struct Events {
     on_failure: FailureCallback,
     on_track: Option<TrackCallback>,
     runtime: tokio::runtime::Handle,
+    /// When the relay last sent anything that passed decryption.
+    heard: LastHeard,
     /// Itself, for the task that waits out a disconnection.
     me: std::sync::Weak<Events>,
 }
@@ -147,16 +144,13 @@ impl PeerConnectionEventHandler for Events {
                         .is_ok()
                 };
                 let events = self.me.clone();
+                let heard = self.heard.clone();
                 self.runtime.spawn(async move {
-                    if !matches!(
-                        tokio::time::timeout(DISCONNECTED_GRACE, recovered).await,
-                        Ok(true)
-                    ) {
-                        if let Some(events) = events.upgrade() {
-                            events.report_failure(RTCPeerConnectionState::Disconnected);
-                        }
-                    } else {
+                    if liveness::outlasts_disconnection(recovered, &heard, DISCONNECTED_GRACE).await
+                    {
                         tracing::debug!("the peer connection recovered from disconnected");
+                    } else if let Some(events) = events.upgrade() {
+                        events.report_failure(RTCPeerConnectionState::Disconnected);
                     }
                 });
             }
@@ -180,6 +174,8 @@ struct InterceptorCounters {
     fec_sent: Arc<AtomicU64>,
     /// Video packets as they arrived, before any repair (players).
     video_arrivals: Arc<ArrivalCounters>,
+    /// When anything last arrived from the relay.
+    heard: LastHeard,
 }
 
 /// One peer connection to the relay.
@@ -245,6 +241,7 @@ impl Peer {
             on_failure,
             on_track,
             runtime: runtime.clone(),
+            heard: counters.heard.clone(),
             me: me.clone(),
         });
         // Checks every few milliseconds connect a loopback pair in ~10 ms instead of ~200 ms; the attempt count
@@ -511,7 +508,11 @@ fn interceptors(
                 .with_interval(RECEIVER_REPORT_INTERVAL)
                 .build(),
         )
-        .with(Slot::SenderReport, SenderReportBuilder::new().build());
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(
+            Slot::from(liveness::SLOT),
+            ReadTap::new(HeardTap(counters.heard.clone())),
+        );
     let registry = match congestion {
         Some(cc) => {
             let estimator = cc.state.estimator(cc.video_bps, cc.audio_bps);

@@ -119,7 +119,7 @@ impl BlockDecoder {
 
     /// Unwraps a 16-bit sequence number to the one nearest the newest seen.
     fn extend(&self, seq: u16) -> u64 {
-        crate::seq::extend(self.newest, seq)
+        zego_rtp::seq::extend(self.newest, seq)
     }
 
     /// `seq` was seen: forget what is now too old.

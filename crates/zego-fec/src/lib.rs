@@ -9,13 +9,12 @@
 //!
 //! [`ProtectionLevel`] decides how many repair packets a block gets from the receiver's reports of loss and
 //! queueing; [`BlockCoder`] cuts the stream into blocks at frame boundaries and codes each; [`BlockDecoder`]
-//! rebuilds what a block lost. [`seq`] unwraps RTP sequence numbers to the 64-bit ones they take.
+//! rebuilds what a block lost. RTP sequence numbers are unwrapped by `zego_rtp::seq`.
 
 mod coder;
 mod decoder;
 pub mod format;
 mod level;
-pub mod seq;
 
 pub use coder::{BlockCoder, Repair, MAX_BLOCK};
 pub use decoder::{BlockDecoder, MEDIA_WINDOW};

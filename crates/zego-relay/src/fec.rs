@@ -147,7 +147,7 @@ impl FecReceiver {
             let Some(newest) = self.newest else {
                 continue;
             };
-            let Some(seq) = zego_fec::seq::nearest(newest, media.seq) else {
+            let Some(seq) = zego_rtp::seq::nearest(newest, media.seq) else {
                 continue;
             };
             if self.unfed.contains(&seq) {

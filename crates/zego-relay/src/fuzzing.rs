@@ -10,6 +10,7 @@ use str0m::media::Mid;
 use str0m::net::DatagramRecv;
 
 use crate::fec::{FecReceiver, MediaPacket};
+use crate::fec_sdp;
 use crate::session::{self, RoleKind, RtcEnv, Session};
 
 /// What the I/O loop makes of one datagram before str0m: whether str0m takes it at all (STUN is parsed here),
@@ -100,17 +101,17 @@ impl From<MediaPacket> for Rebuilt {
 
 /// The repair format's payload type the relay reads from an offer's video section.
 pub fn offered_fec_pt(offer_sdp: &str) -> Option<u8> {
-    session::offered_fec_pt(offer_sdp)
+    fec_sdp::offered_pt(offer_sdp)
 }
 
 /// The media and repair SSRCs of a publisher's `a=ssrc-group:FEC-FR`, as the relay reads them from its offer.
 pub fn offered_fec_group(offer_sdp: &str) -> Option<(u32, u32)> {
-    session::offered_fec_group(offer_sdp)
+    fec_sdp::offered_group(offer_sdp)
 }
 
 /// The answer with the repair format added to the section of `mid` (and the repair stream the relay sends).
 pub fn announce_fec(answer: &str, mid: &str, pt: u8, sent: Option<(u32, u32)>) -> String {
-    session::announce_fec(
+    fec_sdp::announce(
         answer,
         Mid::from(mid),
         pt.into(),

@@ -4,15 +4,16 @@
 //! stream. The WebRTC protocol work (ICE-lite, DTLS-SRTP, RTP/RTCP) is done by the sans-IO str0m core; this crate
 //! owns the socket, demultiplexes datagrams to peers, and routes media between them.
 //!
-//! All sockets and str0m `Rtc` instances live on one dedicated I/O thread (see `io_loop`). The async methods of
-//! [`Relay`] send commands to that thread and await its replies, so nothing blocking runs on the caller's runtime.
+//! All str0m `Rtc` instances live in the sans-IO core (`sfu`), driven with the socket and the clock by one dedicated
+//! I/O thread (`io_loop`). The async methods of [`Relay`] send commands to that thread and await its replies, so
+//! nothing blocking runs on the caller's runtime.
 
 mod counters;
 mod fec;
+mod fec_sdp;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-mod h264;
 mod input_log;
 mod io_loop;
 mod keyframe;
@@ -20,6 +21,9 @@ mod offer;
 mod rewrite;
 mod route;
 mod session;
+mod sfu;
+#[cfg(test)]
+mod sfu_tests;
 mod thread_cpu;
 
 use std::io;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::h264_source::nal_units;
 use common::*;
 use zego_relay::RelayEvent;
+use zego_rtp::h264::begins_idr_or_sps;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_players_receive_the_publishers_h264_and_opus_byte_for_byte() {
@@ -49,7 +50,7 @@ async fn two_players_receive_the_publishers_h264_and_opus_byte_for_byte() {
     for player in [&a, &b] {
         let video = player.received.video.lock().clone();
         assert!(
-            opens_keyframe(&video[0].payload),
+            begins_idr_or_sps(&video[0].payload),
             "a player starts at a keyframe"
         );
         assert!(
@@ -182,7 +183,7 @@ async fn a_late_player_starts_at_a_keyframe_the_relay_asked_the_publisher_for() 
 
     let video = player.received.video.lock().clone();
     assert!(
-        opens_keyframe(&video[0].payload),
+        begins_idr_or_sps(&video[0].payload),
         "first video packet opens a keyframe: {:02x?}",
         &video[0].payload[..4]
     );

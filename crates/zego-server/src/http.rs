@@ -124,10 +124,7 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, &'static str> {
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.hub.metrics_text(),
     )
 }

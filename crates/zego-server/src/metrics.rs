@@ -1,7 +1,13 @@
-//! `/metrics`: room state, signaling counters and the relay's media counters in the Prometheus text format.
+//! `/metrics`: room state, signaling counters and the relay's media counters, encoded by `prometheus-client` from a
+//! snapshot taken at each scrape.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use zego_relay::RelayMetrics;
 
@@ -23,19 +29,43 @@ pub struct SignalingCounters {
     pub relay_refusals: AtomicU64,
 }
 
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 impl SignalingCounters {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-fn line(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
+/// One scrape's values: the families are written by `prometheus-client` from them.
+#[derive(Debug)]
+struct Snapshot {
+    gauges: Vec<(&'static str, &'static str, u64)>,
+    /// Named without the `_total` the encoder adds to each sample.
+    counters: Vec<(&'static str, &'static str, u64)>,
 }
 
-/// Renders everything in the Prometheus text exposition format (version 0.0.4).
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for &(name, help, value) in &self.gauges {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        for &(name, help, value) in &self.counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders everything in the OpenMetrics text format (which Prometheus reads), see [`CONTENT_TYPE`].
 pub fn render(
     census: Census,
     totals: TimerTotals,
@@ -43,193 +73,173 @@ pub fn render(
     relay: &RelayMetrics,
 ) -> String {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let mut out = String::with_capacity(4096);
-    let gauge = |out: &mut String, name, help, v: usize| line(out, name, "gauge", help, v as u64);
-    gauge(
-        &mut out,
-        "zego_rooms",
-        "Rooms with at least one user.",
-        census.rooms,
-    );
-    gauge(
-        &mut out,
-        "zego_users",
-        "Logged-in sessions, connected or waiting to resume.",
-        census.sessions,
-    );
-    gauge(
-        &mut out,
-        "zego_streams",
-        "Published streams.",
-        census.streams,
-    );
-    gauge(&mut out, "zego_players", "Active plays.", census.plays);
-    gauge(
-        &mut out,
-        "zego_waiting_plays",
-        "Plays waiting for their stream to be published.",
-        census.waiting_plays,
-    );
     let opened = get(&counters.connections_opened);
-    gauge(
-        &mut out,
-        "zego_connections",
-        "Open signaling WebSocket connections.",
-        opened.saturating_sub(get(&counters.connections_closed)) as usize,
-    );
-
-    let counter = |out: &mut String, name, help, v: u64| line(out, name, "counter", help, v);
-    counter(
-        &mut out,
-        "zego_connections_total",
-        "Signaling connections accepted.",
-        opened,
-    );
-    counter(
-        &mut out,
-        "zego_signaling_messages_received_total",
-        "Signaling frames received.",
-        get(&counters.messages_received),
-    );
-    counter(
-        &mut out,
-        "zego_signaling_messages_sent_total",
-        "Signaling messages queued to clients.",
-        get(&counters.messages_sent),
-    );
-    counter(
-        &mut out,
-        "zego_signaling_bad_messages_total",
-        "Frames refused as malformed, unknown, too large, binary or out of order.",
-        get(&counters.bad_messages),
-    );
-    counter(
-        &mut out,
-        "zego_signaling_rate_limited_total",
-        "Requests refused by a connection's request rate limit.",
-        get(&counters.rate_limited),
-    );
-    counter(
-        &mut out,
-        "zego_logins_total",
-        "Successful logins, resumes included.",
-        get(&counters.logins),
-    );
-    counter(
-        &mut out,
-        "zego_login_failures_total",
-        "Refused logins.",
-        get(&counters.login_failures),
-    );
-    counter(
-        &mut out,
-        "zego_resumes_total",
-        "Sessions resumed on a new connection.",
-        get(&counters.resumes),
-    );
-    counter(
-        &mut out,
-        "zego_slow_reader_disconnects_total",
-        "Connections dropped because their send queue was full.",
-        get(&counters.slow_reader_disconnects),
-    );
-    counter(
-        &mut out,
-        "zego_relay_refusals_total",
-        "Publish or play requests the relay refused.",
-        get(&counters.relay_refusals),
-    );
-    counter(
-        &mut out,
-        "zego_heartbeat_timeouts_total",
-        "Sessions removed for silence.",
-        totals.heartbeat_timeouts,
-    );
-    counter(
-        &mut out,
-        "zego_token_expiry_kicks_total",
-        "Sessions kicked because their token expired.",
-        totals.token_expiries,
-    );
-    counter(
-        &mut out,
-        "zego_same_user_kicks_total",
-        "Sessions kicked by a later login of the same user_id.",
-        totals.same_user_kicks,
-    );
-
-    gauge(
-        &mut out,
-        "zego_relay_publishers",
-        "Publisher sessions at the relay.",
-        relay.publishers as usize,
-    );
-    gauge(
-        &mut out,
-        "zego_relay_players",
-        "Player sessions at the relay.",
-        relay.players as usize,
-    );
-    counter(
-        &mut out,
-        "zego_relay_packets_received_total",
-        "RTP packets received from publishers.",
-        relay.packets_received,
-    );
-    counter(
-        &mut out,
-        "zego_relay_bytes_received_total",
-        "RTP bytes received from publishers.",
-        relay.bytes_received,
-    );
-    counter(
-        &mut out,
-        "zego_relay_packets_forwarded_total",
-        "RTP packets forwarded to players.",
-        relay.packets_forwarded,
-    );
-    counter(
-        &mut out,
-        "zego_relay_bytes_forwarded_total",
-        "RTP bytes forwarded to players.",
-        relay.bytes_forwarded,
-    );
-    counter(
-        &mut out,
-        "zego_relay_retransmissions_total",
-        "Packets resent on NACK.",
-        relay.retransmissions,
-    );
-    counter(
-        &mut out,
-        "zego_relay_repair_packets_total",
-        "Repair packets (Reed-Solomon FEC) sent to players on lossy paths.",
-        relay.repair_packets,
-    );
-    counter(
-        &mut out,
-        "zego_relay_fec_rebuilt_total",
-        "Publisher packets lost on the way in and rebuilt from its repair packets.",
-        relay.fec_rebuilt,
-    );
-    counter(
-        &mut out,
-        "zego_relay_keyframe_requests_total",
-        "Keyframe requests sent to publishers.",
-        relay.keyframe_requests,
-    );
-    counter(
-        &mut out,
-        "zego_relay_receiver_estimates_total",
-        "Bandwidth estimates (REMB) sent to publishers: the lowest of their players' downlink estimates.",
-        relay.receiver_estimates,
-    );
-    counter(
-        &mut out,
-        "zego_relay_datagrams_dropped_total",
-        "Datagrams that matched no session or failed to parse.",
-        relay.datagrams_dropped,
-    );
+    let snapshot = Snapshot {
+        gauges: vec![
+            (
+                "zego_rooms",
+                "Rooms with at least one user.",
+                census.rooms as u64,
+            ),
+            (
+                "zego_users",
+                "Logged-in sessions, connected or waiting to resume.",
+                census.sessions as u64,
+            ),
+            (
+                "zego_streams",
+                "Published streams.",
+                census.streams as u64,
+            ),
+            (
+                "zego_players",
+                "Active plays.",
+                census.plays as u64,
+            ),
+            (
+                "zego_waiting_plays",
+                "Plays waiting for their stream to be published.",
+                census.waiting_plays as u64,
+            ),
+            (
+                "zego_connections",
+                "Open signaling WebSocket connections.",
+                opened.saturating_sub(get(&counters.connections_closed)),
+            ),
+            (
+                "zego_relay_publishers",
+                "Publisher sessions at the relay.",
+                relay.publishers,
+            ),
+            (
+                "zego_relay_players",
+                "Player sessions at the relay.",
+                relay.players,
+            ),
+        ],
+        counters: vec![
+            (
+                "zego_connections_accepted",
+                "Signaling connections accepted.",
+                opened,
+            ),
+            (
+                "zego_signaling_messages_received",
+                "Signaling frames received.",
+                get(&counters.messages_received),
+            ),
+            (
+                "zego_signaling_messages_sent",
+                "Signaling messages queued to clients.",
+                get(&counters.messages_sent),
+            ),
+            (
+                "zego_signaling_bad_messages",
+                "Frames refused as malformed, unknown, too large, binary or out of order.",
+                get(&counters.bad_messages),
+            ),
+            (
+                "zego_signaling_rate_limited",
+                "Requests refused by a connection's request rate limit.",
+                get(&counters.rate_limited),
+            ),
+            (
+                "zego_logins",
+                "Successful logins, resumes included.",
+                get(&counters.logins),
+            ),
+            (
+                "zego_login_failures",
+                "Refused logins.",
+                get(&counters.login_failures),
+            ),
+            (
+                "zego_resumes",
+                "Sessions resumed on a new connection.",
+                get(&counters.resumes),
+            ),
+            (
+                "zego_slow_reader_disconnects",
+                "Connections dropped because their send queue was full.",
+                get(&counters.slow_reader_disconnects),
+            ),
+            (
+                "zego_relay_refusals",
+                "Publish or play requests the relay refused.",
+                get(&counters.relay_refusals),
+            ),
+            (
+                "zego_heartbeat_timeouts",
+                "Sessions removed for silence.",
+                totals.heartbeat_timeouts,
+            ),
+            (
+                "zego_token_expiry_kicks",
+                "Sessions kicked because their token expired.",
+                totals.token_expiries,
+            ),
+            (
+                "zego_same_user_kicks",
+                "Sessions kicked by a later login of the same user_id.",
+                totals.same_user_kicks,
+            ),
+            (
+                "zego_relay_packets_received",
+                "RTP packets received from publishers.",
+                relay.packets_received,
+            ),
+            (
+                "zego_relay_bytes_received",
+                "RTP bytes received from publishers.",
+                relay.bytes_received,
+            ),
+            (
+                "zego_relay_packets_forwarded",
+                "RTP packets forwarded to players.",
+                relay.packets_forwarded,
+            ),
+            (
+                "zego_relay_bytes_forwarded",
+                "RTP bytes forwarded to players.",
+                relay.bytes_forwarded,
+            ),
+            (
+                "zego_relay_retransmissions",
+                "Packets resent on NACK.",
+                relay.retransmissions,
+            ),
+            (
+                "zego_relay_repair_packets",
+                "Repair packets (Reed-Solomon FEC) sent to players on lossy paths.",
+                relay.repair_packets,
+            ),
+            (
+                "zego_relay_fec_rebuilt",
+                "Publisher packets lost on the way in and rebuilt from its repair packets.",
+                relay.fec_rebuilt,
+            ),
+            (
+                "zego_relay_keyframe_requests",
+                "Keyframe requests sent to publishers.",
+                relay.keyframe_requests,
+            ),
+            (
+                "zego_relay_receiver_estimates",
+                "Bandwidth estimates (REMB) sent to publishers: the lowest of their players' downlink estimates.",
+                relay.receiver_estimates,
+            ),
+            (
+                "zego_relay_datagrams_dropped",
+                "Datagrams that matched no session or failed to parse.",
+                relay.datagrams_dropped,
+            ),
+        ],
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(snapshot));
+    let mut out = String::with_capacity(4096);
+    // Writing to a String cannot fail.
+    let _ = text::encode(&mut out, &registry);
     out
 }
 
@@ -256,10 +266,18 @@ mod tests {
         assert!(text.contains("\nzego_rooms 2\n"));
         assert!(text.contains("\nzego_connections 1\n"));
         assert!(text.contains("\nzego_relay_packets_forwarded_total 7\n"));
+        assert!(text.contains("\nzego_connections_accepted_total 1\n"));
+        assert!(text.ends_with("# EOF\n"));
         for sample in text.lines().filter(|l| !l.starts_with('#')) {
             let name = sample.split(' ').next().unwrap();
+            let family = name.strip_suffix("_total").unwrap_or(name);
             assert_eq!(
-                text.matches(&format!("# TYPE {name} ")).count(),
+                text.matches(&format!("# TYPE {family} ")).count(),
+                1,
+                "{name}"
+            );
+            assert_eq!(
+                text.matches(&format!("# HELP {family} ")).count(),
                 1,
                 "{name}"
             );

@@ -317,18 +317,8 @@ unsafe extern "C" fn openh264_log(_ctx: *mut c_void, level: c_int, line: *const 
     }
 }
 
-/// Whether an Annex-B access unit contains an IDR slice (NAL type 5).
-pub fn contains_idr(access_unit: &[u8]) -> bool {
-    nal_types(access_unit).any(|t| t == 5)
-}
-
-/// NAL unit types in an Annex-B access unit, in order.
-pub fn nal_types(access_unit: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    openh264::nal_units(access_unit).filter_map(|nal| {
-        let start = nal.iter().position(|&b| b == 1)?;
-        nal.get(start + 1).map(|h| h & 0x1F)
-    })
-}
+/// What an access unit holds, read by the one H.264 module of the media contract.
+pub use zego_rtp::h264::{annex_b_nal_types as nal_types, contains_idr};
 
 /// H.264 decoder. Any resolution; a resolution change arrives with a new SPS.
 pub struct H264Decoder {

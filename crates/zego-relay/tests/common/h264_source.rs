@@ -70,7 +70,7 @@ impl EncodedClip {
 
     /// Whether an access unit is an IDR picture.
     pub fn is_idr(access_unit: &[u8]) -> bool {
-        nal_units(access_unit).any(|nal| nal.first().is_some_and(|b| b & 0x1F == 5))
+        zego_rtp::h264::contains_idr(access_unit)
     }
 }
 

@@ -35,8 +35,7 @@ use zego_relay::{Relay, RelayConfig, RelayEvent, RelayOptions, SessionId, Stream
 
 pub use h264_source::EncodedClip;
 
-pub const H264_FMTP: &str =
-    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+pub use zego_rtp::H264_FMTP;
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -285,14 +284,14 @@ impl Publisher {
     pub async fn connect(relay: &Relay, key: StreamKey) -> Publisher {
         let video_codec = RTCRtpCodec {
             mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: 90_000,
+            clock_rate: zego_rtp::VIDEO_CLOCK_RATE,
             channels: 0,
             sdp_fmtp_line: H264_FMTP.to_owned(),
             rtcp_feedback: vec![],
         };
         let audio_codec = RTCRtpCodec {
             mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48_000,
+            clock_rate: zego_rtp::AUDIO_CLOCK_RATE,
             channels: 2,
             sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
             rtcp_feedback: vec![],
@@ -311,7 +310,7 @@ impl Publisher {
             .register_codec(
                 RTCRtpCodecParameters {
                     rtp_codec: audio_codec.clone(),
-                    payload_type: 111,
+                    payload_type: zego_rtp::OPUS_PAYLOAD_TYPE,
                 },
                 RtpCodecKind::Audio,
             )
@@ -505,20 +504,6 @@ impl Player {
         })
         .await;
         Player { peer, received }
-    }
-}
-
-/// Whether a video RTP payload opens a keyframe: an IDR or SPS NAL unit, alone, first in a STAP-A, or the start
-/// fragment of an FU-A.
-pub fn opens_keyframe(payload: &[u8]) -> bool {
-    const TYPE: u8 = 0x1F;
-    match payload.first().map(|b| b & TYPE) {
-        Some(5 | 7) => true,
-        Some(24) => payload.get(3).is_some_and(|b| matches!(b & TYPE, 5 | 7)),
-        Some(28) => payload
-            .get(1)
-            .is_some_and(|b| b & 0x80 != 0 && matches!(b & TYPE, 5 | 7)),
-        _ => false,
     }
 }
 

@@ -22,7 +22,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
-const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+use zego_rtp::H264_FMTP;
 
 struct Handler {
     gathered: watch::Sender<bool>,
@@ -53,14 +53,14 @@ fn codecs() -> (RTCRtpCodec, RTCRtpCodec) {
     (
         RTCRtpCodec {
             mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: 90_000,
+            clock_rate: zego_rtp::VIDEO_CLOCK_RATE,
             channels: 0,
             sdp_fmtp_line: H264_FMTP.to_owned(),
             rtcp_feedback: vec![],
         },
         RTCRtpCodec {
             mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48_000,
+            clock_rate: zego_rtp::AUDIO_CLOCK_RATE,
             channels: 2,
             sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
             rtcp_feedback: vec![],
@@ -84,7 +84,7 @@ fn media_engine() -> MediaEngine {
         .register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: audio,
-                payload_type: 111,
+                payload_type: zego_rtp::OPUS_PAYLOAD_TYPE,
             },
             RtpCodecKind::Audio,
         )

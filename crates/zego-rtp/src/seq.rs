@@ -1,5 +1,5 @@
-//! RTP sequence numbers unwrapped to 64 bits: the numbers the coder and decoder order packets by, and the one
-//! definition of the unwrapping for everyone who counts or orders a stream's packets.
+//! RTP sequence numbers unwrapped to 64 bits: the one definition for everyone who counts or orders a stream's
+//! packets (the FEC coder and decoder, the frame assembler, the loss and downlink counts, the relay).
 
 /// Where a stream's first packet is placed: far from zero, so the stream can also go backwards (reordering) from
 /// its first packet.

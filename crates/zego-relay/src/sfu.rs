@@ -1,0 +1,571 @@
+//! The relay's core, sans-IO: every session, the routes from publishers to players, keyframe requests and the
+//! players' estimates passed to publishers. It is driven with the time given (a datagram, a command, a timeout) and
+//! writes datagrams to an [`Outbox`]; `io_loop` owns the socket and the clock.
+//!
+//! Datagrams go out through the outbox as they are made, without a copy per packet; events queue for
+//! [`Sfu::poll_event`].
+
+use std::collections::{HashMap, VecDeque};
+use std::mem;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::media::MediaKind;
+use str0m::net::DatagramRecv;
+
+use crate::counters::Counters;
+use crate::fec::MediaPacket;
+use crate::input_log::InputLog;
+use crate::route::Route;
+pub(crate) use crate::session::Outbox;
+use crate::session::{self, RoleKind, RtcEnv, Session, SessionOutput};
+use crate::{RelayError, RelayEvent, RelayOptions, SessionId, StreamKey};
+
+/// Housekeeping (connect/idle/lost timeouts, keyframe retries) runs at least this often.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(100);
+/// Dropped datagrams and rejected input are logged at most this often.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+pub(crate) struct Sfu {
+    options: RelayOptions,
+    env: RtcEnv,
+    counters: Arc<Counters>,
+    sessions: HashMap<SessionId, Session>,
+    /// Which session a remote address belongs to, learnt when a session first accepted a datagram from it.
+    by_addr: HashMap<SocketAddr, SessionId>,
+    routes: HashMap<u64, Route>,
+    route_ids: HashMap<StreamKey, u64>,
+    next_session_id: SessionId,
+    next_route_id: u64,
+    /// Outputs of sessions waiting to be acted on.
+    outputs: Vec<(SessionId, SessionOutput)>,
+    /// Players that got media since they were last driven.
+    dirty: Vec<SessionId>,
+    events: VecDeque<RelayEvent>,
+    last_maintenance: Instant,
+    drop_log: DropLog,
+    /// The WebRTC stack's warnings about what peers send, counted instead of logged each.
+    input_log: InputLog,
+}
+
+impl Sfu {
+    /// `announced` is the address put in every answer's ICE candidate.
+    pub fn new(
+        announced: SocketAddr,
+        options: RelayOptions,
+        counters: Arc<Counters>,
+        now: Instant,
+    ) -> Result<Sfu, String> {
+        Ok(Sfu {
+            options,
+            env: RtcEnv::new(announced)?,
+            counters,
+            sessions: HashMap::new(),
+            by_addr: HashMap::new(),
+            routes: HashMap::new(),
+            route_ids: HashMap::new(),
+            next_session_id: 1,
+            next_route_id: 1,
+            outputs: Vec::new(),
+            dirty: Vec::new(),
+            events: VecDeque::new(),
+            last_maintenance: now,
+            drop_log: DropLog::default(),
+            input_log: InputLog::new(DROP_LOG_INTERVAL),
+        })
+    }
+
+    /// Ends a session at the server's request, gracefully (DTLS close_notify).
+    pub fn close(&mut self, id: SessionId, outbox: &mut impl Outbox) {
+        self.remove_session(id, "closed by the server", true, outbox);
+    }
+
+    /// Lets time pass: players that got media transmit it, str0m timeouts run, and housekeeping when it is due.
+    pub fn handle_timeout(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        self.transmit_dirty(now, outbox);
+        self.drive_timeouts(now, outbox);
+        if now >= self.last_maintenance + MAINTENANCE_INTERVAL {
+            self.last_maintenance = now;
+            self.maintain(now, outbox);
+        }
+    }
+
+    /// When [`Sfu::handle_timeout`] must run next.
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        self.next_deadline(now)
+            .min(self.last_maintenance + MAINTENANCE_INTERVAL)
+    }
+
+    /// What happened to sessions (connected, ended, lost), oldest first.
+    pub fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop_front()
+    }
+
+    /// The number of sessions (publishers and players).
+    #[cfg(test)]
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn publish(
+        &mut self,
+        key: StreamKey,
+        offer: &str,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) -> Result<(SessionId, String), RelayError> {
+        let id = self.next_session_id;
+        let (mut session, answer) =
+            Session::accept(id, RoleKind::Publisher, offer, &self.env, now)?;
+        self.next_session_id += 1;
+
+        let previous = self
+            .route_ids
+            .get(&key)
+            .and_then(|r| self.routes.get(r))
+            .and_then(|r| r.publisher);
+        if let Some(previous) = previous {
+            // The same stream from a new peer connection: the old one is over.
+            tracing::info!(
+                session = previous,
+                replaced_by = id,
+                ?key,
+                "publisher replaced"
+            );
+            self.remove_session(previous, "replaced by a new publisher", true, outbox);
+        }
+        // Looked up after the old publisher is gone: a route nobody plays goes with its publisher.
+        let route_id = self.route_id(&key);
+        session.route = route_id;
+        let route = self
+            .routes
+            .entry(route_id)
+            .or_insert_with(|| Route::new(self.options.keyframe_request_interval));
+        route.publisher = Some(id);
+        for player in &route.players {
+            if let Some(player) = self.sessions.get_mut(player) {
+                player.restart_video();
+            }
+        }
+        if !route.players.is_empty() {
+            route.keyframes.want();
+        }
+        self.sessions.insert(id, session);
+        self.update_gauges();
+        tracing::info!(session = id, ?key, "publisher session created");
+        Ok((id, answer))
+    }
+
+    pub fn play(
+        &mut self,
+        key: StreamKey,
+        offer: &str,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) -> Result<(SessionId, String), RelayError> {
+        let route_id = *self
+            .route_ids
+            .get(&key)
+            .ok_or(RelayError::StreamNotPublished)?;
+        if self
+            .routes
+            .get(&route_id)
+            .is_none_or(|r| r.publisher.is_none())
+        {
+            return Err(RelayError::StreamNotPublished);
+        }
+        let id = self.next_session_id;
+        let (mut session, answer) = Session::accept(id, RoleKind::Player, offer, &self.env, now)?;
+        self.next_session_id += 1;
+        session.route = route_id;
+        self.sessions.insert(id, session);
+        // Asked for now, while the player connects, so that the keyframe usually arrives just after: the encoder
+        // needs its next captured frame and an encode. If it passes before the player could receive it, the player
+        // asks again on connecting (see `on_connected`), after the short join interval.
+        if let Some(route) = self.routes.get_mut(&route_id) {
+            route.players.push(id);
+            route.keyframes.want_for_join();
+        }
+        self.serve_keyframe_request(route_id, now, outbox);
+        self.update_gauges();
+        tracing::info!(session = id, ?key, "player session created");
+        Ok((id, answer))
+    }
+
+    fn route_id(&mut self, key: &StreamKey) -> u64 {
+        if let Some(&id) = self.route_ids.get(key) {
+            return id;
+        }
+        let id = self.next_route_id;
+        self.next_route_id += 1;
+        self.route_ids.insert(key.clone(), id);
+        self.routes
+            .insert(id, Route::new(self.options.keyframe_request_interval));
+        id
+    }
+
+    pub fn handle_datagram(
+        &mut self,
+        data: &[u8],
+        source: SocketAddr,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) {
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.drop_datagram(now, source, "not STUN, DTLS or RTP");
+            return;
+        };
+        let input = session::receive_input(now, source, self.env.announced, contents);
+
+        let known = self
+            .by_addr
+            .get(&source)
+            .copied()
+            .filter(|id| self.sessions.get(id).is_some_and(|s| s.accepts(&input)));
+        let id = match known {
+            Some(id) => id,
+            None => {
+                // A new address: STUN names its session by ICE credentials.
+                let Some(session) = self
+                    .sessions
+                    .values_mut()
+                    .find(|s| s.gone.is_none() && s.accepts(&input))
+                else {
+                    self.drop_datagram(now, source, "no session accepts it");
+                    return;
+                };
+                session.addrs.push(source);
+                self.by_addr.insert(source, session.id);
+                session.id
+            }
+        };
+
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let (outputs, counters) = (&mut self.outputs, &self.counters);
+        self.input_log
+            .feed(|| session.receive(now, input, outbox, outputs, counters));
+        self.act_on_outputs(now, outbox);
+        if let Some(reason) = self.sessions.get(&id).and_then(|s| s.gone) {
+            self.remove_session(id, reason, false, outbox);
+        }
+    }
+
+    /// Acts on what sessions reported until nothing is left (acting may make more).
+    fn act_on_outputs(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        // Two buffers swapped back and forth keep their capacity: no allocation per packet.
+        let mut batch = mem::take(&mut self.outputs);
+        loop {
+            for (id, output) in batch.drain(..) {
+                match output {
+                    SessionOutput::Connected => self.on_connected(id, now, outbox),
+                    SessionOutput::Media(kind, packet) => {
+                        self.forward(id, kind, &packet, now, outbox)
+                    }
+                    SessionOutput::KeyframeRequest => {
+                        let Some(route_id) = self.sessions.get(&id).map(|s| s.route) else {
+                            continue;
+                        };
+                        if let Some(route) = self.routes.get_mut(&route_id) {
+                            route.keyframes.want();
+                        }
+                        self.serve_keyframe_request(route_id, now, outbox);
+                    }
+                    SessionOutput::DownlinkEstimate(bps) => {
+                        let Some(session) = self.sessions.get_mut(&id) else {
+                            continue;
+                        };
+                        session.downlink_estimate = Some((bps, now));
+                        let route_id = session.route;
+                        self.pass_receiver_estimate(route_id, now, outbox);
+                    }
+                }
+            }
+            if self.outputs.is_empty() {
+                break;
+            }
+            mem::swap(&mut batch, &mut self.outputs);
+        }
+        self.outputs = batch;
+    }
+
+    fn on_connected(&mut self, id: SessionId, now: Instant, outbox: &mut impl Outbox) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        tracing::info!(session = id, "session connected");
+        self.events.push_back(RelayEvent::Connected(id));
+        let route_id = session.route;
+        if session.is_publisher() || !session.waiting_keyframe() {
+            return;
+        }
+        // A keyframe that went by before this player could receive it was lost on it: ask again unless a request
+        // is still on its way (its keyframe will reach this player too).
+        let longest = self.options.keyframe_retry_after;
+        if let Some(route) = self.routes.get_mut(&route_id) {
+            let retry = route.keyframes.retry_after(longest);
+            if !route.keyframes.in_flight(now, retry) {
+                route.keyframes.want_for_join();
+            }
+        }
+        self.serve_keyframe_request(route_id, now, outbox);
+    }
+
+    /// Writes one publisher packet into every player of its stream.
+    fn forward(
+        &mut self,
+        from: SessionId,
+        kind: MediaKind,
+        packet: &MediaPacket,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) {
+        let Some(route_id) = self.sessions.get(&from).map(|s| s.route) else {
+            return;
+        };
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return;
+        };
+        if route.publisher != Some(from) {
+            return;
+        }
+        let opens_keyframe = kind == MediaKind::Video
+            && route.starts_access_unit(packet.ssrc, packet.seq, packet.timestamp)
+            && zego_rtp::h264::begins_idr_or_sps(&packet.payload);
+        if opens_keyframe {
+            route.keyframes.keyframe_seen(now);
+        }
+        let source = (from, packet.ssrc);
+        for player_id in &route.players {
+            let Some(player) = self.sessions.get_mut(player_id) else {
+                continue;
+            };
+            if player.forward(source, kind, packet, opens_keyframe, &self.counters) {
+                player.drain_after_write(outbox, &mut self.outputs, &self.counters);
+                if !player.dirty {
+                    player.dirty = true;
+                    self.dirty.push(*player_id);
+                }
+            }
+        }
+        // A pending keyframe request that could not go out before the publisher's video was known goes now.
+        if kind == MediaKind::Video && route.keyframes.is_due(now) {
+            self.serve_keyframe_request(route_id, now, outbox);
+        }
+    }
+
+    fn serve_keyframe_request(&mut self, route_id: u64, now: Instant, outbox: &mut impl Outbox) {
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return;
+        };
+        if !route.keyframes.is_due(now) {
+            return;
+        }
+        let Some(publisher) = route.publisher.and_then(|id| self.sessions.get_mut(&id)) else {
+            return;
+        };
+        if publisher.request_keyframe(now, outbox, &mut self.outputs, &self.counters) {
+            route.keyframes.sent(now);
+            Counters::add(&self.counters.keyframe_requests, 1);
+            tracing::debug!(session = publisher.id, "keyframe requested");
+        }
+    }
+
+    /// Tells a stream's publisher what its players can receive (see [`Route::estimate_to_send`]): a player behind
+    /// a slower link than the publisher's would otherwise get more than its link carries.
+    fn pass_receiver_estimate(&mut self, route_id: u64, now: Instant, outbox: &mut impl Outbox) {
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return;
+        };
+        let estimates = route
+            .players
+            .iter()
+            .filter_map(|id| self.sessions.get(id)?.downlink_estimate);
+        let Some(bps) = route.estimate_to_send(now, estimates) else {
+            return;
+        };
+        let Some(publisher) = route.publisher.and_then(|id| self.sessions.get_mut(&id)) else {
+            return;
+        };
+        if publisher.send_receiver_estimate(bps, now, outbox, &mut self.outputs, &self.counters) {
+            route.estimate_sent = Some((bps, now));
+            Counters::add(&self.counters.receiver_estimates, 1);
+            tracing::debug!(session = publisher.id, bps, "players' estimate sent");
+        }
+    }
+
+    /// Players that got media send it now (str0m releases queued RTP on a timeout).
+    fn transmit_dirty(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        for id in mem::take(&mut self.dirty) {
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.timeout(now, outbox, &mut self.outputs, &self.counters);
+            }
+        }
+        self.act_on_outputs(now, outbox);
+    }
+
+    fn drive_timeouts(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        for session in self.sessions.values_mut() {
+            // Skip sessions driven a moment ago by `transmit_dirty`: they are up to date.
+            if session.next_timeout <= now && session.last_driven < now {
+                session.timeout(now, outbox, &mut self.outputs, &self.counters);
+            }
+        }
+        self.act_on_outputs(now, outbox);
+        self.remove_gone(outbox);
+    }
+
+    /// Connect, idle and lost timeouts, players still waiting for a keyframe, and the held-back input warnings.
+    fn maintain(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        self.input_log.report(now);
+        let options = &self.options;
+        let mut waiting_routes = Vec::new();
+        for session in self.sessions.values_mut() {
+            if session.gone.is_some() {
+                continue;
+            }
+            let silent = now.saturating_duration_since(session.last_rx);
+            if !session.connected && now >= session.created_at + options.connect_timeout {
+                session.gone = Some("never connected");
+            } else if session.connected
+                && session.is_publisher()
+                && silent >= options.publisher_lost_timeout
+            {
+                session.gone = Some("publisher lost: nothing arrives from it");
+                session.lost = true;
+            } else if silent >= options.idle_timeout {
+                session.gone = Some("went silent");
+                session.lost = session.connected;
+            } else if session.connected && session.waiting_keyframe() {
+                waiting_routes.push(session.route);
+            }
+        }
+        for route_id in waiting_routes {
+            if let Some(route) = self.routes.get_mut(&route_id) {
+                let retry = route.keyframes.retry_after(options.keyframe_retry_after);
+                if route.keyframes.last_sent().is_none_or(|t| now >= t + retry) {
+                    route.keyframes.want();
+                }
+            }
+        }
+        let due: Vec<u64> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.keyframes.is_due(now))
+            .map(|(&id, _)| id)
+            .collect();
+        for route_id in due {
+            self.serve_keyframe_request(route_id, now, outbox);
+        }
+        self.act_on_outputs(now, outbox);
+        self.remove_gone(outbox);
+    }
+
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let sessions = self.sessions.values().map(|s| s.next_timeout);
+        let keyframes = self.routes.values().filter_map(|r| r.keyframes.deadline());
+        sessions
+            .chain(keyframes)
+            .min()
+            .unwrap_or(now + MAINTENANCE_INTERVAL)
+            // A timeout already due was just handled; str0m may still name it (an idle pacer does).
+            .max(now + Duration::from_millis(1))
+    }
+
+    fn remove_gone(&mut self, outbox: &mut impl Outbox) {
+        let gone: Vec<(SessionId, &'static str)> = self
+            .sessions
+            .values()
+            .filter_map(|s| s.gone.map(|reason| (s.id, reason)))
+            .collect();
+        for (id, reason) in gone {
+            self.remove_session(id, reason, false, outbox);
+        }
+    }
+
+    /// Forgets a session; `graceful` closes it towards the peer first (DTLS close_notify).
+    fn remove_session(
+        &mut self,
+        id: SessionId,
+        reason: &str,
+        graceful: bool,
+        outbox: &mut impl Outbox,
+    ) {
+        let Some(mut session) = self.sessions.remove(&id) else {
+            return;
+        };
+        if graceful {
+            session.close(outbox, &self.counters);
+        }
+        for addr in &session.addrs {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if let Some(route) = self.routes.get_mut(&session.route) {
+            if route.publisher == Some(id) {
+                route.publisher = None;
+            }
+            route.remove_player(id);
+            if route.is_empty() {
+                self.routes.remove(&session.route);
+                self.route_ids.retain(|_, &mut r| r != session.route);
+            }
+        }
+        self.dirty.retain(|&d| d != id);
+        self.update_gauges();
+        tracing::info!(session = id, reason, "session ended");
+        let event = if session.lost {
+            RelayEvent::Lost(id)
+        } else {
+            RelayEvent::Disconnected(id)
+        };
+        self.events.push_back(event);
+    }
+
+    /// Ends every session gracefully (the relay is shutting down).
+    pub fn close_all(&mut self, outbox: &mut impl Outbox) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.remove_session(id, "the relay is shutting down", true, outbox);
+        }
+    }
+
+    fn update_gauges(&self) {
+        let publishers = self.sessions.values().filter(|s| s.is_publisher()).count() as u64;
+        Counters::set(&self.counters.publishers, publishers);
+        Counters::set(
+            &self.counters.players,
+            self.sessions.len() as u64 - publishers,
+        );
+    }
+
+    fn drop_datagram(&mut self, now: Instant, source: SocketAddr, why: &str) {
+        Counters::add(&self.counters.datagrams_dropped, 1);
+        self.drop_log.note(now, source, why);
+    }
+}
+
+/// Logs dropped datagrams occasionally, never once per datagram: a flood must not become a log flood.
+#[derive(Default)]
+struct DropLog {
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+impl DropLog {
+    fn note(&mut self, now: Instant, source: SocketAddr, why: &str) {
+        if self
+            .last_logged
+            .is_some_and(|t| now < t + DROP_LOG_INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(%source, why, suppressed_since_last_log = self.suppressed, "dropped a datagram");
+        self.last_logged = Some(now);
+        self.suppressed = 0;
+    }
+}

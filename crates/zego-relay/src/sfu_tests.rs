@@ -1,0 +1,365 @@
+//! The relay's core on a fake clock: str0m peers as publisher and player exchange datagrams with an [`Sfu`] in
+//! memory, so forwarding, keyframe requests and timeouts are checked without a socket or real time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use crate::counters::Counters;
+use crate::sfu::{Outbox, Sfu};
+use crate::{RelayEvent, RelayOptions, SessionId, StreamKey};
+
+const RELAY: &str = "10.0.0.1:5000";
+const SPS: &[u8] = &[0x67, 0x42, 0xe0, 0x1f, 0x8c, 0x8d, 0x40, 0x50, 0x1e, 0xd0];
+const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+
+/// Datagrams the core sent, for delivery to the peers.
+#[derive(Default)]
+struct Sent(Vec<(SocketAddr, Vec<u8>)>);
+
+impl Outbox for Sent {
+    fn send(&mut self, destination: SocketAddr, datagram: &[u8]) {
+        self.0.push((destination, datagram.to_vec()));
+    }
+}
+
+/// A browser-like peer: full ICE, frame mode, H.264 and Opus.
+struct Peer {
+    rtc: Rtc,
+    addr: SocketAddr,
+    mid: Mid,
+    events: Vec<Event>,
+    /// A peer that went away: it neither sends nor receives.
+    gone: bool,
+}
+
+impl Peer {
+    fn video_pt(&self) -> str0m::media::Pt {
+        self.rtc
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::H264)
+            .expect("H.264 negotiated")
+            .pt()
+    }
+
+    fn connected(&self) -> bool {
+        self.events.iter().any(|e| matches!(e, Event::Connected))
+    }
+}
+
+/// The core and its peers on one fake clock.
+struct Net {
+    now: Instant,
+    start: Instant,
+    sfu: Sfu,
+    peers: Vec<Peer>,
+    events: Vec<RelayEvent>,
+}
+
+impl Net {
+    fn new() -> Net {
+        let now = Instant::now();
+        let sfu = Sfu::new(
+            RELAY.parse().unwrap(),
+            RelayOptions::default(),
+            Arc::new(Counters::default()),
+            now,
+        )
+        .unwrap();
+        Net {
+            now,
+            start: now,
+            sfu,
+            peers: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// A peer that offers video in `direction` (and audio), answered by the core as publisher or player.
+    fn join(&mut self, publisher: bool) -> (usize, SessionId) {
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let mut config = Rtc::builder()
+            .set_crypto_provider(crypto)
+            .clear_codecs()
+            .enable_opus(true, false);
+        config
+            .codec_config()
+            .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
+        let mut rtc = config.build(self.now);
+        let addr: SocketAddr = format!("10.0.1.{}:4000", self.peers.len() + 1)
+            .parse()
+            .unwrap();
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let direction = if publisher {
+            Direction::SendOnly
+        } else {
+            Direction::RecvOnly
+        };
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(MediaKind::Video, direction, None, None, None);
+        change.add_media(MediaKind::Audio, direction, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        let key = StreamKey {
+            app_id: 1,
+            stream_id: "s".into(),
+        };
+        let mut sent = Sent::default();
+        let (id, answer) = if publisher {
+            self.sfu
+                .publish(key, &offer.to_sdp_string(), self.now, &mut sent)
+        } else {
+            self.sfu
+                .play(key, &offer.to_sdp_string(), self.now, &mut sent)
+        }
+        .unwrap();
+        while let Some(event) = self.sfu.poll_event() {
+            self.events.push(event);
+        }
+        rtc.sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        self.peers.push(Peer {
+            rtc,
+            addr,
+            mid,
+            events: Vec::new(),
+            gone: false,
+        });
+        self.deliver(sent);
+        (self.peers.len() - 1, id)
+    }
+
+    /// Runs everyone until nothing more happens at the current time.
+    fn settle(&mut self) {
+        loop {
+            let mut to_core = Vec::new();
+            for peer in self.peers.iter_mut().filter(|p| !p.gone) {
+                peer.rtc.handle_input(Input::Timeout(self.now)).unwrap();
+                loop {
+                    match peer.rtc.poll_output().unwrap() {
+                        Output::Timeout(_) => break,
+                        Output::Transmit(t) => to_core.push((t.source, t.contents.to_vec())),
+                        Output::Event(e) => peer.events.push(e),
+                    }
+                }
+            }
+            let mut sent = Sent::default();
+            for (source, datagram) in &to_core {
+                self.sfu
+                    .handle_datagram(datagram, *source, self.now, &mut sent);
+            }
+            self.sfu.handle_timeout(self.now, &mut sent);
+            while let Some(event) = self.sfu.poll_event() {
+                self.events.push(event);
+            }
+            if to_core.is_empty() && sent.0.is_empty() {
+                return;
+            }
+            self.deliver(sent);
+        }
+    }
+
+    fn deliver(&mut self, sent: Sent) {
+        let relay: SocketAddr = RELAY.parse().unwrap();
+        for (destination, datagram) in sent.0 {
+            let Some(peer) = self
+                .peers
+                .iter_mut()
+                .find(|p| p.addr == destination && !p.gone)
+            else {
+                continue;
+            };
+            let input = Input::Receive(
+                self.now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: relay,
+                    destination,
+                    contents: datagram.as_slice().try_into().unwrap(),
+                },
+            );
+            peer.rtc.handle_input(input).unwrap();
+        }
+    }
+
+    /// Moves the clock on in 5 ms steps, settling at each.
+    fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.now += Duration::from_millis(5);
+            self.settle();
+        }
+    }
+
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
+        let end = self.now + limit;
+        while !done(self) {
+            assert!(self.now < end, "not within {limit:?}");
+            self.now += Duration::from_millis(5);
+            self.settle();
+        }
+    }
+
+    /// One frame of video from peer `from`: a keyframe (SPS, PPS, IDR) or a delta frame, in Annex B.
+    fn send_frame(&mut self, from: usize, keyframe: bool, n: u32) {
+        let mut frame = Vec::new();
+        let nals: Vec<Vec<u8>> = if keyframe {
+            vec![SPS.to_vec(), PPS.to_vec(), slice(0x65, n)]
+        } else {
+            vec![slice(0x41, n)]
+        };
+        for nal in nals {
+            frame.extend_from_slice(&[0, 0, 0, 1]);
+            frame.extend_from_slice(&nal);
+        }
+        let wallclock = self.now;
+        let rtp_time = MediaTime::new(
+            (self.now - self.start).as_millis() as u64 * 90,
+            Frequency::NINETY_KHZ,
+        );
+        let peer = &mut self.peers[from];
+        let pt = peer.video_pt();
+        peer.rtc
+            .writer(peer.mid)
+            .unwrap()
+            .write(pt, wallclock, rtp_time, frame)
+            .unwrap();
+    }
+}
+
+/// A slice NAL unit of type `head`, tagged with `n`, a few hundred bytes long.
+fn slice(head: u8, n: u32) -> Vec<u8> {
+    let mut v = vec![head];
+    v.extend_from_slice(&n.to_be_bytes());
+    v.extend((0..300u32).map(|i| (i as u8).wrapping_mul(31) | 1));
+    v
+}
+
+fn keyframe_requests(peer: &Peer) -> usize {
+    peer.events
+        .iter()
+        .filter(|e| matches!(e, Event::KeyframeRequest(_)))
+        .count()
+}
+
+fn frames_received(peer: &Peer) -> Vec<Vec<u8>> {
+    peer.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) if d.mid == peer.mid => Some(d.data.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A publisher connected and sending a delta frame every 33 ms, with a keyframe first.
+fn publishing() -> (Net, usize, SessionId) {
+    let mut net = Net::new();
+    let (publisher, id) = net.join(true);
+    net.run_until(Duration::from_secs(2), |n| n.peers[publisher].connected());
+    net.send_frame(publisher, true, 0);
+    net.run_for(Duration::from_millis(33));
+    (net, publisher, id)
+}
+
+#[test]
+fn a_players_join_asks_the_publisher_for_a_keyframe_and_the_player_gets_its_frames() {
+    let (mut net, publisher, publisher_id) = publishing();
+    assert!(net.events.contains(&RelayEvent::Connected(publisher_id)));
+    let asked_before = keyframe_requests(&net.peers[publisher]);
+
+    let (player, player_id) = net.join(false);
+    net.run_until(Duration::from_secs(2), |n| {
+        keyframe_requests(&n.peers[publisher]) > asked_before
+    });
+    net.run_until(Duration::from_secs(2), |n| n.peers[player].connected());
+    assert!(net.events.contains(&RelayEvent::Connected(player_id)));
+
+    // The publisher answers the request with a keyframe; delta frames follow.
+    net.send_frame(publisher, true, 1);
+    for n in 2..10 {
+        net.run_for(Duration::from_millis(33));
+        net.send_frame(publisher, false, n);
+    }
+    net.run_for(Duration::from_millis(100));
+
+    let frames = frames_received(&net.peers[player]);
+    assert!(frames.len() >= 8, "{} frames arrived", frames.len());
+    let tag = |f: &Vec<u8>| {
+        let at = f
+            .windows(5)
+            .position(|w| w[..4] == [0, 0, 0, 1] && (w[4] == 0x65 || w[4] == 0x41))?;
+        Some(u32::from_be_bytes(f[at + 5..at + 9].try_into().ok()?))
+    };
+    let tags: Vec<u32> = frames.iter().filter_map(tag).collect();
+    assert_eq!(tags.first(), Some(&1), "the player starts at the keyframe");
+    assert!(
+        tags.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, none lost: {tags:?}"
+    );
+}
+
+#[test]
+fn a_publisher_that_goes_silent_is_lost_after_the_timeout_and_a_closed_one_is_not() {
+    let (mut net, publisher, publisher_id) = publishing();
+    let (player, player_id) = net.join(false);
+    net.run_until(Duration::from_secs(2), |n| n.peers[player].connected());
+
+    net.peers[publisher].gone = true;
+    net.run_for(Duration::from_millis(2_900));
+    assert!(
+        !net.events.iter().any(|e| matches!(e, RelayEvent::Lost(_))),
+        "nothing is lost before the timeout: {:?}",
+        net.events
+    );
+    net.run_for(Duration::from_millis(300));
+    assert!(
+        net.events.contains(&RelayEvent::Lost(publisher_id)),
+        "{:?}",
+        net.events
+    );
+    // The player is still there, waiting for the stream to come back.
+    assert!(!net.events.iter().any(
+        |e| matches!(e, RelayEvent::Lost(id) | RelayEvent::Disconnected(id) if *id == player_id)
+    ));
+
+    let mut sent = Sent::default();
+    net.sfu.close(player_id, &mut sent);
+    assert_eq!(
+        net.sfu.poll_event(),
+        Some(RelayEvent::Disconnected(player_id))
+    );
+    assert_eq!(net.sfu.session_count(), 0);
+}
+
+#[test]
+fn a_second_publisher_of_a_stream_replaces_the_first_and_its_players_stay() {
+    let (mut net, _, first_id) = publishing();
+    let (player, player_id) = net.join(false);
+    net.run_until(Duration::from_secs(2), |n| n.peers[player].connected());
+
+    let (second, second_id) = net.join(true);
+    assert!(
+        net.events.contains(&RelayEvent::Disconnected(first_id)),
+        "{:?}",
+        net.events
+    );
+    net.run_until(Duration::from_secs(2), |n| n.peers[second].connected());
+    assert!(net.events.contains(&RelayEvent::Connected(second_id)));
+    net.send_frame(second, true, 100);
+    net.run_for(Duration::from_millis(100));
+    let frames = frames_received(&net.peers[player]);
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.windows(5).any(|w| w == [0x65, 0, 0, 0, 100])),
+        "the player gets the new publisher's keyframe"
+    );
+    assert!(!net.events.contains(&RelayEvent::Disconnected(player_id)));
+}
