@@ -26,7 +26,7 @@ use crate::frame_limit::{self, FrameCap, FrameLimited};
 use crate::hub::{encode, ConnId, Hub, Link, Outgoing};
 use crate::metrics::SignalingCounters;
 use crate::rate::{RateLimit, WarnLimiter};
-use crate::registry::{LoginRequest, SessionId};
+use crate::rooms::{LoginRequest, SessionId};
 
 /// Frames up to this size are read and refused with 1002092 when above [`limits::MESSAGE_MAX`]; larger ones
 /// cannot be read at all and end the connection.

@@ -19,7 +19,7 @@ use zego_relay::{Relay, RelayError};
 
 use crate::clock::Now;
 use crate::metrics::{self, SignalingCounters};
-use crate::registry::{
+use crate::rooms::{
     CloseReason, LoginRequest, Output, PlayGrant, Prepared, PublishGrant, Registry, RelayOutcome,
     RelayRefusal, SessionId,
 };

@@ -33,8 +33,7 @@ pub mod logging;
 mod metrics;
 pub mod open_files;
 mod rate;
-mod registry;
-mod room;
+mod rooms;
 pub mod server;
 
 pub use config::{

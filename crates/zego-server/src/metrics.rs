@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 
 use zego_relay::RelayMetrics;
 
-use crate::registry::{Census, TimerTotals};
+use crate::rooms::{Census, TimerTotals};
 
 /// Signaling counters, bumped by connections and the hub.
 #[derive(Debug, Default)]

@@ -19,7 +19,7 @@ use crate::connection::ConnectionSettings;
 use crate::http::{self, HttpState};
 use crate::hub::Hub;
 use crate::listener::{self, ListenerLimits};
-use crate::registry::{Registry, Settings};
+use crate::rooms::{Registry, Settings};
 
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

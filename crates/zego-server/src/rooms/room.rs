@@ -6,9 +6,9 @@ use std::time::Instant;
 use zego_protocol::limits;
 use zego_protocol::message::{RoomExtraInfo, StreamInfo, User};
 
+use super::{RelaySessionId, SessionId};
 use crate::auth::Grant;
 use crate::rate::RateLimit;
-use crate::registry::{RelaySessionId, SessionId};
 
 /// A room of an app: who is in it, which streams it has, its extra info.
 #[derive(Debug)]

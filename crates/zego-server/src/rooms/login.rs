@@ -1,0 +1,191 @@
+//! Logging in (app_sign proof or token), resuming a session on a new connection, and logging out.
+
+use super::*;
+
+impl Registry {
+    /// A login: checks the request and its credentials, resumes or creates the session, and announces it.
+    /// On `Err` nothing changed and the caller replies with the code.
+    pub fn login(&mut self, req: LoginRequest, now: Now) -> Result<LoginOk, ErrorCode> {
+        if req.protocol_version != PROTOCOL_VERSION {
+            return Err(error::PROTOCOL_VERSION_UNSUPPORTED);
+        }
+        validate::room_id(&req.room_id)?;
+        validate::user_id(&req.user.user_id)?;
+        validate::user_name(&req.user.user_name)?;
+        let app = self
+            .apps
+            .get_mut(&req.app_id)
+            .ok_or(error::ENGINE_APP_ID_INCORRECT)?;
+        let grant = auth::check_login(
+            &app.keys,
+            &req.credentials,
+            &req.user.user_id,
+            &req.room_id,
+            now,
+            &app.replay,
+        )?;
+
+        if let Some(session) = self.resumable(&req) {
+            self.spend_proof(&req, now);
+            return Ok(self.resume(session, req, grant, now));
+        }
+
+        // Capacity, counting the slot a same-user session in this room is about to free.
+        let app = &self.apps[&req.app_id];
+        let previous = app.users.get(&req.user.user_id).copied();
+        if let Some(room) = app.rooms.get(&req.room_id) {
+            let mut members = room.members.len();
+            if previous.is_some_and(|p| room.members.contains(&p)) {
+                members -= 1;
+            }
+            if room.max_member_count > 0 && members >= room.max_member_count as usize {
+                return Err(error::ROOM_MAX_MEMBER_COUNT);
+            }
+        }
+
+        self.spend_proof(&req, now);
+        let mut outputs = Vec::new();
+        if let Some(previous) = previous {
+            self.totals.same_user_kicks += 1;
+            self.remove_session(previous, Removal::SameUserLoggedIn, &mut outputs);
+        }
+
+        self.last_session += 1;
+        let id = self.last_session;
+        let resume_token = format!("{:032x}", rand::random::<u128>());
+        let mut session = Session::new(
+            req.app_id,
+            req.room_id.clone(),
+            req.user.clone(),
+            req.notify_users,
+            resume_token.clone(),
+            now.mono,
+        );
+        apply_grant(&mut session, grant, now);
+
+        let app = self.apps.get_mut(&req.app_id).expect("checked above");
+        let online_interval = self.settings.online_count_interval;
+        let room = app
+            .rooms
+            .entry(req.room_id.clone())
+            .or_insert_with(|| Room::new(req.max_member_count, now.mono + online_interval));
+        let others: Vec<SessionId> = room
+            .members
+            .iter()
+            .copied()
+            .filter(|m| self.sessions.get(m).is_some_and(|s| s.notify_users))
+            .collect();
+        room.members.insert(id);
+        app.users.insert(req.user.user_id.clone(), id);
+        self.sessions.insert(id, session);
+        self.by_resume_token.insert(resume_token, id);
+
+        outputs.push(send(id, self.login_reply(id, req.req_id, now)));
+        if !others.is_empty() {
+            outputs.push(Output::Send {
+                to: others,
+                msg: ServerMessage::UserUpdate {
+                    room_id: req.room_id.clone(),
+                    update_type: UpdateType::Add,
+                    users: vec![req.user.clone()],
+                },
+            });
+        }
+        tracing::info!(
+            session = id,
+            app_id = req.app_id,
+            room_id = %req.room_id,
+            user_id = %req.user.user_id,
+            "logged in"
+        );
+        Ok(LoginOk {
+            session: id,
+            resumed: false,
+            outputs,
+        })
+    }
+
+    /// A login is going through: its app_sign proof cannot be used again (a refused login spends nothing).
+    fn spend_proof(&mut self, req: &LoginRequest, now: Now) {
+        if let Some(app) = self.apps.get_mut(&req.app_id) {
+            app.replay.spend(&req.credentials, &req.user.user_id, now);
+        }
+    }
+
+    /// The session a login names in `resume_session`, if it is the same app, room and user.
+    fn resumable(&self, req: &LoginRequest) -> Option<SessionId> {
+        let id = *self.by_resume_token.get(req.resume_session.as_deref()?)?;
+        let session = self.sessions.get(&id)?;
+        (session.app_id == req.app_id
+            && session.room_id == req.room_id
+            && session.user.user_id == req.user.user_id)
+            .then_some(id)
+    }
+
+    /// Moves an existing session onto a new connection (the caller closes the old one): nobody else hears of it.
+    fn resume(&mut self, id: SessionId, req: LoginRequest, grant: Grant, now: Now) -> LoginOk {
+        let session = self.sessions.get_mut(&id).expect("resumable checked it");
+        session.last_seen = now.mono;
+        session.notify_users = req.notify_users;
+        session.user.user_name = req.user.user_name.clone();
+        if let Grant::Token(_) = grant {
+            apply_grant(session, grant, now);
+        }
+        tracing::info!(session = id, user_id = %req.user.user_id, "session resumed");
+        LoginOk {
+            session: id,
+            resumed: true,
+            outputs: vec![send(id, self.login_reply(id, req.req_id, now))],
+        }
+    }
+
+    /// The snapshot a login reply carries: it is the first "Add" of everyone and everything present.
+    fn login_reply(&self, id: SessionId, req_id: u64, now: Now) -> ServerMessage {
+        let session = &self.sessions[&id];
+        let app = &self.apps[&session.app_id];
+        let room = &app.rooms[&session.room_id];
+        let users = if session.notify_users {
+            room.members
+                .iter()
+                .map(|m| self.sessions[m].user.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let streams = room
+            .streams
+            .iter()
+            .filter_map(|sid| {
+                app.streams
+                    .get(sid)
+                    .filter(|s| s.is_live())
+                    .map(|s| s.info(sid))
+            })
+            .collect();
+        ServerMessage::reply(
+            req_id,
+            error::SUCCESS,
+            Some(ReplyResult::Login {
+                session_id: session.resume_token.clone(),
+                heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+                heartbeat_timeout_ms: self.settings.heartbeat_timeout.as_millis() as u64,
+                server_time_ms: now.unix_ms,
+                token_expire_time: session.grant.token_expire(),
+                users,
+                streams,
+                room_extra_info: room.extra_info.values().cloned().collect(),
+                online_count: room.members.len() as u32,
+            }),
+        )
+    }
+
+    pub fn logout(&mut self, id: SessionId, req_id: u64, _now: Now) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        if !self.sessions.contains_key(&id) {
+            return outputs;
+        }
+        outputs.push(reply(id, req_id, error::SUCCESS, None));
+        self.remove_session(id, Removal::Logout, &mut outputs);
+        outputs
+    }
+}

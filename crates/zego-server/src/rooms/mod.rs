@@ -1,0 +1,315 @@
+//! The sans-IO core of the server: apps → rooms → sessions, streams and plays.
+//!
+//! Every method takes its input and the current time and returns what must happen as a list of [`Output`]s
+//! (messages to sessions, connections to close, relay sessions to end, plays to start). No sockets, clocks or
+//! tasks live here; the caller ([`crate::hub`]) applies the outputs in order, which is what keeps events to a
+//! session in the order they were decided.
+//!
+//! Talking to the relay takes time, so publish and play are two steps: `prepare_*` checks the request and
+//! reserves what it needs, the caller asks the relay, and `finish_*` records the outcome. An `attempt` number
+//! ties the two, so an answer that arrives after its request became moot is recognised and its relay session
+//! closed.
+//!
+//! `Registry`'s methods are split by concern: `login`, `timers`, `publish`, `play`, `messages`, and `removal` (a
+//! session leaving); `room` holds what a room is made of.
+
+mod login;
+mod messages;
+mod play;
+mod publish;
+mod removal;
+mod room;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use zego_protocol::error::{self, ErrorCode};
+use zego_protocol::message::{
+    stream_delete_reason, BroadcastMessage, Credentials, ReplyResult, RoomExtraInfo, ServerMessage,
+    StreamDeleteReason, StreamInfo, UpdateType, User,
+};
+use zego_protocol::{limits, validate, PROTOCOL_VERSION};
+use zego_relay::StreamKey;
+
+use crate::auth::{self, AppKeys, Grant, ReplayGuard};
+use crate::clock::Now;
+use crate::config::ServerConfig;
+use room::{Play, Room, Session, Stream};
+
+/// A signaling session (one user logged in to one room), unique for the server's lifetime.
+pub type SessionId = u64;
+pub type RelaySessionId = zego_relay::SessionId;
+
+/// Streams one session may publish at once: the four publish channels of the SDK.
+pub const STREAMS_PER_SESSION_MAX: usize = 4;
+/// Streams one session may play (or wait for) at once.
+pub const PLAYS_PER_SESSION_MAX: usize = 64;
+
+/// The timers of the core.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub online_count_interval: Duration,
+    pub token_expire_notice: Duration,
+}
+
+impl Settings {
+    pub fn from_config(config: &ServerConfig) -> Self {
+        Settings {
+            heartbeat_interval: config.heartbeat_interval,
+            heartbeat_timeout: config.heartbeat_timeout,
+            online_count_interval: config.online_count_interval,
+            token_expire_notice: config.token_expire_notice,
+        }
+    }
+}
+
+/// Why a connection is closed by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// After a [`ServerMessage::Kicked`].
+    Kicked,
+    /// The session was silent past the heartbeat timeout and is gone.
+    HeartbeatTimeout,
+}
+
+/// What the caller must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Deliver to the connections of these sessions (a session without a connection misses it).
+    Send {
+        to: Vec<SessionId>,
+        msg: ServerMessage,
+    },
+    /// The session ended: forget its connection, and close that connection when a reason is given.
+    Detach {
+        session: SessionId,
+        close: Option<CloseReason>,
+    },
+    /// End a relay session.
+    CloseRelay(RelaySessionId),
+    /// A waiting play can start: ask the relay, then call [`Registry::finish_play`].
+    StartPlay(PlayGrant),
+}
+
+fn send(to: SessionId, msg: ServerMessage) -> Output {
+    Output::Send { to: vec![to], msg }
+}
+
+fn reply(to: SessionId, req_id: u64, code: ErrorCode, result: Option<ReplyResult>) -> Output {
+    send(to, ServerMessage::reply(req_id, code, result))
+}
+
+/// A login request, as it arrived.
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    pub req_id: u64,
+    pub protocol_version: u32,
+    pub app_id: u32,
+    pub room_id: String,
+    pub user: User,
+    pub credentials: Credentials,
+    pub notify_users: bool,
+    pub max_member_count: u32,
+    pub resume_session: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct LoginOk {
+    pub session: SessionId,
+    /// An existing session moved onto this connection.
+    pub resumed: bool,
+    pub outputs: Vec<Output>,
+}
+
+/// A publish the core accepted; the relay is asked next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishGrant {
+    pub session: SessionId,
+    pub req_id: u64,
+    pub key: StreamKey,
+    pub attempt: u64,
+}
+
+/// A play the core accepted; the relay is asked next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayGrant {
+    pub session: SessionId,
+    /// `None` for a play that waited: its outcome is a [`ServerMessage::PlayStarted`] instead of a reply.
+    pub req_id: Option<u64>,
+    pub key: StreamKey,
+    pub offer: String,
+    pub attempt: u64,
+}
+
+/// The first step of a publish or play: outputs to apply now, and the grant to take to the relay, if any.
+#[derive(Debug)]
+pub struct Prepared<G> {
+    pub outputs: Vec<Output>,
+    pub grant: Option<G>,
+}
+
+impl<G> Prepared<G> {
+    fn refused(outputs: Vec<Output>) -> Self {
+        Prepared {
+            outputs,
+            grant: None,
+        }
+    }
+}
+
+/// How the relay answered, reduced to what the core needs.
+pub type RelayOutcome = Result<(RelaySessionId, String), RelayRefusal>;
+
+/// A relay refusal, as the code and text to reply with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayRefusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Why a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    Logout,
+    HeartbeatTimeout,
+    SameUserLoggedIn,
+    TokenExpired,
+}
+
+impl Removal {
+    fn stream_reason(self) -> u32 {
+        match self {
+            Removal::Logout => stream_delete_reason::STOPPED,
+            Removal::HeartbeatTimeout => stream_delete_reason::HEARTBEAT_TIMEOUT,
+            Removal::SameUserLoggedIn => stream_delete_reason::REPEATED_LOGIN,
+            Removal::TokenExpired => stream_delete_reason::KICKED_OUT,
+        }
+    }
+
+    fn kick_code(self) -> Option<ErrorCode> {
+        match self {
+            Removal::SameUserLoggedIn => Some(error::ROOM_KICKED_OUT_SAME_USER),
+            Removal::TokenExpired => Some(error::ROOM_KICKED_OUT_TOKEN_EXPIRED),
+            Removal::Logout | Removal::HeartbeatTimeout => None,
+        }
+    }
+}
+
+/// One app's namespace: rooms, user ids and stream ids are unique within it.
+#[derive(Debug)]
+struct App {
+    keys: AppKeys,
+    rooms: HashMap<String, Room>,
+    users: HashMap<String, SessionId>,
+    streams: HashMap<String, Stream>,
+    /// Sessions waiting for a stream id to be published.
+    waiting: HashMap<String, BTreeSet<SessionId>>,
+    replay: ReplayGuard,
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    pub rooms: usize,
+    pub sessions: usize,
+    pub streams: usize,
+    pub plays: usize,
+    pub waiting_plays: usize,
+}
+
+/// Counts of what the timers did, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimerTotals {
+    pub heartbeat_timeouts: u64,
+    pub token_expiries: u64,
+    pub same_user_kicks: u64,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    settings: Settings,
+    apps: HashMap<u32, App>,
+    sessions: HashMap<SessionId, Session>,
+    by_resume_token: HashMap<String, SessionId>,
+    last_session: SessionId,
+    last_attempt: u64,
+    totals: TimerTotals,
+}
+
+impl Registry {
+    pub fn new(settings: Settings, apps: &[AppKeys]) -> Self {
+        let apps = apps
+            .iter()
+            .map(|keys| {
+                (
+                    keys.app_id,
+                    App {
+                        keys: keys.clone(),
+                        rooms: HashMap::new(),
+                        users: HashMap::new(),
+                        streams: HashMap::new(),
+                        waiting: HashMap::new(),
+                        replay: ReplayGuard::default(),
+                    },
+                )
+            })
+            .collect();
+        Registry {
+            settings,
+            apps,
+            sessions: HashMap::new(),
+            by_resume_token: HashMap::new(),
+            last_session: 0,
+            last_attempt: 0,
+            totals: TimerTotals::default(),
+        }
+    }
+
+    pub fn census(&self) -> Census {
+        let mut census = Census {
+            sessions: self.sessions.len(),
+            ..Census::default()
+        };
+        for app in self.apps.values() {
+            census.rooms += app.rooms.len();
+            census.streams += app.streams.values().filter(|s| s.is_live()).count();
+            census.waiting_plays += app.waiting.values().map(BTreeSet::len).sum::<usize>();
+        }
+        census.plays = self
+            .sessions
+            .values()
+            .flat_map(|s| s.plays.values())
+            .filter(|p| matches!(p, Play::Active { .. }))
+            .count();
+        census
+    }
+
+    pub fn totals(&self) -> TimerTotals {
+        self.totals
+    }
+
+    pub fn has_session(&self, session: SessionId) -> bool {
+        self.sessions.contains_key(&session)
+    }
+
+    fn next_attempt(&mut self) -> u64 {
+        self.last_attempt += 1;
+        self.last_attempt
+    }
+
+    // ── login / logout ──────────────────────────────────────────────────────────────────────────────────────
+}
+
+fn apply_grant(session: &mut Session, grant: Grant, now: Now) {
+    session.token_expire_at = match &grant {
+        Grant::AppSign => None,
+        Grant::Token(t) => Some(now.instant_at_unix(t.expire)),
+    };
+    session.token_warned = false;
+    session.grant = grant;
+}

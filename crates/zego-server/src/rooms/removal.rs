@@ -1,0 +1,204 @@
+//! A session leaving (logout, kick, timeout): its plays end, its streams are deleted, the room is told.
+
+use super::*;
+
+impl Registry {
+    /// Takes a session out of everything: its plays, its streams (with `removal`'s reason), its room.
+    pub(super) fn remove_session(
+        &mut self,
+        id: SessionId,
+        removal: Removal,
+        outputs: &mut Vec<Output>,
+    ) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let app_id = session.app_id;
+        let room_id = session.room_id.clone();
+        let user = session.user.clone();
+        tracing::info!(session = id, app_id, room_id = %room_id, user_id = %user.user_id, ?removal, "session ends");
+
+        if let Some(code) = removal.kick_code() {
+            outputs.push(send(
+                id,
+                ServerMessage::Kicked {
+                    room_id: room_id.clone(),
+                    code,
+                },
+            ));
+        }
+        outputs.push(Output::Detach {
+            session: id,
+            close: match removal {
+                Removal::Logout => None,
+                Removal::HeartbeatTimeout => Some(CloseReason::HeartbeatTimeout),
+                Removal::SameUserLoggedIn | Removal::TokenExpired => Some(CloseReason::Kicked),
+            },
+        });
+
+        let plays: Vec<String> = self.sessions[&id].plays.keys().cloned().collect();
+        for stream_id in plays {
+            self.end_play(id, &stream_id, outputs);
+        }
+        let published: Vec<String> = self.sessions[&id].publishing.iter().cloned().collect();
+        self.delete_streams(app_id, &published, removal.stream_reason(), outputs);
+
+        let session = self.sessions.remove(&id).expect("present above");
+        self.by_resume_token.remove(&session.resume_token);
+        let app = self
+            .apps
+            .get_mut(&app_id)
+            .expect("sessions belong to known apps");
+        if app.users.get(&user.user_id) == Some(&id) {
+            app.users.remove(&user.user_id);
+        }
+        let Some(room) = app.rooms.get_mut(&room_id) else {
+            return;
+        };
+        room.members.remove(&id);
+        let notify: Vec<SessionId> = room
+            .members
+            .iter()
+            .copied()
+            .filter(|m| self.sessions.get(m).is_some_and(|s| s.notify_users))
+            .collect();
+        if !notify.is_empty() {
+            outputs.push(Output::Send {
+                to: notify,
+                msg: ServerMessage::UserUpdate {
+                    room_id: room_id.clone(),
+                    update_type: UpdateType::Delete,
+                    users: vec![user],
+                },
+            });
+        }
+        if room.members.is_empty() {
+            app.rooms.remove(&room_id);
+            tracing::debug!(app_id, room_id = %room_id, "room closed");
+        }
+    }
+
+    /// Ends one play of a session, whatever its state.
+    pub(super) fn end_play(
+        &mut self,
+        id: SessionId,
+        stream_id: &str,
+        outputs: &mut Vec<Output>,
+    ) -> bool {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        let Some(play) = session.plays.remove(stream_id) else {
+            return false;
+        };
+        let app = self.apps.get_mut(&session.app_id).expect("known app");
+        match play {
+            Play::Waiting { .. } => {
+                if let Some(waiters) = app.waiting.get_mut(stream_id) {
+                    waiters.remove(&id);
+                    if waiters.is_empty() {
+                        app.waiting.remove(stream_id);
+                    }
+                }
+            }
+            Play::Starting { .. } => {
+                if let Some(stream) = app.streams.get_mut(stream_id) {
+                    stream.players.remove(&id);
+                }
+            }
+            Play::Active { relay } => {
+                if let Some(stream) = app.streams.get_mut(stream_id) {
+                    stream.players.remove(&id);
+                }
+                outputs.push(Output::CloseRelay(relay));
+            }
+        }
+        true
+    }
+
+    /// Deletes streams of one app (all of one owner): players are stopped, the room hears one Delete.
+    pub(super) fn delete_streams(
+        &mut self,
+        app_id: u32,
+        stream_ids: &[String],
+        reason: u32,
+        outputs: &mut Vec<Output>,
+    ) {
+        let app = self.apps.get_mut(&app_id).expect("known app");
+        let mut deleted: Vec<(String, StreamInfo)> = Vec::new();
+        let mut owner = None;
+        for stream_id in stream_ids {
+            let Some(stream) = app.streams.remove(stream_id) else {
+                continue;
+            };
+            owner = Some(stream.owner);
+            if let Some(room) = app.rooms.get_mut(&stream.room_id) {
+                room.streams.remove(stream_id);
+            }
+            if let Some(session) = self.sessions.get_mut(&stream.owner) {
+                session.publishing.remove(stream_id);
+            }
+            let Some(publisher) = stream.relay else {
+                // Never visible: the publish still in flight finds the stream gone and closes its relay session.
+                continue;
+            };
+            outputs.push(Output::CloseRelay(publisher));
+            for player in &stream.players {
+                let Some(session) = self.sessions.get_mut(player) else {
+                    continue;
+                };
+                match session.plays.remove(stream_id) {
+                    Some(Play::Active { relay }) => outputs.push(Output::CloseRelay(relay)),
+                    // Its request is still unanswered: the relay's answer finds the play gone and replies.
+                    Some(Play::Starting { direct: true, .. }) => continue,
+                    _ => {}
+                }
+                outputs.push(send(
+                    *player,
+                    ServerMessage::PlayStopped {
+                        stream_id: stream_id.clone(),
+                        code: reason,
+                    },
+                ));
+            }
+            deleted.push((stream.room_id.clone(), stream.info(stream_id)));
+        }
+        let Some(owner) = owner else { return };
+        // One owner means one room.
+        let Some((room_id, _)) = deleted.first() else {
+            return;
+        };
+        let room_id = room_id.clone();
+        let to: Vec<SessionId> = app
+            .rooms
+            .get(&room_id)
+            .map(|r| r.members.iter().copied().filter(|m| *m != owner).collect())
+            .unwrap_or_default();
+        if to.is_empty() {
+            return;
+        }
+        let (reasons, streams) = deleted
+            .into_iter()
+            .map(|(_, info)| {
+                (
+                    StreamDeleteReason {
+                        stream_id: info.stream_id.clone(),
+                        code: reason,
+                    },
+                    info,
+                )
+            })
+            .unzip();
+        outputs.push(Output::Send {
+            to,
+            msg: ServerMessage::StreamUpdate {
+                room_id,
+                update_type: UpdateType::Delete,
+                streams,
+                reasons,
+            },
+        });
+    }
+
+    // ── keepalive and tokens ────────────────────────────────────────────────────────────────────────────────
+}
