@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn gaps_count_once_and_late_packets_fill_nothing() {
         let counters = Arc::new(ArrivalCounters::default());
-        let mut tap = ReadTap::new(ArrivalLoss::new(counters.clone()));
+        let mut tap = ReadTap::tap(ArrivalLoss::new(counters.clone()));
         // 65534, 65535, (0 lost), 1, (2, 3 lost), 4, then 0 late (a retransmission), audio in between.
         for (pt, seq) in [
             (108, 65_534),

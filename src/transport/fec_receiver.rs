@@ -16,14 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rtc::interceptor::{
-    Attribute, AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket,
-};
+use rtc::interceptor::{Attribute, AttributedPacket, Packet, StreamInfo, TaggedPacket};
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet as RtpPacket;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use zego_fec::{BlockDecoder, Media};
+
+use super::read_tap::Stage;
 
 /// What the repair of a stream covers of one of its packets (for the coder of a publisher's uplink too).
 pub(super) fn media_of(rtp: &RtpPacket) -> Media {
@@ -51,8 +49,6 @@ pub(crate) struct FecReceiver {
     repair_to_media: HashMap<u32, u32>,
     /// Media packets rebuilt.
     rebuilt: Arc<AtomicU64>,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
 }
 
 impl FecReceiver {
@@ -61,68 +57,7 @@ impl FecReceiver {
             streams: HashMap::new(),
             repair_to_media: HashMap::new(),
             rebuilt,
-            read_queue: VecDeque::new(),
-            write_queue: VecDeque::new(),
         }
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FecReceiver {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        let Packet::Rtp(rtp) = &msg.message.packet else {
-            self.read_queue.push_back(msg);
-            return Ok(());
-        };
-        let ssrc = rtp.header.ssrc;
-        if let Some(&media_ssrc) = self.repair_to_media.get(&ssrc) {
-            let Some(stream) = self.streams.get_mut(&media_ssrc) else {
-                return Ok(());
-            };
-            if rtp.header.payload_type != stream.repair_pt {
-                return Ok(());
-            }
-            let rebuilt = match stream.decoder.on_repair(&rtp.payload) {
-                Ok(rebuilt) => rebuilt,
-                Err(e) => {
-                    tracing::debug!("unusable repair packet: {e}");
-                    return Ok(());
-                }
-            };
-            self.queue_rebuilt(media_ssrc, msg.now, msg.transport, rebuilt);
-            return Ok(());
-        }
-        let rebuilt = match self.streams.get_mut(&ssrc) {
-            Some(stream)
-                if rtp.header.payload_type == stream.media_pt && !rtp.payload.is_empty() =>
-            {
-                stream.decoder.on_media(media_of(rtp))
-            }
-            _ => Vec::new(),
-        };
-        let (now, transport) = (msg.now, msg.transport);
-        // The packet that arrived goes first; what it completed follows.
-        self.read_queue.push_back(msg);
-        self.queue_rebuilt(ssrc, now, transport, rebuilt);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write_queue.pop_front()
     }
 }
 
@@ -133,6 +68,7 @@ impl FecReceiver {
         now: Instant,
         transport: rtc::shared::TransportContext,
         rebuilt: Vec<Media>,
+        out: &mut VecDeque<TaggedPacket>,
     ) {
         self.rebuilt
             .fetch_add(rebuilt.len() as u64, Ordering::Relaxed);
@@ -152,7 +88,7 @@ impl FecReceiver {
             let mut message = AttributedPacket::new(Packet::Rtp(packet));
             // It was never on the wire in this form: what measures the network can tell.
             message.add(Attribute::RecoveredByFec);
-            self.read_queue.push_back(TaggedPacket {
+            out.push_back(TaggedPacket {
                 now,
                 transport,
                 message,
@@ -161,7 +97,44 @@ impl FecReceiver {
     }
 }
 
-impl Interceptor for FecReceiver {
+impl Stage for FecReceiver {
+    fn on_read(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
+        let Packet::Rtp(rtp) = &msg.message.packet else {
+            out.push_back(msg);
+            return;
+        };
+        let ssrc = rtp.header.ssrc;
+        if let Some(&media_ssrc) = self.repair_to_media.get(&ssrc) {
+            let Some(stream) = self.streams.get_mut(&media_ssrc) else {
+                return;
+            };
+            if rtp.header.payload_type != stream.repair_pt {
+                return;
+            }
+            let rebuilt = match stream.decoder.on_repair(&rtp.payload) {
+                Ok(rebuilt) => rebuilt,
+                Err(e) => {
+                    tracing::debug!("unusable repair packet: {e}");
+                    return;
+                }
+            };
+            self.queue_rebuilt(media_ssrc, msg.now, msg.transport, rebuilt, out);
+            return;
+        }
+        let rebuilt = match self.streams.get_mut(&ssrc) {
+            Some(stream)
+                if rtp.header.payload_type == stream.media_pt && !rtp.payload.is_empty() =>
+            {
+                stream.decoder.on_media(media_of(rtp))
+            }
+            _ => Vec::new(),
+        };
+        let (now, transport) = (msg.now, msg.transport);
+        // The packet that arrived goes first; what it completed follows.
+        out.push_back(msg);
+        self.queue_rebuilt(ssrc, now, transport, rebuilt, out);
+    }
+
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if let (Some(repair_ssrc), Some(repair_pt)) = (info.ssrc_fec, info.payload_type_fec) {
             tracing::debug!(
@@ -187,20 +160,20 @@ impl Interceptor for FecReceiver {
             self.repair_to_media.remove(&stream.repair_ssrc);
         }
     }
-
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::fec_test_support::{protected_stream, MEDIA, REPAIR};
+    use crate::transport::read_tap::PassThrough;
     use bytes::Bytes;
+    use rtc::interceptor::Interceptor;
+    use rtc::sansio::Protocol;
     use std::time::Duration;
     use zego_fec::{BlockCoder, ProtectionLevel};
 
-    fn read(receiver: &mut FecReceiver, packet: RtpPacket) -> Vec<(RtpPacket, bool)> {
+    fn read(receiver: &mut PassThrough<FecReceiver>, packet: RtpPacket) -> Vec<(RtpPacket, bool)> {
         receiver
             .handle_read(TaggedPacket {
                 now: Instant::now(),
@@ -239,7 +212,7 @@ mod tests {
     #[test]
     fn lost_video_is_rebuilt_and_repair_packets_are_consumed() {
         let rebuilt = Arc::new(AtomicU64::new(0));
-        let mut receiver = FecReceiver::new(rebuilt.clone());
+        let mut receiver = PassThrough::new(FecReceiver::new(rebuilt.clone()));
         receiver.bind_remote_stream(&protected_stream());
         let mut coder = BlockCoder::new(ProtectionLevel::default());
         let now = Instant::now();
@@ -308,7 +281,7 @@ mod tests {
 
     #[test]
     fn unbound_streams_and_garbage_pass_or_vanish_quietly() {
-        let mut receiver = FecReceiver::new(Arc::new(AtomicU64::new(0)));
+        let mut receiver = PassThrough::new(FecReceiver::new(Arc::new(AtomicU64::new(0))));
         let out = read(
             &mut receiver,
             rtp(MEDIA, 108, 1, 0, true, Bytes::from_static(b"x")),

@@ -17,15 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{AttributedPacket, Packet, StreamInfo, TaggedPacket};
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet as RtpPacket;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use zego_fec::{BlockCoder, ProtectionLevel};
 
 use super::congestion::{CongestionState, FeedbackCounters};
 use super::fec_receiver::media_of;
+use super::read_tap::Stage;
 
 /// How often the feedback's loss is summed up for the protection level.
 const REPORT_INTERVAL: Duration = Duration::from_millis(500);
@@ -60,8 +59,6 @@ pub(crate) struct FecSender {
     sent: Arc<AtomicU64>,
     /// The feedback counters at the last level report.
     last_report: Option<(Instant, FeedbackCounters)>,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
 }
 
 impl FecSender {
@@ -71,8 +68,6 @@ impl FecSender {
             streams: HashMap::new(),
             sent,
             last_report: None,
-            read_queue: VecDeque::new(),
-            write_queue: VecDeque::new(),
         }
     }
 
@@ -109,26 +104,11 @@ impl FecSender {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.read_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+impl Stage for FecSender {
+    fn on_write(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         let Packet::Rtp(rtp) = &msg.message.packet else {
-            self.write_queue.push_back(msg);
-            return Ok(());
+            out.push_back(msg);
+            return;
         };
         if !self.streams.is_empty() {
             self.report(msg.now);
@@ -136,8 +116,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
         let (now, transport) = (msg.now, msg.transport);
         let ssrc = rtp.header.ssrc;
         let Some(stream) = self.streams.get_mut(&ssrc) else {
-            self.write_queue.push_back(msg);
-            return Ok(());
+            out.push_back(msg);
+            return;
         };
         let seq = stream.extend(rtp.header.sequence_number);
         let protected = (stream.coder.active()
@@ -146,7 +126,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
             .then(|| media_of(rtp));
         let repairs = stream.coder.on_media(seq, protected);
         // The media packet leaves first; its repair packets protect what has already gone.
-        self.write_queue.push_back(msg);
+        out.push_back(msg);
         for repair in repairs {
             let packet = RtpPacket {
                 header: Header {
@@ -160,21 +140,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
                 payload: repair.payload,
             };
             self.sent.fetch_add(1, Ordering::Relaxed);
-            self.write_queue.push_back(TaggedPacket {
+            out.push_back(TaggedPacket {
                 now,
                 transport,
                 message: AttributedPacket::new(Packet::Rtp(packet)),
             });
         }
-        Ok(())
     }
 
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for FecSender {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if let (Some(repair_ssrc), Some(repair_pt)) = (info.ssrc_fec, info.payload_type_fec) {
             tracing::debug!(
@@ -202,16 +175,16 @@ impl Interceptor for FecSender {
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.streams.remove(&info.ssrc);
     }
-
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::fec_test_support::{protected_stream, MEDIA, REPAIR};
+    use crate::transport::read_tap::PassThrough;
     use bytes::Bytes;
+    use rtc::interceptor::Interceptor;
+    use rtc::sansio::Protocol;
     use zego_fec::BlockDecoder;
 
     fn media(seq: u16, ts: u32, marker: bool) -> RtpPacket {
@@ -236,7 +209,11 @@ mod tests {
         }
     }
 
-    fn write(sender: &mut FecSender, packet: RtpPacket, now: Instant) -> Vec<RtpPacket> {
+    fn write(
+        sender: &mut PassThrough<FecSender>,
+        packet: RtpPacket,
+        now: Instant,
+    ) -> Vec<RtpPacket> {
         sender
             .handle_write(TaggedPacket {
                 now,
@@ -258,7 +235,7 @@ mod tests {
     fn a_lossy_uplink_gets_repair_packets_the_relay_can_use() {
         let state = CongestionState::new(2_500_000, 64_000);
         let sent = Arc::new(AtomicU64::new(0));
-        let mut sender = FecSender::new(state.clone(), sent.clone());
+        let mut sender = PassThrough::new(FecSender::new(state.clone(), sent.clone()));
         sender.bind_local_stream(&protected_stream());
         let start = Instant::now();
         let mut decoder = BlockDecoder::default();
@@ -311,7 +288,7 @@ mod tests {
     fn a_clean_uplink_or_a_stream_without_a_repair_ssrc_gets_none_after_the_first_report() {
         let state = CongestionState::new(2_500_000, 64_000);
         let sent = Arc::new(AtomicU64::new(0));
-        let mut sender = FecSender::new(state.clone(), sent.clone());
+        let mut sender = PassThrough::new(FecSender::new(state.clone(), sent.clone()));
         sender.bind_local_stream(&StreamInfo {
             ssrc: MEDIA,
             payload_type: zego_rtp::H264_PAYLOAD_TYPE,

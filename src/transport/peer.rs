@@ -30,7 +30,7 @@ use super::fec_receiver::FecReceiver;
 use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
 use super::liveness::{self, HeardTap, LastHeard};
-use super::read_tap::ReadTap;
+use super::read_tap::{PassThrough, ReadTap};
 use super::runtime::HandleRuntime;
 use super::TransportConfig;
 use zego_rtp::{
@@ -511,7 +511,7 @@ fn interceptors(
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
         .with(
             Slot::from(liveness::SLOT),
-            ReadTap::new(HeardTap(counters.heard.clone())),
+            ReadTap::tap(HeardTap(counters.heard.clone())),
         );
     let registry = match congestion {
         Some(cc) => {
@@ -528,12 +528,12 @@ fn interceptors(
                 .with(Slot::Pacer, SendPacer::new(cc.state.clone()))
                 .with(
                     Slot::FecEncoder,
-                    FecSender::new(cc.state.clone(), counters.fec_sent.clone()),
+                    PassThrough::new(FecSender::new(cc.state.clone(), counters.fec_sent.clone())),
                 )
                 // Next to the wire on the read leg, before anything consumes the feedback.
                 .with(
                     Slot::from(RELAY_FEEDBACK_SLOT),
-                    ReadTap::new(RelayFeedback::new(cc.state)),
+                    ReadTap::tap(RelayFeedback::new(cc.state)),
                 )
         }
         None => registry,
@@ -541,16 +541,16 @@ fn interceptors(
     match role {
         PeerRole::Publisher => registry.with(
             Slot::from(keyframe_requests::SLOT),
-            ReadTap::new(KeyframeRequestForwarder),
+            ReadTap::tap(KeyframeRequestForwarder),
         ),
         PeerRole::Player => registry
             .with(
                 Slot::from(arrival_loss::SLOT),
-                ReadTap::new(ArrivalLoss::new(counters.video_arrivals.clone())),
+                ReadTap::tap(ArrivalLoss::new(counters.video_arrivals.clone())),
             )
             .with(
                 Slot::from(FEC_DECODER_SLOT),
-                FecReceiver::new(counters.fec_recovered.clone()),
+                PassThrough::new(FecReceiver::new(counters.fec_recovered.clone())),
             ),
     }
 }

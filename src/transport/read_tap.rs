@@ -1,5 +1,6 @@
-//! The interceptors that only look at (or filter) what arrives share one shape: everything written passes
-//! untouched, each inbound packet goes through a [`ReadFilter`], and no stream binding matters to them.
+//! The base of our interceptors: a [`PassThrough`] owns the queues and the interceptor plumbing, and a [`Stage`]
+//! writes only what it changes (what it does to an inbound or an outbound packet, which streams it learns of).
+//! Stages that only look at (or filter) what arrives are [`ReadFilter`]s, run by a [`ReadTap`].
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -8,30 +9,42 @@ use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-/// What a [`ReadTap`] does with inbound packets.
-pub(crate) trait ReadFilter: Send + Sync {
-    /// An inbound packet on its way to the application: returned, possibly changed, to pass it on; `None` drops it.
-    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket>;
+/// What an interceptor does; every part passes packets through unchanged unless the stage says otherwise.
+pub(crate) trait Stage: Send + Sync {
+    /// An inbound packet on its way to the application: what goes on is pushed to `out`.
+    fn on_read(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
+        out.push_back(msg);
+    }
+
+    /// An outbound packet on its way to the wire: what goes on is pushed to `out`.
+    fn on_write(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
+        out.push_back(msg);
+    }
+
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-/// An interceptor made of a [`ReadFilter`] on the read leg and nothing on the write leg.
-pub(crate) struct ReadTap<F> {
-    filter: F,
+/// An interceptor made of a [`Stage`].
+pub(crate) struct PassThrough<S> {
+    stage: S,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
-impl<F: ReadFilter> ReadTap<F> {
-    pub fn new(filter: F) -> ReadTap<F> {
-        ReadTap {
-            filter,
+impl<S: Stage> PassThrough<S> {
+    pub fn new(stage: S) -> PassThrough<S> {
+        PassThrough {
+            stage,
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
         }
     }
 }
 
-impl<F: ReadFilter> Protocol<TaggedPacket, TaggedPacket, ()> for ReadTap<F> {
+impl<S: Stage> Protocol<TaggedPacket, TaggedPacket, ()> for PassThrough<S> {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -39,9 +52,7 @@ impl<F: ReadFilter> Protocol<TaggedPacket, TaggedPacket, ()> for ReadTap<F> {
     type Time = Instant;
 
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        if let Some(msg) = self.filter.on_read(msg) {
-            self.read_queue.push_back(msg);
-        }
+        self.stage.on_read(msg, &mut self.read_queue);
         Ok(())
     }
 
@@ -50,7 +61,7 @@ impl<F: ReadFilter> Protocol<TaggedPacket, TaggedPacket, ()> for ReadTap<F> {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.write_queue.push_back(msg);
+        self.stage.on_write(msg, &mut self.write_queue);
         Ok(())
     }
 
@@ -59,9 +70,41 @@ impl<F: ReadFilter> Protocol<TaggedPacket, TaggedPacket, ()> for ReadTap<F> {
     }
 }
 
-impl<F: ReadFilter> Interceptor for ReadTap<F> {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+impl<S: Stage> Interceptor for PassThrough<S> {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.stage.bind_local_stream(info);
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.stage.unbind_local_stream(info);
+    }
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.stage.bind_remote_stream(info);
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.stage.unbind_remote_stream(info);
+    }
+}
+
+/// What a [`ReadTap`] does with inbound packets.
+pub(crate) trait ReadFilter: Send + Sync {
+    /// An inbound packet on its way to the application: returned, possibly changed, to pass it on; `None` drops it.
+    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket>;
+}
+
+/// A [`ReadFilter`] as a stage: nothing on the write leg, and no stream binding matters to it.
+pub(crate) struct Filter<F>(F);
+
+impl<F: ReadFilter> Stage for Filter<F> {
+    fn on_read(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
+        out.extend(self.0.on_read(msg));
+    }
+}
+
+/// An interceptor made of a [`ReadFilter`].
+pub(crate) type ReadTap<F> = PassThrough<Filter<F>>;
+
+impl<F: ReadFilter> ReadTap<F> {
+    pub fn tap(filter: F) -> ReadTap<F> {
+        PassThrough::new(Filter(filter))
+    }
 }

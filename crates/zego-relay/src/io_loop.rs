@@ -178,7 +178,7 @@ impl IoLoop {
                 Flow::Continue
             }
             Command::Close(id) => {
-                self.sfu.close(id, outbox);
+                self.sfu.close(id, now, outbox);
                 Flow::Continue
             }
             Command::Shutdown { reply } => {

@@ -77,8 +77,9 @@ impl Sfu {
     }
 
     /// Ends a session at the server's request, gracefully (DTLS close_notify).
-    pub fn close(&mut self, id: SessionId, outbox: &mut impl Outbox) {
+    pub fn close(&mut self, id: SessionId, now: Instant, outbox: &mut impl Outbox) {
         self.remove_session(id, "closed by the server", true, outbox);
+        self.act_on_outputs(now, outbox);
     }
 
     /// Lets time pass: players that got media transmit it, str0m timeouts run, and housekeeping when it is due.
@@ -154,6 +155,7 @@ impl Sfu {
         self.sessions.insert(id, session);
         self.update_gauges();
         tracing::info!(session = id, ?key, "publisher session created");
+        self.act_on_outputs(now, outbox);
         Ok((id, answer))
     }
 
@@ -190,6 +192,7 @@ impl Sfu {
         self.serve_keyframe_request(route_id, now, outbox);
         self.update_gauges();
         tracing::info!(session = id, ?key, "player session created");
+        self.act_on_outputs(now, outbox);
         Ok((id, answer))
     }
 

@@ -330,7 +330,7 @@ fn a_publisher_that_goes_silent_is_lost_after_the_timeout_and_a_closed_one_is_no
     ));
 
     let mut sent = Sent::default();
-    net.sfu.close(player_id, &mut sent);
+    net.sfu.close(player_id, net.now, &mut sent);
     assert_eq!(
         net.sfu.poll_event(),
         Some(RelayEvent::Disconnected(player_id))

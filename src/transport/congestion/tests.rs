@@ -52,7 +52,7 @@ fn the_encoder_gets_the_media_share_within_floor_and_configured() {
 fn feedback_loss_is_counted_from_what_the_feedback_says() {
     let state = CongestionState::new(1_000_000, 68_000);
     let before = state.feedback();
-    let mut counter = ReadTap::new(RelayFeedback::new(state.clone()));
+    let mut counter = ReadTap::tap(RelayFeedback::new(state.clone()));
     let mut feed = |count: u8, base: u16, covered: u16, arrived: usize| {
         let feedback = TransportLayerCc {
             fb_pkt_count: count,
