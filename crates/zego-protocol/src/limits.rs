@@ -18,6 +18,10 @@ pub const TOKEN_MAX: usize = 2048;
 pub const APP_SIGN_HEX_LEN: usize = 64;
 /// A server secret (Token04 key) is 32 ASCII characters.
 pub const SERVER_SECRET_LEN: usize = 32;
+/// Streams one session may publish at once: the four publish channels of the SDK.
+pub const STREAMS_PER_SESSION_MAX: usize = 4;
+/// Streams one session may play (or wait for) at once.
+pub const PLAYS_PER_SESSION_MAX: usize = 64;
 /// Users announced in one user-update event; larger rooms are announced in several events.
 pub const USERS_PER_EVENT_MAX: usize = 500;
 /// SDP offers and answers are a few kilobytes; anything far larger is refused.

@@ -43,11 +43,6 @@ use room::{Play, Room, Session, Stream};
 pub type SessionId = u64;
 pub type RelaySessionId = zego_relay::SessionId;
 
-/// Streams one session may publish at once: the four publish channels of the SDK.
-pub const STREAMS_PER_SESSION_MAX: usize = 4;
-/// Streams one session may play (or wait for) at once.
-pub const PLAYS_PER_SESSION_MAX: usize = 64;
-
 /// The timers of the core.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {

@@ -24,7 +24,9 @@ impl Registry {
         if offer.is_empty() || offer.len() > limits::SDP_MAX {
             return refuse(error::COMMON_INVALID_PARAMETER);
         }
-        if !session.plays.contains_key(stream_id) && session.plays.len() >= PLAYS_PER_SESSION_MAX {
+        if !session.plays.contains_key(stream_id)
+            && session.plays.len() >= limits::PLAYS_PER_SESSION_MAX
+        {
             return refuse(error::PLAYER_PLAY_FAILED);
         }
         let app_id = session.app_id;

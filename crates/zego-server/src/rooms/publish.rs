@@ -31,7 +31,7 @@ impl Registry {
             return refuse(code);
         }
         let already_mine = session.publishing.contains(stream_id);
-        if !already_mine && session.publishing.len() >= STREAMS_PER_SESSION_MAX {
+        if !already_mine && session.publishing.len() >= limits::STREAMS_PER_SESSION_MAX {
             return refuse(error::PUBLISHER_CHANNEL_ALREADY_PUBLISHING);
         }
         let app_id = session.app_id;
