@@ -9,10 +9,10 @@ use zego_protocol::validate;
 
 use crate::config::{EngineProfile, Scenario, VideoFrameFormat};
 use crate::engine::Engine;
+use crate::ffi::delivery::CallbackRegistry;
 use crate::ffi::handle::{self, zego_engine};
 use crate::ffi::input::{self, ffi_code, Out};
 use crate::ffi::panic::ffi_panic_boundary;
-use crate::ffi::registry::CallbackRegistry;
 use crate::ffi::types::zego_engine_profile;
 
 /// Creates an engine and writes its handle to `*engine` (0 on failure).

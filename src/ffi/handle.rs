@@ -9,7 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use zego_protocol::error::{self, ErrorCode};
 
 use crate::engine::Engine;
-use crate::ffi::registry::CallbackRegistry;
+use crate::ffi::delivery::CallbackRegistry;
 
 /// An engine handle. 0 is never a valid handle.
 pub type zego_engine = u64;

@@ -9,8 +9,8 @@ use tracing::Level;
 use tracing_subscriber::filter::LevelFilter;
 use zego_protocol::error;
 
+use crate::ffi::delivery::UserContext;
 use crate::ffi::input::ffi_code;
-use crate::ffi::registry::UserContext;
 
 /// Receives each log line that passes the level: its `zego_log_level` and text (valid only during the call). It
 /// runs on whichever thread logged, possibly several at once, so it must be thread-safe; lines the callback itself

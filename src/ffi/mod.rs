@@ -16,6 +16,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod callbacks;
+pub(crate) mod delivery;
 pub mod engine;
 pub mod enums;
 pub mod handle;
@@ -24,8 +25,7 @@ pub mod log;
 pub(crate) mod panic;
 pub mod player;
 pub mod publisher;
-pub mod register;
-pub(crate) mod registry;
+pub mod registration;
 pub mod room;
 pub mod types;
 
@@ -36,6 +36,6 @@ pub use handle::zego_engine;
 pub use log::*;
 pub use player::*;
 pub use publisher::*;
-pub use register::*;
+pub use registration::*;
 pub use room::*;
 pub use types::*;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::assembler::{Assembled, FrameAssembler, KEYFRAME_REQUEST_INTERVAL};
-use super::playout::Playout;
+use super::receive::assembler::{Assembled, FrameAssembler, KEYFRAME_REQUEST_INTERVAL};
+use super::render::Playout;
 
 /// Most sequence numbers one NACK may carry: every missing packet the requester tracks, and the probe before the
 /// first packet and the tail after the newest.

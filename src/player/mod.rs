@@ -1,16 +1,13 @@
 //! One played stream: receive (webrtc, on the runtime) -> decode (a thread per media kind) -> render (events).
 
-mod assembler;
-mod audio;
-mod downlink;
+mod decode;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 #[cfg(test)]
 mod media_path_tests;
-mod nack;
-mod playout;
 mod quality;
-mod video;
+mod receive;
+mod render;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -328,7 +325,7 @@ fn start_track(
                 let thread_shared = shared.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("zego-vdec-{label}"))
-                    .spawn(move || video::decode_thread(au_rx, thread_shared, feedback_tx));
+                    .spawn(move || decode::video_thread(au_rx, thread_shared, feedback_tx));
                 match spawned {
                     Ok(handle) => threads.lock().push(handle),
                     Err(e) => {
@@ -336,14 +333,14 @@ fn start_track(
                         return;
                     }
                 }
-                video::read_track(track, shared, au_tx, feedback_rx).await;
+                receive::read_video_track(track, shared, au_tx, feedback_rx).await;
             }
             RtpCodecKind::Audio => {
                 let (packet_tx, packet_rx) = std::sync::mpsc::channel();
                 let thread_shared = shared.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("zego-adec-{label}"))
-                    .spawn(move || audio::decode_thread(packet_rx, thread_shared));
+                    .spawn(move || decode::audio_thread(packet_rx, thread_shared));
                 match spawned {
                     Ok(handle) => threads.lock().push(handle),
                     Err(e) => {
@@ -351,7 +348,7 @@ fn start_track(
                         return;
                     }
                 }
-                audio::read_track(track, shared, packet_tx).await;
+                receive::read_audio_track(track, shared, packet_tx).await;
             }
             other => tracing::debug!("ignoring a {other} track"),
         }

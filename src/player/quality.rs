@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::video::FREEZE_THRESHOLD;
+use super::render::FREEZE_THRESHOLD;
 use super::PlayerShared;
 use crate::event::{Event, PlayQuality};
 use crate::transport::stats::{self, TransportStats};

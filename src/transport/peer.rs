@@ -499,7 +499,7 @@ fn interceptors(
     counters: &InterceptorCounters,
 ) -> Registry {
     let registry = Registry::new()
-        // Players ask for missing video themselves (src/player/nack.rs): once at once, then once per round trip
+        // Players ask for missing video themselves (src/player/receive/nack.rs): once at once, then once per round trip
         // while the frame buffer still wants the packet, which webrtc's fixed-interval generator cannot do.
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
         .with(

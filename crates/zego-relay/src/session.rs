@@ -766,7 +766,7 @@ fn player_tracks(rtc: &mut Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Playe
         };
         // str0m's default clears queued retransmissions once they exceed 15 % of the bytes sent in the last
         // second; a player on a 10-30 % lossy path needs that much and more to be repaired. Players ask once
-        // per round trip (src/player/nack.rs in the SDK), so the cap only guards against a misbehaving one.
+        // per round trip (src/player/receive/nack.rs in the SDK), so the cap only guards against a misbehaving one.
         stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
         let (ssrc, rtx) = (stream.ssrc(), stream.rtx());
         let track = OutTrack {

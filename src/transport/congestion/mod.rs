@@ -3,7 +3,7 @@
 //! estimate while the network is what limits the stream.
 //!
 //! The relay also passes on what the stream's players can receive (REMB, the lowest of their downlink estimates,
-//! see `src/player/downlink.rs`); while it is fresh it caps the estimate like a bottleneck on the uplink would.
+//! see `src/player/receive/downlink.rs`); while it is fresh it caps the estimate like a bottleneck on the uplink would.
 //!
 //! The estimate and the loss counters live in a [`CongestionState`] shared by the interceptor chain (which writes
 //! them on webrtc's driver task) and the publisher (whose encode thread and quality task read them).

@@ -7,9 +7,9 @@
 use std::ffi::{c_int, c_void};
 
 use crate::ffi::callbacks::*;
+use crate::ffi::delivery::{CallbackTable, Slot, UserContext};
 use crate::ffi::handle::{self, zego_engine};
 use crate::ffi::input::{self, ffi_code};
-use crate::ffi::registry::{CallbackTable, Slot, UserContext};
 
 /// Stores `callback` and `user_context` in the slot `pick` selects.
 fn register<F>(

@@ -1,32 +1,32 @@
-//! Video of a played stream: RTP -> access units (on the runtime, cheap) -> H.264 decode (own thread) -> render.
+//! Receive, on the runtime: the track readers count what arrives, assemble video access units (with the NACK
+//! requester and the downlink estimate) and hand them, and audio packets, to the decode threads.
+
+pub(super) mod assembler;
+pub(super) mod downlink;
+mod nack;
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     nack_pairs_from_sequence_numbers, TransportLayerNack,
 };
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedReceiver;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use zego_media::{stamp, H264Decoder};
-
-use super::assembler::{AccessUnit, Assembled, FrameAssembler};
-use super::downlink::{self, DownlinkEstimate};
-use super::playout::Playout;
-use super::PlayerShared;
-use crate::event::Event;
-use crate::publisher::unix_micros;
 use zego_rtp::H264_PAYLOAD_TYPE;
 
-/// A frame later than this after the previous one counts as a freeze.
-pub(super) const FREEZE_THRESHOLD: Duration = Duration::from_millis(200);
+use super::PlayerShared;
+use crate::event::Event;
+use assembler::{AccessUnit, Assembled, FrameAssembler};
+use downlink::DownlinkEstimate;
 
 /// How long a gap may hold a frame back waiting for its retransmission: a missing packet is asked for at once and
-/// then about once per round trip (src/player/nack.rs), so this leaves three rounds for a lost NACK or a lost
+/// then about once per round trip (src/player/receive/nack.rs), so this leaves three rounds for a lost NACK or a lost
 /// retransmission. Giving up costs far more (every frame until the next keyframe, which itself needs repairing on a
 /// lossy path), so the wait errs long; before the round trip is known it assumes a long one.
 pub(super) fn nack_wait(rtt: Option<Duration>) -> Duration {
@@ -42,7 +42,7 @@ const UNKNOWN_RTT_WAIT: Duration = Duration::from_millis(500);
 
 /// Reads the video track until it ends, assembling access units for the decode thread and sending keyframe
 /// requests, retransmission requests and the downlink's estimate (REMB).
-pub(super) async fn read_track(
+pub(super) async fn read_video_track(
     track: Arc<dyn TrackRemote>,
     shared: Arc<PlayerShared>,
     decode: mpsc::Sender<AccessUnit>,
@@ -173,104 +173,38 @@ fn tune(assembler: &mut FrameAssembler, shared: &PlayerShared) {
     }
 }
 
-/// The decode thread: decodes access units in order, reads the capture stamp back from the pixels and delivers
-/// the frames. Ends when the reader goes away.
-pub(super) fn decode_thread(
-    rx: mpsc::Receiver<AccessUnit>,
+/// An audio packet for the decode thread.
+pub(super) struct AudioPacket {
+    pub sequence_number: u16,
+    pub payload: Bytes,
+}
+
+/// Forwards the audio track's packets to the decode thread until the track ends.
+pub(super) async fn read_audio_track(
+    track: Arc<dyn TrackRemote>,
     shared: Arc<PlayerShared>,
-    feedback: UnboundedSender<()>,
+    decode: mpsc::Sender<AudioPacket>,
 ) {
-    let mut decoder = match H264Decoder::new() {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!("cannot create the H.264 decoder: {e}");
-            return;
-        }
-    };
-    let mut need_keyframe = false;
-    let mut playout = Playout::default();
-    let mut size = (0, 0);
-    let mut last_render: Option<Instant> = None;
-    while let Ok(au) = rx.recv() {
-        if shared.stopped.load(Ordering::Acquire) {
-            break;
-        }
-        if need_keyframe && !au.keyframe {
-            continue;
-        }
-        let decoded = match decoder.decode(&au.data) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::debug!(stream_id = %shared.stream_id, "decode failed, waiting for a keyframe: {e}");
-                need_keyframe = true;
-                shared
-                    .counters
-                    .decode_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                let _ = feedback.send(());
-                continue;
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                if packet.payload.is_empty() {
+                    continue;
+                }
+                let c = &shared.counters;
+                c.audio_packets.fetch_add(1, Ordering::Relaxed);
+                c.audio_bytes
+                    .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                let item = AudioPacket {
+                    sequence_number: packet.header.sequence_number,
+                    payload: packet.payload,
+                };
+                if decode.send(item).is_err() {
+                    return;
+                }
             }
-        };
-        need_keyframe = false;
-        let c = &shared.counters;
-        c.video_frames_decoded.fetch_add(1, Ordering::Relaxed);
-        let mut frame = decoded;
-        match stamp::read(&frame) {
-            Some(s) => {
-                frame.capture_time_us = s.capture_time_us;
-                frame.frame_number = s.frame_number;
-            }
-            None => frame.capture_time_us = 0,
-        }
-        if (frame.width, frame.height) != size {
-            size = (frame.width, frame.height);
-            shared.events.send(Event::PlayerVideoSizeChanged {
-                stream_id: shared.stream_id.clone(),
-                width: size.0,
-                height: size.1,
-            });
-        }
-        if shared.video_muted.load(Ordering::Relaxed) {
-            continue;
-        }
-        // Held (at most the playout bound) so that frames repaired late do not make the others stutter.
-        let show_at = playout.schedule(au.rtp_timestamp, au.completed_at);
-        shared
-            .counters
-            .playout_delay_us
-            .store(playout.target().as_micros() as u64, Ordering::Relaxed);
-        let hold = show_at.saturating_duration_since(Instant::now());
-        if !hold.is_zero() {
-            std::thread::sleep(hold);
-        }
-        let now = Instant::now();
-        if let Some(prev) = last_render {
-            let gap = now.duration_since(prev);
-            if gap > FREEZE_THRESHOLD {
-                c.frozen_us
-                    .fetch_add(gap.as_micros() as u64, Ordering::Relaxed);
-            }
-        }
-        last_render = Some(now);
-        *c.last_render.lock() = Some(now);
-        if frame.capture_time_us > 0 {
-            let delay = unix_micros().saturating_sub(frame.capture_time_us);
-            c.last_delay_us.store(delay, Ordering::Relaxed);
-            c.delay_sum_us.fetch_add(delay, Ordering::Relaxed);
-            c.delay_samples.fetch_add(1, Ordering::Relaxed);
-        }
-        let delivered = shared.events.send(Event::RemoteVideoFrame {
-            stream_id: shared.stream_id.clone(),
-            frame: Arc::new(frame),
-        });
-        if delivered {
-            c.video_frames_rendered.fetch_add(1, Ordering::Relaxed);
-            if !shared.render_first.swap(true, Ordering::AcqRel) {
-                shared.events.send(Event::PlayerRenderVideoFirstFrame {
-                    stream_id: shared.stream_id.clone(),
-                });
-            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
         }
     }
 }
