@@ -150,8 +150,9 @@ impl FecReceiver {
             let Some(seq) = zego_rtp::seq::nearest(newest, media.seq) else {
                 continue;
             };
-            if self.unfed.contains(&seq) {
-                // It arrived, and was forwarded, before the decoder was fed.
+            if self.unfed.contains(&seq) || self.rebuilt.contains(&seq) {
+                // It arrived, and was forwarded, before the decoder was fed; or another block (a second repair
+                // block over the same media) rebuilt it already.
                 continue;
             }
             if self.rebuilt.len() == REMEMBERED_REBUILT {
