@@ -32,6 +32,7 @@ use crate::config::{
 use crate::event::{CallbackThread, Event, EventSink};
 use crate::room::{LoginParams, RequestError, RoomSession};
 use crate::server_url::ServerUrl;
+use crate::transport::TransportConfig;
 
 pub type Result<T> = std::result::Result<T, ErrorCode>;
 
@@ -69,7 +70,7 @@ impl Engine {
             "" => None,
             sign => Some(validate::app_sign(sign)?),
         };
-        ServerUrl::parse(&profile.server)?;
+        let transport = TransportConfig::for_server(&ServerUrl::parse(&profile.server)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_WORKERS)
             .thread_name(RUNTIME_THREAD_NAME)
@@ -88,6 +89,7 @@ impl Engine {
         let core = Arc::new(Core::new(
             profile,
             app_sign,
+            transport,
             callback.sender(),
             runtime.handle().clone(),
             media_tx,

@@ -101,13 +101,14 @@ impl Core {
     pub fn new(
         profile: EngineProfile,
         app_sign: Option<[u8; 32]>,
+        transport: TransportConfig,
         events: EventSender,
         runtime: tokio::runtime::Handle,
         media_notices: mpsc::UnboundedSender<MediaNotice>,
         session_notices: mpsc::UnboundedSender<Notice>,
     ) -> Core {
         Core {
-            transport: TransportConfig::for_server_url(&profile.server),
+            transport,
             profile,
             app_sign,
             events,

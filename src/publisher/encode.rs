@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use zego_media::stamp::{self, Stamp};
@@ -92,7 +92,12 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let Some(captured) = shared.frames.take(super::capture::IDLE) else {
             continue;
         };
-        let Some(sink) = shared.sink.lock().as_ref().map(|s| s.video.clone()) else {
+        let Some((sink, control)) = shared
+            .sink
+            .lock()
+            .as_ref()
+            .map(|s| (s.video.clone(), s.encoder.clone()))
+        else {
             // Not publishing: the next publish starts with a fresh encoder (and so a keyframe).
             encoder = None;
             last_sent_capture_us = None;
@@ -107,11 +112,8 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             (settings.video, settings.audio.bitrate_kbps)
         };
         let mut want = h264_config(&cfg);
-        let congestion = shared.congestion.lock().clone();
-        if let Some(congestion) = congestion {
-            want.bitrate_bps =
-                congestion.video_bitrate(want.bitrate_bps, audio_wire_bps(audio_kbps));
-        }
+        want.bitrate_bps =
+            control.video_bitrate(want.bitrate_bps, audio_wire_bps(audio_kbps), Instant::now());
         let limited = want.bitrate_bps < cfg.bitrate_kbps * 1000;
         if dropper.skip(captured.frame.capture_time_us, want.bitrate_bps) && limited {
             shared
@@ -165,7 +167,7 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         } else {
             source.as_ref()
         };
-        let force_keyframe = shared.keyframe_requested.swap(false, Ordering::AcqRel);
+        let force_keyframe = control.take_keyframe_request();
         match enc.encode(frame, force_keyframe) {
             Ok(Some(encoded)) => {
                 dropper.encoded(encoded.data.len());

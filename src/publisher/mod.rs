@@ -3,7 +3,7 @@
 //! Capture runs while the channel previews or publishes. Frames reach the encoder through a one-slot mailbox, so
 //! a slow encoder always encodes the newest picture. Encoding happens only while a transport is connected (the
 //! "sink" is installed); the first frame after that, every keyframe interval, and every keyframe request from the
-//! relay produce an IDR.
+//! relay produce an IDR. The transport steers the encoder through its [`EncoderControl`] (bitrate, keyframes).
 
 mod audio;
 mod capture;
@@ -38,10 +38,9 @@ use zego_protocol::error::{self, ErrorCode};
 use self::mailbox::Mailbox;
 use crate::config::{AudioConfig, AudioSourceType, PublishChannel, VideoConfig, VideoSourceType};
 use crate::event::{Event, EventSender};
-use crate::transport::congestion::{audio_wire_bps, CongestionState};
+use crate::transport::congestion::audio_wire_bps;
 use crate::transport::peer::codecs;
-use crate::transport::peer::Congestion;
-use crate::transport::{MediaNotice, Peer, TransportConfig};
+use crate::transport::{EncoderControl, MediaNotice, Peer, StreamRates, TransportConfig};
 use zego_rtp::{H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
 
 type Result<T> = std::result::Result<T, ErrorCode>;
@@ -83,6 +82,8 @@ pub(super) struct EncodedSample {
 pub(super) struct Sink {
     pub video: UnboundedSender<EncodedSample>,
     pub audio: UnboundedSender<EncodedSample>,
+    /// The transport's input to the video encoder.
+    pub encoder: Arc<EncoderControl>,
     /// Stamped frames handed to the encoder for this stream so far: the stream numbers its frames from 1, whatever
     /// the preview showed before it started.
     pub frames: u64,
@@ -111,10 +112,7 @@ pub(super) struct Shared {
     pub previewing: AtomicBool,
     pub video_muted: AtomicBool,
     pub audio_muted: AtomicBool,
-    pub keyframe_requested: AtomicBool,
     pub sink: Mutex<Option<Sink>>,
-    /// The congestion controller of the current transport: the encoder follows its estimate.
-    pub congestion: Mutex<Option<Arc<CongestionState>>>,
     /// Capture -> encoder, newest frame wins.
     pub frames: Mailbox<Captured>,
     pub counters: Counters,
@@ -206,6 +204,7 @@ struct Control {
 struct Session {
     stream_id: String,
     peer: Arc<Peer>,
+    encoder: Arc<EncoderControl>,
     video: (Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>),
     audio: (Arc<TrackLocalStaticSample>, Arc<dyn RtpSender>),
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -241,9 +240,7 @@ impl Publisher {
                 previewing: AtomicBool::new(false),
                 video_muted: AtomicBool::new(false),
                 audio_muted: AtomicBool::new(false),
-                keyframe_requested: AtomicBool::new(false),
                 sink: Mutex::new(None),
-                congestion: Mutex::new(None),
                 frames: Mailbox::default(),
                 counters: Counters::default(),
                 first_frame_reported: AtomicBool::new(false),
@@ -377,12 +374,9 @@ impl Publisher {
                 audio_wire_bps(settings.audio.bitrate_kbps),
             )
         };
-        let congestion = CongestionState::new(video_bps, audio_bps);
-        *self.shared.congestion.lock() = Some(congestion.clone());
-        let peer = Peer::new_publisher(
+        let (peer, encoder) = Peer::new_publisher(
             &self.transport,
-            Congestion {
-                state: congestion,
+            StreamRates {
                 video_bps,
                 audio_bps,
             },
@@ -425,6 +419,7 @@ impl Publisher {
         *self.session.lock() = Some(Session {
             stream_id: stream_id.to_owned(),
             peer,
+            encoder,
             video,
             audio,
             tasks: Vec::new(),
@@ -448,12 +443,14 @@ impl Publisher {
                 error::PUBLISHER_INNER_ERROR
             });
         }
-        let Some((stream_id, video, audio)) = self
-            .session
-            .lock()
-            .as_ref()
-            .map(|s| (s.stream_id.clone(), s.video.clone(), s.audio.clone()))
-        else {
+        let Some((stream_id, encoder, video, audio)) = self.session.lock().as_ref().map(|s| {
+            (
+                s.stream_id.clone(),
+                s.encoder.clone(),
+                s.video.clone(),
+                s.audio.clone(),
+            )
+        }) else {
             return Err(error::PUBLISHER_INNER_ERROR);
         };
         let video_pt = negotiated_payload_type(&video.1)
@@ -485,10 +482,17 @@ impl Publisher {
                 audio_rx,
                 shared.clone(),
             )),
-            self.runtime
-                .spawn(send::keyframe_requests(video.0.clone(), shared.clone())),
-            self.runtime
-                .spawn(quality::report(peer.clone(), shared.clone(), stream_id)),
+            self.runtime.spawn(send::keyframe_requests(
+                video.0.clone(),
+                encoder.clone(),
+                shared.clone(),
+            )),
+            self.runtime.spawn(quality::report(
+                peer.clone(),
+                encoder.clone(),
+                shared.clone(),
+                stream_id,
+            )),
         ];
         let mut session = self.session.lock();
         match session.as_mut() {
@@ -499,11 +503,10 @@ impl Publisher {
                 return Err(error::PUBLISHER_INNER_ERROR);
             }
         }
-        // The first encoded frame is a keyframe.
-        shared.keyframe_requested.store(true, Ordering::Release);
         *shared.sink.lock() = Some(Sink {
             video: video_tx,
             audio: audio_tx,
+            encoder,
             frames: 0,
         });
         tracing::info!(?channel, "publish transport connected");
@@ -555,7 +558,6 @@ impl Publisher {
             return;
         };
         *self.shared.sink.lock() = None;
-        *self.shared.congestion.lock() = None;
         session.peer.mark_closing();
         // On its own task, so a caller that stops waiting (a timeout) does not leave the teardown half done.
         let channel = self.shared.channel;
@@ -836,9 +838,12 @@ mod tests {
         // The transport connects: what is captured from now on is the stream's.
         let (video, _video_rx) = tokio::sync::mpsc::unbounded_channel();
         let (audio, _audio_rx) = tokio::sync::mpsc::unbounded_channel();
+        let now = std::time::Instant::now();
+        let congestion = crate::transport::congestion::CongestionState::new(1_000_000, 68_000, now);
         *p.shared.sink.lock() = Some(Sink {
             video,
             audio,
+            encoder: Arc::new(EncoderControl::new(congestion)),
             frames: 0,
         });
         let streamed = previews(&drain(&rig.events, Duration::from_millis(300)));

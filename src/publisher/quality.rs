@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use crate::event::{Event, PublishQuality};
-use crate::transport::congestion::CongestionState;
 use crate::transport::stats::{self, TransportStats};
-use crate::transport::Peer;
+use crate::transport::{EncoderControl, Peer};
 
 pub(crate) const INTERVAL: Duration = Duration::from_secs(3);
 
@@ -43,26 +42,25 @@ impl Snapshot {
 }
 
 /// Reports until aborted (the transport's close).
-pub(super) async fn report(peer: Arc<Peer>, shared: Arc<Shared>, stream_id: String) {
+pub(super) async fn report(
+    peer: Arc<Peer>,
+    encoder: Arc<EncoderControl>,
+    shared: Arc<Shared>,
+    stream_id: String,
+) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
-    let congestion = shared.congestion.lock().clone();
-    let feedback = |c: &Option<Arc<CongestionState>>| c.as_ref().map(|c| c.feedback());
+    let congestion = encoder.congestion();
     let mut before = Snapshot::take(&shared);
-    let mut before_feedback = feedback(&congestion);
+    let mut before_feedback = congestion.feedback();
     let mut at = Instant::now();
     loop {
         ticker.tick().await;
         let now = Instant::now();
         let after = Snapshot::take(&shared);
-        let after_feedback = feedback(&congestion);
+        let after_feedback = congestion.feedback();
         let transport = stats::collect(peer.connection().as_ref()).await;
-        let target_kbps = match &congestion {
-            Some(c) => c.encoder_bps() as f64 / 1000.0,
-            None => f64::from(shared.settings.lock().video.bitrate_kbps),
-        };
-        let uplink_loss = after_feedback
-            .zip(before_feedback)
-            .and_then(|(a, b)| a.loss_since(&b));
+        let target_kbps = congestion.encoder_bps() as f64 / 1000.0;
+        let uplink_loss = after_feedback.loss_since(&before_feedback);
         let quality = compute(
             &before,
             &after,
@@ -75,9 +73,9 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<Shared>, stream_id: Stri
             ?shared.channel,
             video_kbps = quality.video_kbps.round(),
             target_kbps = quality.target_bitrate_kbps.round(),
-            estimate_kbps = congestion.as_ref().map(|c| (c.target_bps() / 1000.0).round()),
+            estimate_kbps = (congestion.target_bps(now) / 1000.0).round(),
             loss = quality.packet_lost_rate,
-            rtx_dropped = congestion.as_ref().map(|c| c.rtx_dropped()),
+            rtx_dropped = congestion.rtx_dropped(),
             "publish quality"
         );
         shared.events.send(Event::PublisherQualityUpdate {

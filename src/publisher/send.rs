@@ -10,7 +10,7 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 
 use super::{EncodedSample, Shared};
-use crate::transport::is_keyframe_request;
+use crate::transport::{is_keyframe_request, EncoderControl};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -59,7 +59,11 @@ pub(super) async fn send(
 }
 
 /// Turns the relay's PLI/FIR on the video track into a keyframe from the encoder.
-pub(super) async fn keyframe_requests(track: Arc<TrackLocalStaticSample>, shared: Arc<Shared>) {
+pub(super) async fn keyframe_requests(
+    track: Arc<TrackLocalStaticSample>,
+    encoder: Arc<EncoderControl>,
+    shared: Arc<Shared>,
+) {
     while let Some(event) = track.poll().await {
         let TrackLocalEvent::OnRtcpPacket(packets) = event else {
             continue;
@@ -70,7 +74,7 @@ pub(super) async fn keyframe_requests(track: Arc<TrackLocalStaticSample>, shared
                 .counters
                 .keyframes_requested
                 .fetch_add(1, Ordering::Relaxed);
-            shared.keyframe_requested.store(true, Ordering::Release);
+            encoder.request_keyframe();
         }
     }
 }

@@ -233,7 +233,7 @@ mod tests {
     /// lossy reports, half a second apart) the relay's decoder rebuilds every dropped packet from the plain form.
     #[test]
     fn a_lossy_uplink_gets_repair_packets_the_relay_can_use() {
-        let state = CongestionState::new(2_500_000, 64_000);
+        let state = CongestionState::new(2_500_000, 64_000, Instant::now());
         let sent = Arc::new(AtomicU64::new(0));
         let mut sender = PassThrough::new(FecSender::new(state.clone(), sent.clone()));
         sender.bind_local_stream(&protected_stream());
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_clean_uplink_or_a_stream_without_a_repair_ssrc_gets_none_after_the_first_report() {
-        let state = CongestionState::new(2_500_000, 64_000);
+        let state = CongestionState::new(2_500_000, 64_000, Instant::now());
         let sent = Arc::new(AtomicU64::new(0));
         let mut sender = PassThrough::new(FecSender::new(state.clone(), sent.clone()));
         sender.bind_local_stream(&StreamInfo {

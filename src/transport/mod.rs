@@ -3,6 +3,7 @@
 
 mod arrival_loss;
 pub(crate) mod congestion;
+mod encoder_control;
 mod fec_receiver;
 mod fec_sender;
 #[cfg(test)]
@@ -17,8 +18,9 @@ pub(crate) mod stats;
 use crate::config::PublishChannel;
 use crate::server_url::ServerUrl;
 
+pub(crate) use encoder_control::EncoderControl;
 pub(crate) use keyframe_requests::is_keyframe_request;
-pub(crate) use peer::{Peer, PeerRole};
+pub(crate) use peer::{Peer, PeerRole, StreamRates};
 
 /// What the media side tells the engine about transports that broke after they had connected; the engine then
 /// publishes or plays again.
@@ -36,10 +38,10 @@ pub(crate) struct TransportConfig {
 }
 
 impl TransportConfig {
-    /// Loopback when the server (`ws://host:port/path`) is on this machine.
-    pub fn for_server_url(url: &str) -> TransportConfig {
+    /// Loopback when the server is on this machine.
+    pub fn for_server(server: &ServerUrl) -> TransportConfig {
         TransportConfig {
-            loopback: ServerUrl::parse(url).is_ok_and(|u| u.is_loopback()),
+            loopback: server.is_loopback(),
         }
     }
 
@@ -59,9 +61,9 @@ mod tests {
 
     #[test]
     fn loopback_servers_keep_media_on_loopback() {
-        assert!(TransportConfig::for_server_url("ws://127.0.0.1:8080/ws").loopback);
-        assert!(!TransportConfig::for_server_url("ws://10.0.0.1:8080/ws").loopback);
-        assert!(!TransportConfig::for_server_url("garbage").loopback);
+        let config = |url| TransportConfig::for_server(&ServerUrl::parse(url).unwrap());
+        assert!(config("ws://127.0.0.1:8080/ws").loopback);
+        assert!(!config("ws://10.0.0.1:8080/ws").loopback);
         assert_eq!(
             TransportConfig { loopback: true }.bind_addrs(),
             vec!["127.0.0.1:0"]

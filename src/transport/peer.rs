@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
@@ -26,6 +26,7 @@ use webrtc::peer_connection::{
 
 use super::arrival_loss::{self, ArrivalCounters, ArrivalLoss};
 use super::congestion::{CongestionState, RelayFeedback, SendPacer, WithRepairStreams};
+use super::encoder_control::EncoderControl;
 use super::fec_receiver::FecReceiver;
 use super::fec_sender::FecSender;
 use super::keyframe_requests::{self, KeyframeRequestForwarder};
@@ -69,12 +70,18 @@ const RELAY_FEEDBACK_SLOT: usize = 1_500;
 const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
-/// Congestion control of a publishing peer: the stream it is sized for and where its estimate goes.
-pub(crate) struct Congestion {
-    pub state: Arc<CongestionState>,
+/// The stream a publishing peer's congestion control is sized for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamRates {
     pub video_bps: u32,
     /// Audio on the wire, headers included.
     pub audio_bps: u32,
+}
+
+/// Congestion control of a publishing peer: the stream it is sized for and where its estimate goes.
+struct Congestion {
+    state: Arc<CongestionState>,
+    rates: StreamRates,
 }
 
 /// Which direction a peer carries media.
@@ -201,22 +208,26 @@ impl Peer {
         Peer::build(config, role, None, runtime, on_failure, on_track).await
     }
 
-    /// A publishing peer whose send rate follows the relay's transport-wide feedback.
+    /// A publishing peer whose send rate follows the relay's transport-wide feedback, and the encoder's input from
+    /// it (bitrate under the estimate, keyframe requests).
     pub async fn new_publisher(
         config: &TransportConfig,
-        congestion: Congestion,
+        rates: StreamRates,
         runtime: tokio::runtime::Handle,
         on_failure: FailureCallback,
-    ) -> Result<Peer, PeerError> {
-        Peer::build(
+    ) -> Result<(Peer, Arc<EncoderControl>), PeerError> {
+        let state = CongestionState::new(rates.video_bps, rates.audio_bps, Instant::now());
+        let control = Arc::new(EncoderControl::new(state.clone()));
+        let peer = Peer::build(
             config,
             PeerRole::Publisher,
-            Some(congestion),
+            Some(Congestion { state, rates }),
             runtime,
             on_failure,
             None,
         )
-        .await
+        .await?;
+        Ok((peer, control))
     }
 
     async fn build(
@@ -515,7 +526,7 @@ fn interceptors(
         );
     let registry = match congestion {
         Some(cc) => {
-            let estimator = cc.state.estimator(cc.video_bps, cc.audio_bps);
+            let estimator = cc.state.estimator(cc.rates.video_bps, cc.rates.audio_bps);
             registry
                 .with(
                     Slot::CongestionControl,

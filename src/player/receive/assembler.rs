@@ -12,7 +12,11 @@
 //! for: broken delta frames are skipped at once, and a keyframe start further on is jumped to. A complete keyframe
 //! further on also ends any wait. A keyframe request (PLI) is asked for, rate limited.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{self, Entry};
+use std::collections::btree_set;
+use std::collections::{BTreeMap, BTreeSet};
+use std::iter::Copied;
+use std::ops::RangeBounds;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -68,6 +72,84 @@ struct Buffered {
     payload: Bytes,
 }
 
+/// The packets waiting to become frames, by extended sequence number, with an index of those that begin a keyframe
+/// (so finding one costs a lookup, not a scan of everything buffered).
+#[derive(Default)]
+struct Buffer {
+    packets: BTreeMap<u64, Buffered>,
+    keyframe_starts: BTreeSet<u64>,
+}
+
+impl Buffer {
+    /// Adds a packet unless one with its sequence number is already here.
+    fn insert(&mut self, seq: u64, packet: Buffered) {
+        if let Entry::Vacant(slot) = self.packets.entry(seq) {
+            if begins_with_sps(&packet.payload) {
+                self.keyframe_starts.insert(seq);
+            }
+            slot.insert(packet);
+        }
+    }
+
+    fn get(&self, seq: u64) -> Option<&Buffered> {
+        self.packets.get(&seq)
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        self.packets.contains_key(&seq)
+    }
+
+    fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    fn first(&self) -> Option<u64> {
+        self.packets.keys().next().copied()
+    }
+
+    fn range(&self, range: impl RangeBounds<u64>) -> btree_map::Range<'_, u64, Buffered> {
+        self.packets.range(range)
+    }
+
+    fn is_keyframe_start(&self, seq: u64) -> bool {
+        self.keyframe_starts.contains(&seq)
+    }
+
+    /// Keyframe starts from `from` on, in order.
+    fn keyframe_starts(&self, from: u64) -> Copied<btree_set::Range<'_, u64>> {
+        self.keyframe_starts.range(from..).copied()
+    }
+
+    /// Removes and returns everything up to and including `last`.
+    fn take_through(&mut self, last: u64) -> BTreeMap<u64, Buffered> {
+        self.keyframe_starts = self.keyframe_starts.split_off(&(last + 1));
+        let rest = self.packets.split_off(&(last + 1));
+        std::mem::replace(&mut self.packets, rest)
+    }
+
+    /// Drops everything before `start`.
+    fn drop_before(&mut self, start: u64) {
+        self.keyframe_starts = self.keyframe_starts.split_off(&start);
+        self.packets = self.packets.split_off(&start);
+    }
+
+    /// Drops every packet of the frame with this RTP timestamp.
+    fn drop_frame(&mut self, timestamp: u32) {
+        self.packets.retain(|_, p| p.timestamp != timestamp);
+        let packets = &self.packets;
+        self.keyframe_starts.retain(|seq| packets.contains_key(seq));
+    }
+
+    fn clear(&mut self) {
+        self.packets.clear();
+        self.keyframe_starts.clear();
+    }
+}
+
 enum Scan {
     /// The frame starting at the head ends at this sequence number.
     Complete(u64),
@@ -78,8 +160,7 @@ enum Scan {
 }
 
 pub(crate) struct FrameAssembler {
-    /// Extended (unwrapped) sequence number -> packet.
-    packets: BTreeMap<u64, Buffered>,
+    packets: Buffer,
     highest: Option<u64>,
     /// Whether any packet arrived yet, padding only included: only the stream's first is probed before.
     started: bool,
@@ -99,7 +180,7 @@ pub(crate) struct FrameAssembler {
 impl FrameAssembler {
     pub fn new(max_wait: Duration) -> FrameAssembler {
         FrameAssembler {
-            packets: BTreeMap::new(),
+            packets: Buffer::default(),
             highest: None,
             started: false,
             next: None,
@@ -175,15 +256,18 @@ impl FrameAssembler {
             self.process(now, &mut out);
             return out;
         }
-        if self.highest.is_some_and(|h| seq < h) && !self.packets.contains_key(&seq) {
+        if self.highest.is_some_and(|h| seq < h) && !self.packets.contains(seq) {
             self.stats.late_packets += 1;
         }
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
-        self.packets.entry(seq).or_insert(Buffered {
-            timestamp,
-            marker,
-            payload,
-        });
+        self.packets.insert(
+            seq,
+            Buffered {
+                timestamp,
+                marker,
+                payload,
+            },
+        );
         if self.packets.len() > MAX_BUFFERED_PACKETS {
             tracing::warn!("video packet buffer overflowed; waiting for a keyframe");
             self.restart(now, &mut out);
@@ -246,14 +330,9 @@ impl FrameAssembler {
             let Some(next) = self.next else {
                 // No known frame boundary (start, or after giving up): resume at the first keyframe start. Only
                 // a keyframe can be decoded here anyway.
-                match self
-                    .packets
-                    .iter()
-                    .find(|(_, p)| begins_with_sps(&p.payload))
-                    .map(|(s, _)| *s)
-                {
+                match self.packets.keyframe_starts(0).next() {
                     Some(start) => {
-                        let first = self.packets.keys().next().copied().unwrap_or(start);
+                        let first = self.packets.first().unwrap_or(start);
                         self.stats.dropped_frames += self.frames_between(first, start);
                         self.skip_to(start);
                         self.resync_since = None;
@@ -284,8 +363,7 @@ impl FrameAssembler {
             }
             match self.scan(next) {
                 Scan::Complete(last) => {
-                    let rest = self.packets.split_off(&(last + 1));
-                    let frame = std::mem::replace(&mut self.packets, rest);
+                    let frame = self.packets.take_through(last);
                     self.next = Some(last + 1);
                     self.nack.forget_before(last + 1);
                     self.stalled_until = None;
@@ -300,8 +378,8 @@ impl FrameAssembler {
                     let useless = self.waiting_keyframe
                         && self
                             .packets
-                            .get(&next)
-                            .is_some_and(|p| !begins_with_sps(&p.payload));
+                            .get(next)
+                            .is_some_and(|_| !self.packets.is_keyframe_start(next));
                     if !useless {
                         // Measured from when the packet was seen missing, so the waits of frames queued behind
                         // each other overlap instead of adding up.
@@ -330,10 +408,10 @@ impl FrameAssembler {
                         None => {
                             // Keep what arrived after the dropped frame: a keyframe start may still be repaired
                             // in front of it.
-                            if let Some(dropped) =
-                                self.packets.range(next..).next().map(|(_, p)| p.timestamp)
-                            {
-                                self.packets.retain(|_, p| p.timestamp != dropped);
+                            let dropped =
+                                self.packets.range(next..).next().map(|(_, p)| p.timestamp);
+                            if let Some(dropped) = dropped {
+                                self.packets.drop_frame(dropped);
                             }
                             self.next = None;
                             self.nack.forget_before(next + 1);
@@ -347,7 +425,7 @@ impl FrameAssembler {
 
     /// Continues at `start`, dropping everything before it.
     fn skip_to(&mut self, start: u64) {
-        self.packets = self.packets.split_off(&start);
+        self.packets.drop_before(start);
         self.next = Some(start);
         self.stalled_until = None;
         self.nack.forget_before(start);
@@ -357,10 +435,8 @@ impl FrameAssembler {
     /// decoded); otherwise one whose frame is complete (it ends every wait before it).
     fn keyframe_after(&self, next: u64) -> Option<u64> {
         self.packets
-            .range(next + 1..)
+            .keyframe_starts(next + 1)
             .rev()
-            .filter(|(_, p)| begins_with_sps(&p.payload))
-            .map(|(seq, _)| *seq)
             .find(|seq| self.waiting_keyframe || matches!(self.scan(*seq), Scan::Complete(_)))
     }
 
@@ -378,7 +454,7 @@ impl FrameAssembler {
     /// Where the frame that starts at `start` ends, if it can be told yet.
     fn scan(&self, start: u64) -> Scan {
         let arrived_after = |seq: u64| self.highest.is_some_and(|h| h > seq);
-        let Some(first) = self.packets.get(&start) else {
+        let Some(first) = self.packets.get(start) else {
             return if arrived_after(start) {
                 Scan::Gap(start)
             } else {
@@ -388,7 +464,7 @@ impl FrameAssembler {
         let timestamp = first.timestamp;
         let mut seq = start;
         loop {
-            match self.packets.get(&seq) {
+            match self.packets.get(seq) {
                 None => {
                     return if arrived_after(seq) {
                         Scan::Gap(seq)
@@ -408,7 +484,7 @@ impl FrameAssembler {
     fn missing(&self, from: u64) -> Vec<u16> {
         let highest = self.highest.unwrap_or(from);
         (from..highest)
-            .filter(|s| !self.packets.contains_key(s))
+            .filter(|s| !self.packets.contains(*s))
             .take(16)
             .map(|s| s as u16)
             .collect()
@@ -419,10 +495,10 @@ impl FrameAssembler {
         self.packets
             .range(after + 1..)
             .find(|(seq, p)| {
-                begins_with_sps(&p.payload)
+                self.packets.is_keyframe_start(**seq)
                     || self
                         .packets
-                        .get(&(*seq - 1))
+                        .get(**seq - 1)
                         .is_some_and(|prev| prev.marker || prev.timestamp != p.timestamp)
             })
             .map(|(seq, _)| *seq)

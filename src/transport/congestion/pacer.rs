@@ -76,6 +76,8 @@ impl Bucket {
 pub(crate) struct SendPacer {
     state: Arc<CongestionState>,
     pacing: Bucket,
+    /// The pacing rate at the last refill, which comes before anything is held.
+    rate_bps: f64,
     rtx: Bucket,
     /// Held audio and retransmissions, in order: they leave before any held video (a retransmission is late
     /// already, and audio is small and gaps in it are heard).
@@ -92,6 +94,7 @@ impl SendPacer {
         SendPacer {
             state,
             pacing: Bucket::full(),
+            rate_bps: 0.0,
             rtx: Bucket::full(),
             urgent: VecDeque::new(),
             queue: VecDeque::new(),
@@ -102,9 +105,9 @@ impl SendPacer {
 
     /// A multiple of the estimate, and never below what the encoder sends: at the encoder's floor (a lossy path
     /// drives GCC's estimate under it) pacing to the estimate would hold the media back until the queue overflows.
-    fn pacing_rate(&self) -> f64 {
+    fn pacing_rate(&self, now: Instant) -> f64 {
         let media = self.state.encoder_bps() as f64 / MEDIA_SHARE;
-        self.state.target_bps().max(media) * PACING_FACTOR
+        self.state.target_bps(now).max(media) * PACING_FACTOR
     }
 
     fn pacing_cap(rate: f64) -> f64 {
@@ -119,9 +122,10 @@ impl SendPacer {
     }
 
     fn refill(&mut self, now: Instant) {
-        let rate = self.pacing_rate();
+        let rate = self.pacing_rate(now);
+        self.rate_bps = rate;
         self.pacing.refill(now, rate, Self::pacing_cap(rate));
-        let rtx_rate = (self.state.target_bps() * RTX_SHARE)
+        let rtx_rate = (self.state.target_bps(now) * RTX_SHARE)
             .max(self.state.encoder_bps() as f64 * RTX_VIDEO_SHARE);
         // A NACK names every packet one loss burst took, and the relay asks only a few times: the budget must
         // take such a burst whole or the repairs it drops are never asked for again.
@@ -145,7 +149,7 @@ impl SendPacer {
         let pacing = self.state.pacing();
         while let Some(head) = self.head() {
             let bits = Self::bits(head);
-            if pacing && self.pacing.bits < bits.min(Self::pacing_cap(self.pacing_rate())) {
+            if pacing && self.pacing.bits < bits.min(Self::pacing_cap(self.rate_bps)) {
                 break;
             }
             let mut packet = match self.urgent.pop_front() {
@@ -227,7 +231,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SendPacer {
         if !self.state.pacing() {
             return self.pacing.at;
         }
-        let rate = self.pacing_rate();
+        let rate = self.rate_bps;
         let bits = Self::bits(head).min(Self::pacing_cap(rate));
         self.pacing
             .affordable_at(bits, rate)

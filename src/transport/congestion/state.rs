@@ -62,7 +62,7 @@ impl FeedbackCounters {
 
 impl CongestionState {
     /// A state for a stream of `video_bps` + `audio_bps`, starting from an estimate that lets it run at full rate.
-    pub fn new(video_bps: u32, audio_bps: u32) -> Arc<CongestionState> {
+    pub fn new(video_bps: u32, audio_bps: u32, now: Instant) -> Arc<CongestionState> {
         Arc::new(CongestionState {
             target_bps: AtomicU64::new(initial_estimate(video_bps, audio_bps).to_bits()),
             reported: AtomicU64::new(0),
@@ -74,25 +74,25 @@ impl CongestionState {
             rtx_dropped: AtomicU64::new(0),
             receiver_bps: AtomicU64::new(0),
             receiver_until_us: AtomicU64::new(0),
-            origin: Instant::now(),
+            origin: now,
         })
     }
 
-    /// The estimate: GCC's, under the players' while that holds.
-    pub fn target_bps(&self) -> f64 {
-        self.under_players(&self.target_bps)
+    /// The estimate at `now`: GCC's, under the players' while that holds.
+    pub fn target_bps(&self, now: Instant) -> f64 {
+        self.under_players(&self.target_bps, now)
     }
 
-    /// What the estimate says about a bottleneck on the way (GCC's delay half, or the players' estimate).
-    pub(super) fn delay_based_bps(&self) -> f64 {
-        self.under_players(&self.delay_bps)
+    /// What the estimate says at `now` about a bottleneck on the way (GCC's delay half, or the players' estimate).
+    pub(super) fn delay_based_bps(&self, now: Instant) -> f64 {
+        self.under_players(&self.delay_bps, now)
     }
 
     /// One of our own estimates (`f64` bits), capped by the players' (REMB from the relay) while that holds.
-    pub(super) fn under_players(&self, own: &AtomicU64) -> f64 {
+    fn under_players(&self, own: &AtomicU64, now: Instant) -> f64 {
         let own = f64::from_bits(own.load(Ordering::Relaxed));
         let until = self.receiver_until_us.load(Ordering::Acquire);
-        if self.micros(Instant::now()) < until {
+        if self.micros(now) < until {
             own.min(f64::from_bits(self.receiver_bps.load(Ordering::Relaxed)))
         } else {
             own
@@ -107,7 +107,7 @@ impl CongestionState {
             .store(self.micros(now + RECEIVER_ESTIMATE_HOLD), Ordering::Release);
     }
 
-    pub(super) fn micros(&self, at: Instant) -> u64 {
+    fn micros(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.origin).as_micros() as u64
     }
 
@@ -141,14 +141,14 @@ impl CongestionState {
         self.pacing.load(Ordering::Relaxed)
     }
 
-    /// The video bitrate for the encoder under the current estimate, and records it.
-    pub fn video_bitrate(&self, configured_video_bps: u32, audio_bps: u32) -> u32 {
-        let bps = video_bitrate(self.target_bps(), configured_video_bps, audio_bps);
+    /// The video bitrate for the encoder under the estimate at `now`, and records it.
+    pub fn video_bitrate(&self, configured_video_bps: u32, audio_bps: u32, now: Instant) -> u32 {
+        let bps = video_bitrate(self.target_bps(now), configured_video_bps, audio_bps);
         self.limited
             .store(bps < configured_video_bps, Ordering::Relaxed);
         // Random loss drives GCC's loss half down with no queue anywhere; pacing then would only hold keyframes
         // and retransmissions back. A bottleneck shows in the delay half.
-        let by_delay = video_bitrate(self.delay_based_bps(), configured_video_bps, audio_bps);
+        let by_delay = video_bitrate(self.delay_based_bps(now), configured_video_bps, audio_bps);
         self.pacing
             .store(by_delay < configured_video_bps, Ordering::Relaxed);
         self.encoder_bps.store(u64::from(bps), Ordering::Relaxed);

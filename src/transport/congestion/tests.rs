@@ -43,14 +43,17 @@ fn the_encoder_gets_the_media_share_within_floor_and_configured() {
     assert_eq!(video_bitrate(10_000.0, 600_000, 68_000), 100_000);
     assert_eq!(video_bitrate(10_000.0, 80_000, 68_000), 80_000);
     // The starting estimate runs the configured stream at full rate.
-    let state = CongestionState::new(2_500_000, 68_000);
-    assert_eq!(state.video_bitrate(2_500_000, 68_000), 2_500_000);
+    let state = CongestionState::new(2_500_000, 68_000, Instant::now());
+    assert_eq!(
+        state.video_bitrate(2_500_000, 68_000, Instant::now()),
+        2_500_000
+    );
     assert!(!state.limited());
 }
 
 #[test]
 fn feedback_loss_is_counted_from_what_the_feedback_says() {
-    let state = CongestionState::new(1_000_000, 68_000);
+    let state = CongestionState::new(1_000_000, 68_000, Instant::now());
     let before = state.feedback();
     let mut counter = ReadTap::tap(RelayFeedback::new(state.clone()));
     let mut feed = |count: u8, base: u16, covered: u16, arrived: usize| {
@@ -175,8 +178,8 @@ fn a_standing_queue_caps_the_estimate_below_the_delivered_rate() {
 
 #[test]
 fn media_passes_at_once_while_the_network_has_room() {
-    let state = CongestionState::new(2_500_000, 68_000);
-    state.video_bitrate(2_500_000, 68_000);
+    let state = CongestionState::new(2_500_000, 68_000, Instant::now());
+    state.video_bitrate(2_500_000, 68_000, Instant::now());
     let mut pacer = SendPacer::new(state);
     let now = Instant::now();
     // A 100-packet keyframe leaves in one go.
@@ -189,9 +192,9 @@ fn media_passes_at_once_while_the_network_has_room() {
 
 #[test]
 fn media_is_spread_at_the_pacing_rate_when_the_network_limits_it() {
-    let state = CongestionState::new(2_500_000, 68_000);
+    let state = CongestionState::new(2_500_000, 68_000, Instant::now());
     state.estimate(800_000.0, 800_000.0);
-    state.video_bitrate(2_500_000, 68_000);
+    state.video_bitrate(2_500_000, 68_000, Instant::now());
     assert!(state.limited() && state.pacing());
     let mut pacer = SendPacer::new(state);
     let start = Instant::now();
@@ -215,10 +218,13 @@ fn media_is_spread_at_the_pacing_rate_when_the_network_limits_it() {
 
 #[test]
 fn pacing_keeps_up_with_the_encoder_at_its_floor() {
-    let state = CongestionState::new(2_500_000, 68_000);
+    let state = CongestionState::new(2_500_000, 68_000, Instant::now());
     // GCC at its floor, far below the encoder's floor of 312.5 kb/s.
     state.estimate(100_000.0, 100_000.0);
-    assert_eq!(state.video_bitrate(2_500_000, 68_000), 312_500);
+    assert_eq!(
+        state.video_bitrate(2_500_000, 68_000, Instant::now()),
+        312_500
+    );
     let mut pacer = SendPacer::new(state);
     let start = Instant::now();
     // One second of 312.5 kb/s video in ~1200-byte packets, written as it is produced.
@@ -236,31 +242,40 @@ fn pacing_keeps_up_with_the_encoder_at_its_floor() {
 
 #[test]
 fn the_players_estimate_caps_the_stream_and_paces_it_until_it_runs_out() {
-    let state = CongestionState::new(2_500_000, 68_000);
+    let state = CongestionState::new(2_500_000, 68_000, Instant::now());
     // The uplink is clean: GCC would carry the whole stream.
     state.estimate(4_000_000.0, 4_000_000.0);
-    assert_eq!(state.video_bitrate(2_500_000, 68_000), 2_500_000);
+    assert_eq!(
+        state.video_bitrate(2_500_000, 68_000, Instant::now()),
+        2_500_000
+    );
     assert!(!state.pacing());
 
     // A player's downlink carries 1 Mb/s.
-    state.set_receiver_estimate(1_000_000.0, Instant::now());
-    assert_eq!(state.target_bps(), 1_000_000.0);
-    assert_eq!(state.video_bitrate(2_500_000, 68_000), 632_000);
+    let at = Instant::now();
+    state.set_receiver_estimate(1_000_000.0, at);
+    assert_eq!(state.target_bps(at), 1_000_000.0);
+    assert_eq!(state.video_bitrate(2_500_000, 68_000, at), 632_000);
     assert!(state.limited() && state.pacing());
+    let held = at + RECEIVER_ESTIMATE_HOLD - Duration::from_millis(1);
+    assert_eq!(state.target_bps(held), 1_000_000.0);
 
     // The relay stopped repeating it (no player is limited any more): it holds no longer.
-    state.set_receiver_estimate(1_000_000.0, Instant::now() - RECEIVER_ESTIMATE_HOLD * 2);
-    assert_eq!(state.target_bps(), 4_000_000.0);
-    assert_eq!(state.video_bitrate(2_500_000, 68_000), 2_500_000);
+    let later = at + RECEIVER_ESTIMATE_HOLD;
+    assert_eq!(state.target_bps(later), 4_000_000.0);
+    assert_eq!(state.video_bitrate(2_500_000, 68_000, later), 2_500_000);
     assert!(!state.pacing());
 }
 
 #[test]
 fn random_loss_alone_does_not_pace() {
-    let state = CongestionState::new(2_500_000, 68_000);
+    let state = CongestionState::new(2_500_000, 68_000, Instant::now());
     // The loss half went to the floor; the delay half sees no queue.
     state.estimate(100_000.0, 4_000_000.0);
-    assert_eq!(state.video_bitrate(2_500_000, 68_000), 312_500);
+    assert_eq!(
+        state.video_bitrate(2_500_000, 68_000, Instant::now()),
+        312_500
+    );
     assert!(state.limited() && !state.pacing());
     let mut pacer = SendPacer::new(state);
     let now = Instant::now();
@@ -272,9 +287,9 @@ fn random_loss_alone_does_not_pace() {
 
 #[test]
 fn audio_and_retransmissions_overtake_held_video() {
-    let state = CongestionState::new(2_500_000, 68_000);
+    let state = CongestionState::new(2_500_000, 68_000, Instant::now());
     state.estimate(800_000.0, 800_000.0);
-    state.video_bitrate(2_500_000, 68_000);
+    state.video_bitrate(2_500_000, 68_000, Instant::now());
     let mut pacer = SendPacer::new(state);
     let now = Instant::now();
     for seq in 0..50 {
@@ -309,9 +324,9 @@ fn audio_and_retransmissions_overtake_held_video() {
 
 #[test]
 fn retransmissions_beyond_their_share_are_dropped_at_a_bottleneck() {
-    let state = CongestionState::new(1_000_000, 68_000);
+    let state = CongestionState::new(1_000_000, 68_000, Instant::now());
     state.estimate(800_000.0, 800_000.0);
-    state.video_bitrate(1_000_000, 68_000);
+    state.video_bitrate(1_000_000, 68_000, Instant::now());
     assert!(state.pacing());
     let mut pacer = SendPacer::new(state.clone());
     let now = Instant::now();
@@ -326,9 +341,9 @@ fn retransmissions_beyond_their_share_are_dropped_at_a_bottleneck() {
 
 #[test]
 fn random_loss_is_repaired_in_full() {
-    let state = CongestionState::new(1_000_000, 68_000);
+    let state = CongestionState::new(1_000_000, 68_000, Instant::now());
     state.estimate(100_000.0, 2_000_000.0);
-    state.video_bitrate(1_000_000, 68_000);
+    state.video_bitrate(1_000_000, 68_000, Instant::now());
     let mut pacer = SendPacer::new(state.clone());
     let now = Instant::now();
     for seq in 0..50 {
