@@ -7,16 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
-};
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCSessionDescription,
 };
 use zego_relay::{RelayError, RelayEvent, RelayOptions};
+use zego_test_kit::{add_recvonly, add_sendonly, codec, local_track, media_engine, opus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_session_stops_forwarding() {
@@ -84,12 +83,7 @@ impl PeerConnectionEventHandler for NoEvents {}
 /// An offer from a `webrtc` crate peer with the given media engine and receive-only transceivers.
 async fn recvonly_offer(media: MediaEngine) -> (impl PeerConnection, String) {
     let pc = peer_with(media).await;
-    add_transceivers(
-        &pc,
-        RTCRtpTransceiverDirection::Recvonly,
-        &[RtpCodecKind::Video],
-    )
-    .await;
+    add_recvonly(&pc, &[RtpCodecKind::Video]).await;
     offer_made(pc).await
 }
 
@@ -100,24 +94,14 @@ async fn offer_of(
     direction: RTCRtpTransceiverDirection,
     kinds: &[RtpCodecKind],
 ) -> (impl PeerConnection, String) {
-    let pc = peer_with(engine(codecs)).await;
-    if direction == RTCRtpTransceiverDirection::Sendonly {
-        for &kind in kinds {
+    let pc = peer_with(media_engine(codecs)).await;
+    for &kind in kinds {
+        if direction == RTCRtpTransceiverDirection::Sendonly {
             let (codec, _, _) = codecs.iter().find(|(_, _, k)| *k == kind).unwrap();
-            let track = local_track(kind, rand::random(), codec.clone());
-            pc.add_transceiver_from_track(
-                track as Arc<dyn webrtc::media_stream::track_local::TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction,
-                    streams: vec![],
-                    send_encodings: vec![],
-                }),
-            )
-            .await
-            .unwrap();
+            add_sendonly(&pc, local_track(kind, rand::random(), codec.clone())).await;
+        } else {
+            add_recvonly(&pc, &[kind]).await;
         }
-    } else {
-        add_transceivers(&pc, direction, kinds).await;
     }
     offer_made(pc).await
 }
@@ -130,25 +114,6 @@ async fn peer_with(media: MediaEngine) -> impl PeerConnection {
         .build()
         .await
         .unwrap()
-}
-
-async fn add_transceivers(
-    pc: &impl PeerConnection,
-    direction: RTCRtpTransceiverDirection,
-    kinds: &[RtpCodecKind],
-) {
-    for &kind in kinds {
-        pc.add_transceiver_from_kind(
-            kind,
-            Some(RTCRtpTransceiverInit {
-                direction,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .unwrap();
-    }
 }
 
 async fn offer_made(pc: impl PeerConnection) -> (impl PeerConnection, String) {
@@ -259,23 +224,7 @@ async fn bad_offers_and_unknown_streams_are_rejected() {
     );
 
     // A publisher offering only VP8 has nothing the relay can forward.
-    let mut vp8_only = MediaEngine::default();
-    vp8_only
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_VP8.to_owned(),
-                    clock_rate: 90_000,
-                    channels: 0,
-                    sdp_fmtp_line: String::new(),
-                    rtcp_feedback: vec![],
-                },
-                payload_type: 96,
-            },
-            RtpCodecKind::Video,
-        )
-        .unwrap();
-    let (_pc, offer) = recvonly_offer(vp8_only).await;
+    let (_pc, offer) = recvonly_offer(media_engine(&[vp8_codec()])).await;
     let vp8 = relay.publish(key("vp8"), &offer).await;
     assert!(matches!(vp8, Err(RelayError::BadOffer(_))), "{vp8:?}");
 
@@ -316,33 +265,6 @@ async fn a_connected_publisher_that_sends_no_media_is_not_lost() {
     assert_eq!(relay.metrics().publishers, 1);
     publisher.peer.close().await;
     relay.shutdown().await;
-}
-
-/// A codec of the `webrtc` crate's media engine.
-fn codec(mime_type: &str, clock_rate: u32, channels: u16, fmtp: &str) -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: mime_type.to_owned(),
-        clock_rate,
-        channels,
-        sdp_fmtp_line: fmtp.to_owned(),
-        rtcp_feedback: vec![],
-    }
-}
-
-fn engine(codecs: &[(RTCRtpCodec, u8, RtpCodecKind)]) -> MediaEngine {
-    let mut media = MediaEngine::default();
-    for (codec, payload_type, kind) in codecs {
-        media
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: codec.clone(),
-                    payload_type: *payload_type,
-                },
-                *kind,
-            )
-            .unwrap();
-    }
-    media
 }
 
 fn refusal(result: Result<(zego_relay::SessionId, String), RelayError>) -> String {
@@ -388,7 +310,7 @@ async fn an_offer_with_nothing_usable_is_refused_naming_what_is_missing() {
     );
 
     let _publisher = Publisher::connect(&relay, key("live")).await;
-    let (_pc, offer) = recvonly_offer(engine(&[vp8_codec()])).await;
+    let (_pc, offer) = recvonly_offer(media_engine(&[vp8_codec()])).await;
     let message = refusal(relay.play(key("live"), &offer).await);
     assert!(message.starts_with("a player must receive"), "{message}");
     assert!(message.contains("offered: VP8/90000"), "{message}");
@@ -401,11 +323,7 @@ fn vp8_codec() -> (RTCRtpCodec, u8, RtpCodecKind) {
 }
 
 fn opus_codec() -> (RTCRtpCodec, u8, RtpCodecKind) {
-    (
-        codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1"),
-        111,
-        RtpCodecKind::Audio,
-    )
+    (opus(), zego_rtp::OPUS_PAYLOAD_TYPE, RtpCodecKind::Audio)
 }
 
 /// The answer's m-line of a kind.

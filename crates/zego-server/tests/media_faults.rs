@@ -2,7 +2,6 @@
 //! whose media vanishes while their signaling stays.
 
 mod common;
-mod media;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -10,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use media::{candidates, MediaPeer};
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use zego_protocol::error;
@@ -18,6 +16,7 @@ use zego_protocol::message::{
     stream_delete_reason as reason, ClientMessage, ReplyResult, ServerMessage, UpdateType,
 };
 use zego_server::{ServerConfig, ServerHandle};
+use zego_test_kit::{candidates, sdk_media_engine, LoopbackPeer};
 
 async fn publish(client: &mut Client, stream_id: &str, offer: &str) -> Reply {
     client
@@ -97,7 +96,7 @@ async fn offers_the_relay_cannot_use_are_refused_naming_what_is_missing() {
     );
     assert!(reply.message.contains("offered: VP8/90000"), "{reply:?}");
 
-    let peer = MediaPeer::publisher().await;
+    let peer = LoopbackPeer::publisher().await;
     let reply = publish(&mut a, "live", &peer.offer).await;
     assert_eq!(reply.code, 0, "{reply:?}");
     peer.accept(&answer(&reply)).await;
@@ -106,7 +105,7 @@ async fn offers_the_relay_cannot_use_are_refused_naming_what_is_missing() {
     assert!(reply.message.contains("offered: VP8/90000"), "{reply:?}");
 
     // Usable audio beside unusable video: answered, with the video rejected in a form the peer takes.
-    let peer = MediaPeer::publisher().await;
+    let peer = LoopbackPeer::publisher().await;
     let offer = peer
         .offer
         .replace("packetization-mode=1", "packetization-mode=0");
@@ -127,7 +126,7 @@ async fn offers_the_relay_cannot_use_are_refused_naming_what_is_missing() {
 async fn malformed_offers_are_refused_without_the_server_s_internals() {
     let server = start(ServerConfig::default()).await;
     let (mut a, _) = Client::join(&server.ws_url(), "a", "room").await;
-    let real = MediaPeer::publisher().await.offer;
+    let real = LoopbackPeer::publisher().await.offer;
     let offers = [
         "x".to_owned(),
         "v=0".to_owned(),
@@ -289,9 +288,9 @@ async fn expect_deleted(watcher: &mut Client, stream_id: &str, code: u32, within
 async fn live_stream(
     server: &ServerHandle,
     stream_id: &str,
-) -> (Client, MediaPeer, Client, MediaPeer) {
-    let mut publisher_peer = MediaPeer::publisher().await;
-    let mut player_peer = MediaPeer::player().await;
+) -> (Client, LoopbackPeer, Client, LoopbackPeer) {
+    let mut publisher_peer = LoopbackPeer::publisher().await;
+    let mut player_peer = LoopbackPeer::player(sdk_media_engine(), None).await;
     let (mut publisher, _) = Client::join(&server.ws_url(), "publisher", "room").await;
     let (mut watcher, _) = Client::join(&server.ws_url(), "watcher", "room").await;
     let reply = publish(&mut publisher, stream_id, &publisher_peer.offer).await;

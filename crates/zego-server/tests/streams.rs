@@ -2,18 +2,17 @@
 //! stream id ownership, waiting plays, token privileges.
 
 mod common;
-mod media;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use media::{candidates, MediaPeer};
 use zego_protocol::error;
 use zego_protocol::message::{
     stream_delete_reason as reason, ClientMessage, Credentials, ReplyResult, ServerMessage,
     StreamInfo, UpdateType,
 };
 use zego_server::{ServerConfig, ServerHandle, DEV_APP_ID};
+use zego_test_kit::{candidates, sdk_media_engine, LoopbackPeer};
 
 async fn publish(client: &mut Client, stream_id: &str, offer: &str) -> Reply {
     client
@@ -46,8 +45,8 @@ fn answer(reply: &Reply) -> String {
 }
 
 /// Publishes `stream_id` from a fresh publisher peer; returns the peer with the answer applied.
-async fn publish_new(client: &mut Client, stream_id: &str) -> MediaPeer {
-    let peer = MediaPeer::publisher().await;
+async fn publish_new(client: &mut Client, stream_id: &str) -> LoopbackPeer {
+    let peer = LoopbackPeer::publisher().await;
     let reply = publish(client, stream_id, &peer.offer).await;
     assert_eq!(reply.code, 0, "{reply:?}");
     peer.accept(&answer(&reply)).await;
@@ -88,7 +87,7 @@ async fn publish_and_play_get_answers_with_one_candidate_at_the_media_address_an
         unreachable!()
     };
 
-    let mut publisher = MediaPeer::publisher().await;
+    let mut publisher = LoopbackPeer::publisher().await;
     let reply = publish(host, "live", &publisher.offer).await;
     assert_eq!(reply.code, 0, "{reply:?}");
     let sdp = answer(&reply);
@@ -117,7 +116,7 @@ async fn publish_and_play_get_answers_with_one_candidate_at_the_media_address_an
             reasons: vec![]
         }
     );
-    let mut player = MediaPeer::player().await;
+    let mut player = LoopbackPeer::player(sdk_media_engine(), None).await;
     let reply = play(viewer, "live", &player.offer, false).await;
     assert_eq!(reply.code, 0, "{reply:?}");
     player.accept(&answer(&reply)).await;
@@ -147,7 +146,7 @@ async fn a_stream_id_belongs_to_its_publisher_who_may_publish_it_again() {
     let _first = publish_new(a, "s").await;
     b.event().await;
 
-    let intruder = MediaPeer::publisher().await;
+    let intruder = LoopbackPeer::publisher().await;
     let reply = publish(b, "s", &intruder.offer).await;
     assert_eq!(reply.code, error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED);
     assert!(reply.result.is_none());
@@ -186,7 +185,7 @@ async fn a_kicked_user_s_streams_go_with_reason_3_and_its_players_stop() {
     };
     let _publisher = publish_new(dup, "dup-stream").await;
     viewer.event().await;
-    let player = MediaPeer::player().await;
+    let player = LoopbackPeer::player(sdk_media_engine(), None).await;
     assert_eq!(
         play(viewer, "dup-stream", &player.offer, false).await.code,
         0
@@ -230,7 +229,7 @@ async fn a_waiting_play_starts_when_the_stream_is_published() {
     let (mut viewer, _) = Client::join(&server.ws_url(), "viewer", "lobby").await;
     let (mut host, _) = Client::join(&server.ws_url(), "host", "stage").await;
 
-    let mut player = MediaPeer::player().await;
+    let mut player = LoopbackPeer::player(sdk_media_engine(), None).await;
     let reply = play(&mut viewer, "soon", &player.offer, true).await;
     assert_eq!(reply.code, error::PLAYER_STREAM_NOT_EXIST);
     assert_eq!(
@@ -273,7 +272,7 @@ async fn a_waiting_play_starts_when_the_stream_is_published() {
 async fn plays_of_missing_streams_and_bad_offers_are_refused() {
     let server = start(ServerConfig::default()).await;
     let (mut client, _) = Client::join(&server.ws_url(), "c", "room").await;
-    let player = MediaPeer::player().await;
+    let player = LoopbackPeer::player(sdk_media_engine(), None).await;
     let reply = play(&mut client, "nothing", &player.offer, false).await;
     assert_eq!(
         (reply.code, reply.result),
@@ -340,7 +339,7 @@ async fn a_dead_publisher_s_stream_is_deleted_with_reason_2() {
     .await;
     // The offer is built before the room so that the silent publisher has the whole timeout for
     // its publish, however slowly a loaded machine builds peers.
-    let peer = MediaPeer::publisher().await;
+    let peer = LoopbackPeer::publisher().await;
     let mut room = room_with(&server, &["dying", "watcher"]).await;
     let mut watcher = room.pop().unwrap();
     let mut dying = room.pop().unwrap();
@@ -400,7 +399,7 @@ async fn token_privileges_decide_what_may_be_published() {
         )
     };
     let (mut viewer, _) = join("viewer", room_privilege("room", false, None)).await;
-    let offer = MediaPeer::publisher().await;
+    let offer = LoopbackPeer::publisher().await;
     assert_eq!(
         publish(&mut viewer, "v", &offer.offer).await.code,
         error::PUBLISHER_AUTH_FAILED

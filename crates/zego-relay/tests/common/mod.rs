@@ -1,5 +1,5 @@
-//! Test peers for the relay: a publisher and players made with the `webrtc` crate (the SDK's WebRTC stack), real
-//! H.264 from openh264, and a few helpers. Everything talks to 127.0.0.1 only.
+//! The relay's test peers on zego-test-kit's loopback peers: a publisher that streams real H.264 from openh264 and
+//! sees keyframe requests, players that record every packet they get, and a few helpers.
 
 #![allow(dead_code)]
 
@@ -14,37 +14,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rtc::media::Sample;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
-use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
-use rtc::rtp_transceiver::RTCRtpTransceiverInit;
-use tokio::sync::watch;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription, Registry, SettingEngineBuilder,
-};
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::peer_connection::{MediaEngine, RTCPeerConnectionState};
 use zego_relay::{Relay, RelayConfig, RelayEvent, RelayOptions, SessionId, StreamKey};
+use zego_test_kit::{
+    default_interceptors, h264, local_track, opus, sdk_media_engine, LoopbackPeer, OnTrack,
+};
 
 pub use h264_source::EncodedClip;
-
-pub use zego_rtp::H264_FMTP;
-
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 pub fn test_options() -> RelayOptions {
     RelayOptions {
@@ -59,7 +39,7 @@ pub async fn start_relay() -> Relay {
 }
 
 pub async fn start_relay_announcing(announce: Option<std::net::SocketAddr>) -> Relay {
-    init_tracing();
+    zego_test_kit::init_tracing();
     Relay::start_with_options(
         RelayConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -104,39 +84,6 @@ pub async fn wait_event(
     })
     .await
     .unwrap_or_else(|_| panic!("no {wanted:?} within {timeout:?}"));
-}
-
-struct Handler {
-    gathered: watch::Sender<bool>,
-    state: watch::Sender<RTCPeerConnectionState>,
-    received: Option<Arc<Received>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.state.send(state);
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let Some(received) = self.received.clone() else {
-            return;
-        };
-        let kind = track.kind().await;
-        tokio::spawn(async move {
-            while let Some(event) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
-                    received.push(kind, packet);
-                }
-            }
-        });
-    }
 }
 
 /// One RTP packet as a player got it.
@@ -187,84 +134,31 @@ impl Received {
 
 /// A `webrtc` crate peer connection, connected to the relay.
 pub struct Peer {
-    pub pc: Arc<dyn PeerConnection>,
     pub session: SessionId,
-    state: watch::Receiver<RTCPeerConnectionState>,
+    connection: LoopbackPeer,
 }
 
 impl Peer {
-    async fn build(
-        media: MediaEngine,
-        registry: Registry,
-        received: Option<Arc<Received>>,
-    ) -> (
-        Arc<dyn PeerConnection>,
-        watch::Receiver<bool>,
-        watch::Receiver<RTCPeerConnectionState>,
-    ) {
-        let (gathered_tx, gathered) = watch::channel(false);
-        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
-        let settings = SettingEngineBuilder::new()
-            .with_ice_connection_attempts(Some(Duration::from_millis(5)), None)
-            .build();
-        let pc = PeerConnectionBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .with_handler(Arc::new(Handler {
-                gathered: gathered_tx,
-                state: state_tx,
-                received,
-            }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await
-            .expect("peer connection");
-        (Arc::new(pc), gathered, state)
-    }
-
-    /// Offer, answer from the relay, and wait until connected.
+    /// Gives the relay the offer made, applies its answer and waits until connected.
     async fn negotiate(
-        pc: Arc<dyn PeerConnection>,
-        mut gathered: watch::Receiver<bool>,
-        state: watch::Receiver<RTCPeerConnectionState>,
-        answer_of: impl AsyncFnOnce(String) -> (SessionId, String),
+        mut connection: LoopbackPeer,
+        answer_of: impl AsyncFnOnce(&str) -> (SessionId, String),
     ) -> Peer {
-        let offer = pc.create_offer(None).await.expect("offer");
-        pc.set_local_description(offer)
-            .await
-            .expect("local description");
-        tokio::time::timeout(Duration::from_secs(5), gathered.wait_for(|g| *g))
-            .await
-            .expect("ICE gathering completes")
-            .unwrap();
-        let offer = pc.local_description().await.expect("offer made").sdp;
-        let (session, answer) = answer_of(offer).await;
-        pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
-            .await
-            .expect("the relay's answer is accepted");
-        let mut peer = Peer { pc, session, state };
-        peer.wait_connected().await;
-        peer
-    }
-
-    pub async fn wait_connected(&mut self) {
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            self.state
-                .wait_for(|s| *s == RTCPeerConnectionState::Connected),
-        )
-        .await
-        .expect("connects within 5 s")
-        .unwrap();
+        let (session, answer) = answer_of(&connection.offer).await;
+        connection.accept(&answer).await;
+        connection.wait_connected().await;
+        Peer {
+            session,
+            connection,
+        }
     }
 
     pub fn state(&self) -> RTCPeerConnectionState {
-        *self.state.borrow()
+        self.connection.state()
     }
 
     pub async fn close(&self) {
-        let _ = self.pc.close().await;
+        self.connection.close().await;
     }
 }
 
@@ -282,62 +176,32 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn connect(relay: &Relay, key: StreamKey) -> Publisher {
-        let video_codec = RTCRtpCodec {
-            mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: zego_rtp::VIDEO_CLOCK_RATE,
-            channels: 0,
-            sdp_fmtp_line: H264_FMTP.to_owned(),
-            rtcp_feedback: vec![],
-        };
-        let audio_codec = RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: zego_rtp::AUDIO_CLOCK_RATE,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-            rtcp_feedback: vec![],
-        };
-        let mut media = MediaEngine::default();
-        media
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: video_codec.clone(),
-                    payload_type: 102,
-                },
-                RtpCodecKind::Video,
-            )
-            .unwrap();
-        media
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: audio_codec.clone(),
-                    payload_type: zego_rtp::OPUS_PAYLOAD_TYPE,
-                },
-                RtpCodecKind::Audio,
-            )
-            .unwrap();
-        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        let mut media = sdk_media_engine();
         // Last in the chain, after the interceptors that act on RTCP themselves.
-        let registry = registry.with(
+        let registry = default_interceptors(&mut media).with(
             rtc::interceptor::Slot::from(14_000),
             keyframe_requests::KeyframeRequestsToApp::default(),
         );
-        let (pc, gathered, state) = Peer::build(media, registry, None).await;
+        let mut connection = LoopbackPeer::build(media, registry, None).await;
 
         let video_ssrc = rand::random::<u32>();
         let audio_ssrc = rand::random::<u32>();
-        let video = local_track(RtpCodecKind::Video, video_ssrc, video_codec);
-        let audio = local_track(RtpCodecKind::Audio, audio_ssrc, audio_codec);
-        let video_sender = pc
+        let video = local_track(RtpCodecKind::Video, video_ssrc, h264());
+        let audio = local_track(RtpCodecKind::Audio, audio_ssrc, opus());
+        let video_sender = connection
+            .pc
             .add_track(video.clone() as Arc<dyn TrackLocal>)
             .await
             .unwrap();
-        let audio_sender = pc
+        let audio_sender = connection
+            .pc
             .add_track(audio.clone() as Arc<dyn TrackLocal>)
             .await
             .unwrap();
+        connection.make_offer().await;
 
-        let peer = Peer::negotiate(pc, gathered, state, async |offer| {
-            relay.publish(key, &offer).await.expect("publish accepted")
+        let peer = Peer::negotiate(connection, async |offer| {
+            relay.publish(key, offer).await.expect("publish accepted")
         })
         .await;
 
@@ -447,33 +311,6 @@ impl Publisher {
     }
 }
 
-pub fn local_track(
-    kind: RtpCodecKind,
-    ssrc: u32,
-    codec: RTCRtpCodec,
-) -> Arc<TrackLocalStaticSample> {
-    Arc::new(
-        TrackLocalStaticSample::new(
-            Instant::now(),
-            MediaStreamTrack::new(
-                format!("stream-{kind}"),
-                format!("track-{kind}-{ssrc}"),
-                format!("label-{kind}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            ),
-        )
-        .unwrap(),
-    )
-}
-
 /// A receive-only player, with the `webrtc` crate's default codecs and interceptors (NACK, reports).
 pub struct Player {
     pub peer: Peer,
@@ -485,22 +322,22 @@ impl Player {
         let received = Arc::new(Received::default());
         let mut media = MediaEngine::default();
         media.register_default_codecs().unwrap();
-        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
-        let (pc, gathered, state) = Peer::build(media, registry, Some(received.clone())).await;
-        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-            pc.add_transceiver_from_kind(
-                kind,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Recvonly,
-                    streams: vec![],
-                    send_encodings: vec![],
-                }),
-            )
-            .await
-            .unwrap();
-        }
-        let peer = Peer::negotiate(pc, gathered, state, async |offer| {
-            relay.play(key, &offer).await.expect("play accepted")
+        let on_track: OnTrack = {
+            let received = received.clone();
+            Box::new(move |track, kind| {
+                let received = received.clone();
+                tokio::spawn(async move {
+                    while let Some(event) = track.poll().await {
+                        if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                            received.push(kind, packet);
+                        }
+                    }
+                });
+            })
+        };
+        let connection = LoopbackPeer::player(media, Some(on_track)).await;
+        let peer = Peer::negotiate(connection, async |offer| {
+            relay.play(key, offer).await.expect("play accepted")
         })
         .await;
         Player { peer, received }

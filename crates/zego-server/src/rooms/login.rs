@@ -14,7 +14,7 @@ impl Registry {
         validate::user_name(&req.user.user_name)?;
         let app = self
             .apps
-            .get_mut(&req.app_id)
+            .get(&req.app_id)
             .ok_or(error::ENGINE_APP_ID_INCORRECT)?;
         let grant = auth::check_login(
             &app.keys,
@@ -25,13 +25,16 @@ impl Registry {
             &app.replay,
         )?;
 
-        if let Some(session) = self.resumable(&req) {
+        if let Some(resumed) = self.resume(&req, &grant, now) {
             self.spend_proof(&req, now);
-            return Ok(self.resume(session, req, grant, now));
+            return Ok(resumed);
         }
 
         // Capacity, counting the slot a same-user session in this room is about to free.
-        let app = &self.apps[&req.app_id];
+        let app = self
+            .apps
+            .get(&req.app_id)
+            .ok_or(error::ENGINE_APP_ID_INCORRECT)?;
         let previous = app.users.get(&req.user.user_id).copied();
         if let Some(room) = app.rooms.get(&req.room_id) {
             let mut members = room.members.len();
@@ -63,7 +66,10 @@ impl Registry {
         );
         apply_grant(&mut session, grant, now);
 
-        let app = self.apps.get_mut(&req.app_id).expect("checked above");
+        let app = self
+            .apps
+            .get_mut(&req.app_id)
+            .ok_or(error::ENGINE_APP_ID_INCORRECT)?;
         let online_interval = self.settings.online_count_interval;
         let room = app
             .rooms
@@ -80,17 +86,15 @@ impl Registry {
         self.sessions.insert(id, session);
         self.by_resume_token.insert(resume_token, id);
 
-        outputs.push(send(id, self.login_reply(id, req.req_id, now)));
-        if !others.is_empty() {
-            outputs.push(Output::Send {
-                to: others,
-                msg: ServerMessage::UserUpdate {
-                    room_id: req.room_id.clone(),
-                    update_type: UpdateType::Add,
-                    users: vec![req.user.clone()],
-                },
-            });
-        }
+        let answer = send(id, self.login_reply(id, req.req_id, now));
+        outputs.extend(reply_then_tell(answer, |outputs| {
+            let msg = ServerMessage::UserUpdate {
+                room_id: req.room_id.clone(),
+                update_type: UpdateType::Add,
+                users: vec![req.user.clone()],
+            };
+            tell(outputs, others, msg)
+        }));
         tracing::info!(
             session = id,
             app_id = req.app_id,
@@ -112,42 +116,49 @@ impl Registry {
         }
     }
 
-    /// The session a login names in `resume_session`, if it is the same app, room and user.
-    fn resumable(&self, req: &LoginRequest) -> Option<SessionId> {
+    /// Moves the session a login names in `resume_session` onto the new connection (the caller closes the old
+    /// one) if it is of the same app, room and user: nobody else hears of it. `None`: there is no such session.
+    fn resume(&mut self, req: &LoginRequest, grant: &Grant, now: Now) -> Option<LoginOk> {
         let id = *self.by_resume_token.get(req.resume_session.as_deref()?)?;
-        let session = self.sessions.get(&id)?;
-        (session.app_id == req.app_id
-            && session.room_id == req.room_id
-            && session.user.user_id == req.user.user_id)
-            .then_some(id)
-    }
-
-    /// Moves an existing session onto a new connection (the caller closes the old one): nobody else hears of it.
-    fn resume(&mut self, id: SessionId, req: LoginRequest, grant: Grant, now: Now) -> LoginOk {
-        let session = self.sessions.get_mut(&id).expect("resumable checked it");
+        let session = self.sessions.get_mut(&id).filter(|s| {
+            s.app_id == req.app_id && s.room_id == req.room_id && s.user.user_id == req.user.user_id
+        })?;
         session.last_seen = now.mono;
         session.notify_users = req.notify_users;
         session.user.user_name = req.user.user_name.clone();
         if let Grant::Token(_) = grant {
-            apply_grant(session, grant, now);
+            apply_grant(session, grant.clone(), now);
         }
         tracing::info!(session = id, user_id = %req.user.user_id, "session resumed");
-        LoginOk {
+        Some(LoginOk {
             session: id,
             resumed: true,
             outputs: vec![send(id, self.login_reply(id, req.req_id, now))],
+        })
+    }
+
+    /// The reply to a login, or an internal error if the session is not wholly there to describe.
+    fn login_reply(&self, id: SessionId, req_id: u64, now: Now) -> ServerMessage {
+        match self.snapshot(id, now) {
+            Some(result) => ServerMessage::reply(req_id, error::SUCCESS, Some(result)),
+            None => {
+                tracing::error!(session = id, "logged-in session without its app or room");
+                ServerMessage::reply(req_id, error::ROOM_INNER_ERROR, None)
+            }
         }
     }
 
-    /// The snapshot a login reply carries: it is the first "Add" of everyone and everything present.
-    fn login_reply(&self, id: SessionId, req_id: u64, now: Now) -> ServerMessage {
-        let session = &self.sessions[&id];
-        let app = &self.apps[&session.app_id];
-        let room = &app.rooms[&session.room_id];
+    /// The snapshot a login reply carries: it is the first "Add" of everyone and everything present. `None` if
+    /// the session, its app or its room is missing.
+    fn snapshot(&self, id: SessionId, now: Now) -> Option<ReplyResult> {
+        let session = self.sessions.get(&id)?;
+        let app = self.apps.get(&session.app_id)?;
+        let room = app.rooms.get(&session.room_id)?;
         let users = if session.notify_users {
             room.members
                 .iter()
-                .map(|m| self.sessions[m].user.clone())
+                .filter_map(|m| self.sessions.get(m))
+                .map(|s| s.user.clone())
                 .collect()
         } else {
             Vec::new()
@@ -162,30 +173,25 @@ impl Registry {
                     .map(|s| s.info(sid))
             })
             .collect();
-        ServerMessage::reply(
-            req_id,
-            error::SUCCESS,
-            Some(ReplyResult::Login {
-                session_id: session.resume_token.clone(),
-                heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
-                heartbeat_timeout_ms: self.settings.heartbeat_timeout.as_millis() as u64,
-                server_time_ms: now.unix_ms,
-                token_expire_time: session.grant.token_expire(),
-                users,
-                streams,
-                room_extra_info: room.extra_info.values().cloned().collect(),
-                online_count: room.members.len() as u32,
-            }),
-        )
+        Some(ReplyResult::Login {
+            session_id: session.resume_token.clone(),
+            heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
+            heartbeat_timeout_ms: self.settings.heartbeat_timeout.as_millis() as u64,
+            server_time_ms: now.unix_ms,
+            token_expire_time: session.grant.token_expire(),
+            users,
+            streams,
+            room_extra_info: room.extra_info.values().cloned().collect(),
+            online_count: room.members.len() as u32,
+        })
     }
 
     pub fn logout(&mut self, id: SessionId, req_id: u64, _now: Now) -> Vec<Output> {
-        let mut outputs = Vec::new();
         if !self.sessions.contains_key(&id) {
-            return outputs;
+            return Vec::new();
         }
-        outputs.push(reply(id, req_id, error::SUCCESS, None));
-        self.remove_session(id, Removal::Logout, &mut outputs);
-        outputs
+        reply_then_tell(reply(id, req_id, error::SUCCESS, None), |outputs| {
+            self.remove_session(id, Removal::Logout, outputs)
+        })
     }
 }

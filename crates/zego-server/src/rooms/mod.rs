@@ -99,6 +99,21 @@ fn reply(to: SessionId, req_id: u64, code: ErrorCode, result: Option<ReplyResult
     send(to, ServerMessage::reply(req_id, code, result))
 }
 
+/// Queues `msg` for the sessions in `to`, unless there are none.
+fn tell(outputs: &mut Vec<Output>, to: Vec<SessionId>, msg: ServerMessage) {
+    if !to.is_empty() {
+        outputs.push(Output::Send { to, msg });
+    }
+}
+
+/// Answers a request, then lets `then` queue what follows from it for the others: the requester always has its
+/// reply before anyone else hears what the request changed.
+fn reply_then_tell(answer: Output, then: impl FnOnce(&mut Vec<Output>)) -> Vec<Output> {
+    let mut outputs = vec![answer];
+    then(&mut outputs);
+    outputs
+}
+
 /// A login request, as it arrived.
 #[derive(Debug, Clone)]
 pub struct LoginRequest {
@@ -207,6 +222,44 @@ struct App {
     replay: ReplayGuard,
 }
 
+/// What a request of a session works on: the session, its room and the rest of its app, borrowed together so
+/// that nothing found once is looked up again.
+struct Seat<'a> {
+    id: SessionId,
+    session: &'a mut Session,
+    room: &'a mut Room,
+    keys: &'a AppKeys,
+    users: &'a HashMap<String, SessionId>,
+    streams: &'a mut HashMap<String, Stream>,
+    waiting: &'a mut HashMap<String, BTreeSet<SessionId>>,
+}
+
+impl Seat<'_> {
+    /// The members of the room other than this session.
+    fn others(&self) -> Vec<SessionId> {
+        self.room.others(self.id)
+    }
+}
+
+/// Why a request of a session found no [`Seat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unseated {
+    /// The session has ended: nobody is left to answer.
+    Gone,
+    /// Its app or room is missing, which a consistent state never shows (logged where found).
+    Broken,
+}
+
+impl Unseated {
+    /// What answers the request: nothing for a session that is gone, else `code`, an internal error.
+    fn answer(self, id: SessionId, req_id: u64, code: ErrorCode) -> Vec<Output> {
+        match self {
+            Unseated::Gone => Vec::new(),
+            Unseated::Broken => vec![reply(id, req_id, code, None)],
+        }
+    }
+}
+
 /// Counts for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Census {
@@ -297,7 +350,39 @@ impl Registry {
         self.last_attempt
     }
 
-    // ── login / logout ──────────────────────────────────────────────────────────────────────────────────────
+    /// The [`Seat`] of a session.
+    fn seat(&mut self, id: SessionId) -> Result<Seat<'_>, Unseated> {
+        let session = self.sessions.get_mut(&id).ok_or(Unseated::Gone)?;
+        let Some(App {
+            keys,
+            rooms,
+            users,
+            streams,
+            waiting,
+            ..
+        }) = self.apps.get_mut(&session.app_id)
+        else {
+            tracing::error!(
+                session = id,
+                app_id = session.app_id,
+                "session of an unknown app"
+            );
+            return Err(Unseated::Broken);
+        };
+        let Some(room) = rooms.get_mut(&session.room_id) else {
+            tracing::error!(session = id, room_id = %session.room_id, "session of a closed room");
+            return Err(Unseated::Broken);
+        };
+        Ok(Seat {
+            id,
+            session,
+            room,
+            keys,
+            users,
+            streams,
+            waiting,
+        })
+    }
 }
 
 fn apply_grant(session: &mut Session, grant: Grant, now: Now) {

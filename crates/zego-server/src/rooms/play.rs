@@ -34,12 +34,17 @@ impl Registry {
         self.end_play(id, stream_id, &mut outputs);
 
         let attempt = self.next_attempt();
-        let app = self.apps.get_mut(&app_id).expect("known app");
-        let session = self.sessions.get_mut(&id).expect("present above");
-        match app.streams.get_mut(stream_id).filter(|s| s.is_live()) {
+        let seat = match self.seat(id) {
+            Ok(seat) => seat,
+            Err(unseated) => {
+                outputs.extend(unseated.answer(id, req_id, error::PLAYER_INNER_ERROR));
+                return Prepared::refused(outputs);
+            }
+        };
+        match seat.streams.get_mut(stream_id).filter(|s| s.is_live()) {
             Some(stream) => {
                 stream.players.insert(id);
-                session.plays.insert(
+                seat.session.plays.insert(
                     stream_id.to_owned(),
                     Play::Starting {
                         attempt,
@@ -62,13 +67,13 @@ impl Registry {
                 }
             }
             None if wait => {
-                session.plays.insert(
+                seat.session.plays.insert(
                     stream_id.to_owned(),
                     Play::Waiting {
                         offer: offer.to_owned(),
                     },
                 );
-                app.waiting
+                seat.waiting
                     .entry(stream_id.to_owned())
                     .or_default()
                     .insert(id);
@@ -93,28 +98,17 @@ impl Registry {
     /// Records the relay's answer to a play: a reply for a direct play, [`ServerMessage::PlayStarted`] for one
     /// that waited (or [`ServerMessage::PlayStopped`] if the relay refused it).
     pub fn finish_play(&mut self, grant: PlayGrant, outcome: RelayOutcome) -> Vec<Output> {
-        let mut outputs = Vec::new();
         let id = grant.session;
         let stream_id = grant.key.stream_id.as_str();
-        let current = self
-            .sessions
-            .get(&id)
-            .and_then(|s| s.plays.get(stream_id))
-            .is_some_and(
-                |p| matches!(p, Play::Starting { attempt, .. } if *attempt == grant.attempt),
-            );
-        if !current {
-            // The play was stopped, replaced, or its stream or session went away meanwhile. A waited play was
-            // told by whoever ended it; a direct play still owes its request a reply.
-            if let Ok((relay, _)) = outcome {
-                outputs.push(Output::CloseRelay(relay));
-            }
-            if let (Some(req_id), true) = (grant.req_id, self.sessions.contains_key(&id)) {
-                outputs.push(reply(id, req_id, error::PLAYER_STREAM_NOT_EXIST, None));
-            }
-            return outputs;
-        }
-        let session = self.sessions.get_mut(&id).expect("checked");
+        let Some(session) = self.sessions.get_mut(&id).filter(|s| {
+            matches!(
+                s.plays.get(stream_id),
+                Some(Play::Starting { attempt, .. }) if *attempt == grant.attempt
+            )
+        }) else {
+            return self.moot_play(&grant, outcome);
+        };
+        let mut outputs = Vec::new();
         match outcome {
             Ok((relay, answer)) => {
                 session
@@ -174,6 +168,25 @@ impl Registry {
                     ),
                 });
             }
+        }
+        outputs
+    }
+
+    /// The answer to a play that became moot while the relay worked: it was stopped, replaced, or its stream or
+    /// session went away. The relay session it got is closed. A waited play was told by whoever ended it; a direct
+    /// play still owes its request a reply.
+    fn moot_play(&self, grant: &PlayGrant, outcome: RelayOutcome) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        if let Ok((relay, _)) = outcome {
+            outputs.push(Output::CloseRelay(relay));
+        }
+        if let (Some(req_id), true) = (grant.req_id, self.sessions.contains_key(&grant.session)) {
+            outputs.push(reply(
+                grant.session,
+                req_id,
+                error::PLAYER_STREAM_NOT_EXIST,
+                None,
+            ));
         }
         outputs
     }

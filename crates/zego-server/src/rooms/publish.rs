@@ -34,23 +34,26 @@ impl Registry {
         if !already_mine && session.publishing.len() >= limits::STREAMS_PER_SESSION_MAX {
             return refuse(error::PUBLISHER_CHANNEL_ALREADY_PUBLISHING);
         }
-        let app_id = session.app_id;
-        let room_id = session.room_id.clone();
-        let user = session.user.clone();
         let attempt = self.next_attempt();
-        let app = self.apps.get_mut(&app_id).expect("known app");
-        match app.streams.get_mut(stream_id) {
+        let seat = match self.seat(id) {
+            Ok(seat) => seat,
+            Err(unseated) => {
+                return Prepared::refused(unseated.answer(id, req_id, error::PUBLISHER_INNER_ERROR))
+            }
+        };
+        let app_id = seat.session.app_id;
+        match seat.streams.get_mut(stream_id) {
             Some(stream) if stream.owner != id => {
                 return refuse(error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED)
             }
             Some(stream) => stream.attempt = Some(attempt),
             None => {
-                app.streams.insert(
+                seat.streams.insert(
                     stream_id.to_owned(),
                     Stream {
-                        room_id: room_id.clone(),
+                        room_id: seat.session.room_id.clone(),
                         owner: id,
-                        user,
+                        user: seat.session.user.clone(),
                         extra_info: extra_info.to_owned(),
                         relay: None,
                         attempt: Some(attempt),
@@ -58,16 +61,8 @@ impl Registry {
                         media_lost_at: None,
                     },
                 );
-                app.rooms
-                    .get_mut(&room_id)
-                    .expect("a session's room exists")
-                    .streams
-                    .insert(stream_id.to_owned());
-                self.sessions
-                    .get_mut(&id)
-                    .expect("present above")
-                    .publishing
-                    .insert(stream_id.to_owned());
+                seat.room.streams.insert(stream_id.to_owned());
+                seat.session.publishing.insert(stream_id.to_owned());
             }
         }
         Prepared {
@@ -92,28 +87,20 @@ impl Registry {
         extra_info: &str,
         outcome: RelayOutcome,
     ) -> Vec<Output> {
-        let mut outputs = Vec::new();
         let id = grant.session;
         let stream_id = grant.key.stream_id.as_str();
-        let current = self
-            .apps
-            .get(&grant.key.app_id)
-            .and_then(|a| a.streams.get(stream_id))
-            .is_some_and(|s| s.owner == id && s.attempt == Some(grant.attempt));
-        if !current {
-            // The session left or stopped the stream while the relay worked.
-            if let Ok((relay, _)) = outcome {
-                outputs.push(Output::CloseRelay(relay));
-            }
-            if self.sessions.contains_key(&id) {
-                outputs.push(reply(id, grant.req_id, error::PUBLISHER_INNER_ERROR, None));
-            }
-            return outputs;
-        }
-        let app = self.apps.get_mut(&grant.key.app_id).expect("checked");
-        let stream = app.streams.get_mut(stream_id).expect("checked");
+        let Some(app) = self.apps.get_mut(&grant.key.app_id) else {
+            return self.moot_publish(&grant, outcome);
+        };
+        let Some(stream) = app
+            .streams
+            .get_mut(stream_id)
+            .filter(|s| s.owner == id && s.attempt == Some(grant.attempt))
+        else {
+            return self.moot_publish(&grant, outcome);
+        };
         stream.attempt = None;
-        let (relay, answer) = match outcome {
+        let (relay, sdp) = match outcome {
             Ok(ok) => ok,
             Err(refusal) => {
                 if !stream.is_live() {
@@ -126,7 +113,7 @@ impl Registry {
                         session.publishing.remove(stream_id);
                     }
                 }
-                outputs.push(send(
+                return vec![send(
                     id,
                     ServerMessage::Reply {
                         req_id: grant.req_id,
@@ -134,8 +121,7 @@ impl Registry {
                         message: refusal.message,
                         result: None,
                     },
-                ));
-                return outputs;
+                )];
             }
         };
         let was_live = stream.relay.replace(relay).is_some();
@@ -144,29 +130,28 @@ impl Registry {
         stream.extra_info = extra_info.to_owned();
         let info = stream.info(stream_id);
         let room_id = stream.room_id.clone();
-        outputs.push(reply(
+        let others = app
+            .rooms
+            .get(&room_id)
+            .map(|r| r.others(id))
+            .unwrap_or_default();
+        let answer = reply(
             id,
             grant.req_id,
             error::SUCCESS,
-            Some(ReplyResult::Publish { sdp: answer }),
-        ));
-        let others: Vec<SessionId> = app
-            .rooms
-            .get(&room_id)
-            .map(|r| r.members.iter().copied().filter(|m| *m != id).collect())
-            .unwrap_or_default();
+            Some(ReplyResult::Publish { sdp }),
+        );
         if was_live {
             tracing::info!(session = id, stream_id, "stream publisher replaced");
-            if extra_changed && !others.is_empty() {
-                outputs.push(Output::Send {
-                    to: others,
-                    msg: ServerMessage::StreamExtraInfoUpdate {
+            return reply_then_tell(answer, |outputs| {
+                if extra_changed {
+                    let msg = ServerMessage::StreamExtraInfoUpdate {
                         room_id,
                         streams: vec![info],
-                    },
-                });
-            }
-            return outputs;
+                    };
+                    tell(outputs, others, msg);
+                }
+            });
         }
         tracing::info!(
             session = id,
@@ -174,18 +159,34 @@ impl Registry {
             stream_id,
             "stream published"
         );
-        if !others.is_empty() {
-            outputs.push(Output::Send {
-                to: others,
-                msg: ServerMessage::StreamUpdate {
-                    room_id,
-                    update_type: UpdateType::Add,
-                    streams: vec![info],
-                    reasons: Vec::new(),
-                },
-            });
-        }
+        let mut outputs = reply_then_tell(answer, |outputs| {
+            let msg = ServerMessage::StreamUpdate {
+                room_id,
+                update_type: UpdateType::Add,
+                streams: vec![info],
+                reasons: Vec::new(),
+            };
+            tell(outputs, others, msg)
+        });
         self.start_waiting_plays(&grant.key, &mut outputs);
+        outputs
+    }
+
+    /// The answer to a publish that became moot while the relay worked (its session left or stopped the
+    /// stream): the relay session it got is closed, and a session still there is told the publish failed.
+    fn moot_publish(&self, grant: &PublishGrant, outcome: RelayOutcome) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        if let Ok((relay, _)) = outcome {
+            outputs.push(Output::CloseRelay(relay));
+        }
+        if self.sessions.contains_key(&grant.session) {
+            outputs.push(reply(
+                grant.session,
+                grant.req_id,
+                error::PUBLISHER_INNER_ERROR,
+                None,
+            ));
+        }
         outputs
     }
 
@@ -245,20 +246,20 @@ impl Registry {
         if let Err(code) = validate::stream_id(stream_id) {
             return vec![reply(id, req_id, code, None)];
         }
-        let mut outputs = Vec::new();
+        let answer = reply(id, req_id, error::SUCCESS, None);
         if !session.publishing.contains(stream_id) {
             // Stopping what is not published is not an error: the end state is the one asked for.
-            outputs.push(reply(id, req_id, error::SUCCESS, None));
-            return outputs;
+            return vec![answer];
         }
         let app_id = session.app_id;
-        outputs.push(reply(id, req_id, error::SUCCESS, None));
-        self.delete_streams(
-            app_id,
-            &[stream_id.to_owned()],
-            stream_delete_reason::STOPPED,
-            &mut outputs,
-        );
+        let outputs = reply_then_tell(answer, |outputs| {
+            self.delete_streams(
+                app_id,
+                &[stream_id.to_owned()],
+                stream_delete_reason::STOPPED,
+                outputs,
+            )
+        });
         tracing::info!(session = id, stream_id, "stream stopped");
         outputs
     }
@@ -271,16 +272,16 @@ impl Registry {
         extra_info: &str,
         _now: Now,
     ) -> Vec<Output> {
-        let Some(session) = self.sessions.get(&id) else {
-            return Vec::new();
+        let seat = match self.seat(id) {
+            Ok(seat) => seat,
+            Err(unseated) => return unseated.answer(id, req_id, error::PUBLISHER_INNER_ERROR),
         };
         if let Err(code) =
             validate::stream_id(stream_id).and_then(|_| validate::stream_extra_info(extra_info))
         {
             return vec![reply(id, req_id, code, None)];
         }
-        let app = self.apps.get_mut(&session.app_id).expect("known app");
-        let Some(stream) = app
+        let Some(stream) = seat
             .streams
             .get_mut(stream_id)
             .filter(|s| s.owner == id && s.is_live())
@@ -293,21 +294,12 @@ impl Registry {
             )];
         };
         stream.extra_info = extra_info.to_owned();
-        let info = stream.info(stream_id);
-        let room = &app.rooms[&session.room_id];
-        let to: Vec<SessionId> = room.members.iter().copied().filter(|m| *m != id).collect();
-        let mut outputs = vec![reply(id, req_id, error::SUCCESS, None)];
-        if !to.is_empty() {
-            outputs.push(Output::Send {
-                to,
-                msg: ServerMessage::StreamExtraInfoUpdate {
-                    room_id: session.room_id.clone(),
-                    streams: vec![info],
-                },
-            });
-        }
-        outputs
+        let msg = ServerMessage::StreamExtraInfoUpdate {
+            room_id: seat.session.room_id.clone(),
+            streams: vec![stream.info(stream_id)],
+        };
+        reply_then_tell(reply(id, req_id, error::SUCCESS, None), |outputs| {
+            tell(outputs, seat.others(), msg)
+        })
     }
-
-    // ── playing ─────────────────────────────────────────────────────────────────────────────────────────────
 }

@@ -16,6 +16,8 @@ impl Registry {
         let app_id = session.app_id;
         let room_id = session.room_id.clone();
         let user = session.user.clone();
+        let plays: Vec<String> = session.plays.keys().cloned().collect();
+        let published: Vec<String> = session.publishing.iter().cloned().collect();
         tracing::info!(session = id, app_id, room_id = %room_id, user_id = %user.user_id, ?removal, "session ends");
 
         if let Some(code) = removal.kick_code() {
@@ -36,19 +38,18 @@ impl Registry {
             },
         });
 
-        let plays: Vec<String> = self.sessions[&id].plays.keys().cloned().collect();
         for stream_id in plays {
             self.end_play(id, &stream_id, outputs);
         }
-        let published: Vec<String> = self.sessions[&id].publishing.iter().cloned().collect();
         self.delete_streams(app_id, &published, removal.stream_reason(), outputs);
 
-        let session = self.sessions.remove(&id).expect("present above");
-        self.by_resume_token.remove(&session.resume_token);
-        let app = self
-            .apps
-            .get_mut(&app_id)
-            .expect("sessions belong to known apps");
+        if let Some(session) = self.sessions.remove(&id) {
+            self.by_resume_token.remove(&session.resume_token);
+        }
+        let Some(app) = self.apps.get_mut(&app_id) else {
+            tracing::error!(session = id, app_id, "session of an unknown app");
+            return;
+        };
         if app.users.get(&user.user_id) == Some(&id) {
             app.users.remove(&user.user_id);
         }
@@ -62,16 +63,12 @@ impl Registry {
             .copied()
             .filter(|m| self.sessions.get(m).is_some_and(|s| s.notify_users))
             .collect();
-        if !notify.is_empty() {
-            outputs.push(Output::Send {
-                to: notify,
-                msg: ServerMessage::UserUpdate {
-                    room_id: room_id.clone(),
-                    update_type: UpdateType::Delete,
-                    users: vec![user],
-                },
-            });
-        }
+        let msg = ServerMessage::UserUpdate {
+            room_id: room_id.clone(),
+            update_type: UpdateType::Delete,
+            users: vec![user],
+        };
+        tell(outputs, notify, msg);
         if room.members.is_empty() {
             app.rooms.remove(&room_id);
             tracing::debug!(app_id, room_id = %room_id, "room closed");
@@ -91,7 +88,17 @@ impl Registry {
         let Some(play) = session.plays.remove(stream_id) else {
             return false;
         };
-        let app = self.apps.get_mut(&session.app_id).expect("known app");
+        if let Play::Active { relay } = play {
+            outputs.push(Output::CloseRelay(relay));
+        }
+        let Some(app) = self.apps.get_mut(&session.app_id) else {
+            tracing::error!(
+                session = id,
+                app_id = session.app_id,
+                "session of an unknown app"
+            );
+            return true;
+        };
         match play {
             Play::Waiting { .. } => {
                 if let Some(waiters) = app.waiting.get_mut(stream_id) {
@@ -101,16 +108,10 @@ impl Registry {
                     }
                 }
             }
-            Play::Starting { .. } => {
+            Play::Starting { .. } | Play::Active { .. } => {
                 if let Some(stream) = app.streams.get_mut(stream_id) {
                     stream.players.remove(&id);
                 }
-            }
-            Play::Active { relay } => {
-                if let Some(stream) = app.streams.get_mut(stream_id) {
-                    stream.players.remove(&id);
-                }
-                outputs.push(Output::CloseRelay(relay));
             }
         }
         true
@@ -124,7 +125,10 @@ impl Registry {
         reason: u32,
         outputs: &mut Vec<Output>,
     ) {
-        let app = self.apps.get_mut(&app_id).expect("known app");
+        let Some(app) = self.apps.get_mut(&app_id) else {
+            tracing::error!(app_id, "streams of an unknown app");
+            return;
+        };
         let mut deleted: Vec<(String, StreamInfo)> = Vec::new();
         let mut owner = None;
         for stream_id in stream_ids {
@@ -169,10 +173,10 @@ impl Registry {
             return;
         };
         let room_id = room_id.clone();
-        let to: Vec<SessionId> = app
+        let to = app
             .rooms
             .get(&room_id)
-            .map(|r| r.members.iter().copied().filter(|m| *m != owner).collect())
+            .map(|r| r.others(owner))
             .unwrap_or_default();
         if to.is_empty() {
             return;
@@ -199,6 +203,4 @@ impl Registry {
             },
         });
     }
-
-    // ── keepalive and tokens ────────────────────────────────────────────────────────────────────────────────
 }

@@ -1,4 +1,4 @@
-//! The state of one room, one user session and one stream. Plain data: the rules live in [`crate::registry`].
+//! The state of one room, one user session and one stream. Plain data: the rules live in [`super::Registry`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -34,6 +34,11 @@ impl Room {
             last_message_id: 0,
             next_online_count,
         }
+    }
+
+    /// The members other than `id`, in the order they joined.
+    pub fn others(&self, id: SessionId) -> Vec<SessionId> {
+        self.members.iter().copied().filter(|m| *m != id).collect()
     }
 }
 

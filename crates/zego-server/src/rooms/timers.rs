@@ -30,23 +30,29 @@ impl Registry {
         token: &str,
         now: Now,
     ) -> Vec<Output> {
-        let Some(session) = self.sessions.get(&id) else {
-            return Vec::new();
+        let seat = match self.seat(id) {
+            Ok(seat) => seat,
+            Err(unseated) => return unseated.answer(id, req_id, error::ROOM_INNER_ERROR),
         };
-        let keys = &self.apps[&session.app_id].keys;
-        let checked = auth::check_token(keys, token, &session.user.user_id, &session.room_id, now)
-            .and_then(|t| {
-                let grant = Grant::Token(t);
-                for stream_id in &session.publishing {
-                    grant
-                        .may_publish(&session.room_id, stream_id)
-                        .map_err(|_| error::ROOM_RENEWED_TOKEN_NO_PUBLISH_PRIVILEGE)?;
-                }
-                Ok(grant)
-            });
+        let session = seat.session;
+        let checked = auth::check_token(
+            seat.keys,
+            token,
+            &session.user.user_id,
+            &session.room_id,
+            now,
+        )
+        .and_then(|t| {
+            let grant = Grant::Token(t);
+            for stream_id in &session.publishing {
+                grant
+                    .may_publish(&session.room_id, stream_id)
+                    .map_err(|_| error::ROOM_RENEWED_TOKEN_NO_PUBLISH_PRIVILEGE)?;
+            }
+            Ok(grant)
+        });
         match checked {
             Ok(grant) => {
-                let session = self.sessions.get_mut(&id).expect("present above");
                 apply_grant(session, grant, now);
                 let expire = session.grant.token_expire().unwrap_or(0);
                 vec![reply(
@@ -69,10 +75,10 @@ impl Registry {
         let notice = self.settings.token_expire_notice;
         let mut silent = Vec::new();
         let mut expired = Vec::new();
-        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
-            let session = self.sessions.get_mut(&id).expect("listed");
+        let mut sessions: Vec<(SessionId, &mut Session)> =
+            self.sessions.iter_mut().map(|(id, s)| (*id, s)).collect();
+        sessions.sort_unstable_by_key(|(id, _)| *id);
+        for (id, session) in sessions {
             if now.mono.saturating_duration_since(session.last_seen) >= timeout {
                 silent.push(id);
                 continue;
@@ -236,6 +242,4 @@ impl Registry {
         outputs.retain(|o| *o != Output::CloseRelay(relay));
         outputs
     }
-
-    // ── room extra info, messages ───────────────────────────────────────────────────────────────────────────
 }

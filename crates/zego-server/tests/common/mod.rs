@@ -20,14 +20,7 @@ use zego_server::{
 /// How long a test waits for something the server should send.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
+pub use zego_test_kit::init_tracing;
 
 /// A second app, to show apps are separate namespaces.
 pub const OTHER_APP_ID: u32 = 4242;
