@@ -132,7 +132,7 @@ pub fn accept(publisher: bool, offer_sdp: &str) -> Result<String, String> {
     } else {
         RoleKind::Player
     };
-    Session::accept(1, role, offer_sdp, env, Instant::now())
+    Session::accept(1, role, "s", offer_sdp, env, Instant::now())
         .map(|(_, answer)| answer)
         .map_err(|e| e.to_string())
 }

@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod input_log;
 mod io_loop;
 mod keyframe;
+mod msid_sdp;
 mod offer;
 mod rewrite;
 mod route;

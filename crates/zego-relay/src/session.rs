@@ -15,6 +15,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use crate::counters::Counters;
 use crate::fec::{FecReceiver, FecSender, MediaPacket};
 use crate::fec_sdp;
+use crate::msid_sdp;
 use crate::offer;
 use crate::rewrite::{SeqTimeRewriter, SourceId};
 use crate::{RelayError, SessionId};
@@ -191,10 +192,11 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Builds the session for an offer and returns it with the SDP answer.
+    /// Builds the session for an offer of `stream_id` and returns it with the SDP answer.
     pub fn accept(
         id: SessionId,
         role: RoleKind,
+        stream_id: &str,
         offer_sdp: &str,
         env: &RtcEnv,
         now: Instant,
@@ -270,6 +272,12 @@ impl Session {
                         video.fec = Some(repair);
                     }
                 }
+                let sent = [(&tracks.video, "video"), (&tracks.audio, "audio")];
+                let sent: Vec<(Mid, &str)> = sent
+                    .into_iter()
+                    .filter_map(|(track, name)| Some((track.as_ref()?.mid, name)))
+                    .collect();
+                answer = msid_sdp::one_stream(&answer, &msid_sdp::stream_id(stream_id), &sent);
                 Role::Player(tracks)
             }
         };
@@ -858,7 +866,7 @@ mod tests {
             (RoleKind::Publisher, "sendonly"),
         ] {
             let offer = offer_with_opus_as_video(direction);
-            let (session, answer) = Session::accept(1, role, &offer, &env, Instant::now())
+            let (session, answer) = Session::accept(1, role, "s", &offer, &env, Instant::now())
                 .unwrap_or_else(|e| panic!("{direction}: {e}"));
             assert!(
                 str0m::change::SdpAnswer::from_sdp_string(&answer).is_ok(),

@@ -117,8 +117,14 @@ impl Sfu {
         outbox: &mut impl Outbox,
     ) -> Result<(SessionId, String), RelayError> {
         let id = self.next_session_id;
-        let (mut session, answer) =
-            Session::accept(id, RoleKind::Publisher, offer, &self.env, now)?;
+        let (mut session, answer) = Session::accept(
+            id,
+            RoleKind::Publisher,
+            &key.stream_id,
+            offer,
+            &self.env,
+            now,
+        )?;
         self.next_session_id += 1;
 
         let previous = self
@@ -178,7 +184,8 @@ impl Sfu {
             return Err(RelayError::StreamNotPublished);
         }
         let id = self.next_session_id;
-        let (mut session, answer) = Session::accept(id, RoleKind::Player, offer, &self.env, now)?;
+        let (mut session, answer) =
+            Session::accept(id, RoleKind::Player, &key.stream_id, offer, &self.env, now)?;
         self.next_session_id += 1;
         session.route = route_id;
         self.sessions.insert(id, session);

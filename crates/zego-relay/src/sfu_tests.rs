@@ -37,6 +37,8 @@ struct Peer {
     events: Vec<Event>,
     /// A peer that went away: it neither sends nor receives.
     gone: bool,
+    /// The core's SDP answer to its offer.
+    answer: String,
 }
 
 impl Peer {
@@ -130,6 +132,7 @@ impl Net {
             mid,
             events: Vec::new(),
             gone: false,
+            answer,
         });
         self.deliver(sent);
         (self.peers.len() - 1, id)
@@ -303,6 +306,56 @@ fn a_players_join_asks_the_publisher_for_a_keyframe_and_the_player_gets_its_fram
         tags.windows(2).all(|w| w[1] == w[0] + 1),
         "in order, none lost: {tags:?}"
     );
+}
+
+/// The `a=msid` value of each m-line of an SDP (by media kind), and the `a=ssrc:… msid:` values of its section.
+fn msids(sdp: &str) -> Vec<(String, String, Vec<String>)> {
+    sdp.split("\r\nm=")
+        .skip(1)
+        .map(|section| {
+            let kind = section.split(' ').next().unwrap().to_owned();
+            let msid = section
+                .lines()
+                .find_map(|l| l.strip_prefix("a=msid:"))
+                .unwrap_or_else(|| panic!("no a=msid for {kind}: {sdp}"))
+                .to_owned();
+            let ssrc_msids = section
+                .lines()
+                .filter_map(|l| l.strip_prefix("a=ssrc:")?.split_once(" msid:"))
+                .map(|(_, msid)| msid.to_owned())
+                .collect();
+            (kind, msid, ssrc_msids)
+        })
+        .collect()
+}
+
+#[test]
+fn a_play_answer_puts_video_and_audio_in_the_published_streams_media_stream() {
+    let (mut net, publisher, _) = publishing();
+    let (player, _) = net.join(false);
+    let answer = net.peers[player].answer.clone();
+    let lines = msids(&answer);
+    let [(video, video_msid, video_ssrcs), (audio, audio_msid, audio_ssrcs)] = &lines[..] else {
+        panic!("two m-lines: {answer}");
+    };
+    assert_eq!((video.as_str(), audio.as_str()), ("video", "audio"));
+    let (video_stream, video_track) = video_msid.split_once(' ').unwrap();
+    let (audio_stream, audio_track) = audio_msid.split_once(' ').unwrap();
+    // The published stream's id ("s"), for both.
+    assert_eq!((video_stream, audio_stream), ("s", "s"), "{answer}");
+    assert_ne!(video_track, audio_track);
+    // The SSRC attributes say the same as the m-line's: the video's RTX too.
+    assert_eq!(video_ssrcs.len(), 2, "{answer}");
+    assert!(video_ssrcs.iter().all(|m| m == video_msid), "{answer}");
+    assert_eq!(audio_ssrcs.len(), 1, "{answer}");
+    assert!(audio_ssrcs.iter().all(|m| m == audio_msid), "{answer}");
+    assert!(answer.contains("a=msid-semantic: WMS s\r\n"), "{answer}");
+
+    // The player plays with that answer.
+    net.run_until(Duration::from_secs(2), |n| n.peers[player].connected());
+    net.send_frame(publisher, true, 1);
+    net.run_for(Duration::from_millis(100));
+    assert!(!frames_received(&net.peers[player]).is_empty());
 }
 
 #[test]

@@ -201,6 +201,39 @@ async fn a_late_player_starts_at_a_keyframe_the_relay_asked_the_publisher_for() 
     relay.shutdown().await;
 }
 
+/// A player (a browser most of all) syncs audio with video only within one media stream: both tracks of a play
+/// come in the stream named after the published one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_gets_the_audio_and_video_of_a_stream_in_one_media_stream() {
+    let relay = start_relay().await;
+    let clip = Arc::new(EncodedClip::encode(30, 30, 400_000, 320, 240).await);
+    let publisher = Arc::new(Publisher::connect(&relay, key("room7_cam-1")).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let streaming = publisher.stream(clip, b"A", stop.clone());
+
+    let player = Player::connect(&relay, key("room7_cam-1")).await;
+    wait_for(
+        "the player's audio and video",
+        Duration::from_secs(5),
+        || player.received.audio_len() > 0 && player.received.video_len() > 0,
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    streaming.await.unwrap();
+
+    let mut tracks = player.received.tracks.lock().clone();
+    tracks.sort_by_key(|(kind, _, _)| format!("{kind:?}"));
+    let [(audio, audio_stream, audio_track), (video, video_stream, video_track)] = &tracks[..]
+    else {
+        panic!("one audio and one video track: {tracks:?}");
+    };
+    assert_eq!(format!("{audio:?} {video:?}"), "Audio Video");
+    assert_eq!(audio_stream, "room7_cam-1", "{tracks:?}");
+    assert_eq!(video_stream, "room7_cam-1", "{tracks:?}");
+    assert_ne!(audio_track, video_track);
+    relay.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_datagrams_do_not_disturb_a_running_stream() {
     let relay = start_relay().await;

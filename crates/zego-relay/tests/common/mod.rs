@@ -101,6 +101,8 @@ pub struct Packet {
 pub struct Received {
     pub video: Mutex<Vec<Packet>>,
     pub audio: Mutex<Vec<Packet>>,
+    /// Each remote track as announced: its kind, media stream id and track id.
+    pub tracks: Mutex<Vec<(RtpCodecKind, String, String)>>,
 }
 
 impl Received {
@@ -327,6 +329,8 @@ impl Player {
             Box::new(move |track, kind| {
                 let received = received.clone();
                 tokio::spawn(async move {
+                    let ids = (track.stream_id().await, track.track_id().await);
+                    received.tracks.lock().push((kind, ids.0, ids.1));
                     while let Some(event) = track.poll().await {
                         if let TrackRemoteEvent::OnRtpPacket(packet) = event {
                             received.push(kind, packet);
