@@ -3,7 +3,8 @@
 //! `cargo run -p xtask -- bindings` regenerates the low-level declarations of every language binding from the
 //! C ABI in src/ffi (the same Rust definitions cbindgen turns into include/zego_express.h):
 //! Python ctypes prototypes and structs, C# P/Invoke declarations (csbindgen), Kotlin `external` functions with
-//! their JNI glue in src/jni, and, for each language, the enums, error codes and struct classes.
+//! their JNI glue in src/jni, and, for each language, the enums, error codes and struct classes. The web SDK's
+//! web/sdk/codes.js (error codes, limits) comes from crates/zego-protocol alone.
 //! `cargo run -p xtask -- bindings --check` writes nothing and fails when a committed file is stale.
 
 mod csharp;
@@ -13,7 +14,9 @@ mod kotlin;
 mod lower;
 mod model;
 mod names;
+mod protocol;
 mod python;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -53,7 +56,8 @@ fn bindings(check: bool) -> Result<(), String> {
     let root = root();
     let ffi_dir = root.join("src/ffi");
     let model = model::Model::load(&ffi_dir)?;
-    let errors = errors::load(&root.join("crates/zego-protocol/src/error.rs"))?;
+    let protocol_src = root.join("crates/zego-protocol/src");
+    let errors = errors::load(&protocol_src.join("error.rs"))?;
     let scratch = root.join("target/xtask");
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
 
@@ -86,6 +90,15 @@ fn bindings(check: bool) -> Result<(), String> {
         Output {
             path: root.join("src/jni/generated.rs"),
             text: rustfmt(&jni::glue(&model)?)?,
+        },
+        Output {
+            path: root.join("web/sdk/codes.js"),
+            text: web::codes(
+                &errors,
+                &protocol::limits(&protocol_src.join("limits.rs"))?,
+                &protocol::user_name_format_ranges(&protocol_src.join("validate.rs"))?,
+                protocol::protocol_version(&protocol_src.join("message.rs"))?,
+            ),
         },
     ];
 
