@@ -1,5 +1,6 @@
 //! The web SDK's unit tests (web/sdk/test, Node's built-in test runner): its room session, publish and play
-//! state machines and input checks run without a browser. Without `node` the test is skipped (failed under CI=true).
+//! state machines and input checks run without a browser; and the debug page's pixel stamp (web/debug/test).
+//! Without `node` the test is skipped (failed under CI=true).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -28,13 +29,13 @@ fn web_sdk_suite_passes() {
         // Straight to stderr: the harness captures the output of passing tests, and a skip must be visible.
         let _ = writeln!(
             std::io::stderr(),
-            "skipped: install node 20 or later to run web/sdk/test; set CI=true to make this a failure"
+            "skipped: install node 20 or later to run web/sdk/test and web/debug/test; set CI=true to make this a failure"
         );
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("node")
-        .args(["--test", "web/sdk/test/"])
+        .args(["--test", "web/sdk/test/", "web/debug/test/"])
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -70,11 +71,11 @@ fn web_sdk_suite_passes() {
     let stderr = err.join().unwrap_or_default();
     let report = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
     let Some(status) = status else {
-        panic!("node --test web/sdk/test/ did not finish within {SUITE_LIMIT:?}\n{report}");
+        panic!("node --test web/sdk/test/ web/debug/test/ did not finish within {SUITE_LIMIT:?}\n{report}");
     };
     assert!(
         status.success(),
-        "node --test web/sdk/test/ failed ({status})\n{report}"
+        "node --test web/sdk/test/ web/debug/test/ failed ({status})\n{report}"
     );
     let passed = stdout
         .lines()

@@ -183,6 +183,33 @@ mod tests {
         }
     }
 
+    /// The vector web/debug/test/stamp.test.js checks too: its stamp.js must draw and read these bytes.
+    #[test]
+    fn a_fixed_stamp_has_the_payload_and_top_row_the_web_page_expects() {
+        let s = Stamp {
+            capture_time_us: 1_700_000_000_123_456,
+            frame_number: 4_000_000_123,
+        };
+        let payload = encode_payload(s);
+        let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "a500060a2418202240ee6b287b410d");
+        // At 160 pixels wide a block is 4 pixels: the top row is bits 0..40, each four times.
+        let mut f = VideoFrame::new_black(160, 90);
+        draw(&mut f, s);
+        let row: Vec<u8> = (0..160)
+            .map(|x| {
+                let bit = x / 4;
+                if payload[bit / 8] & (0x80 >> (bit % 8)) != 0 {
+                    BRIGHT
+                } else {
+                    DARK
+                }
+            })
+            .collect();
+        assert_eq!(&f.y[..160], row.as_slice());
+        assert_eq!(read(&f), Some(s));
+    }
+
     #[test]
     fn frames_without_a_stamp_read_none() {
         assert_eq!(read(&VideoFrame::new_black(640, 360)), None);

@@ -1,13 +1,15 @@
-//! The HTTP side: the signaling WebSocket at [`SIGNALING_PATH`], `/healthz` and `/metrics`.
+//! The HTTP side: the signaling WebSocket at [`SIGNALING_PATH`], `/healthz`, `/metrics`, the embedded web assets
+//! (the debug page at `/` and `/debug/`, the JavaScript SDK at `/sdk/`) and the dev app's token minting under
+//! `/dev/`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -17,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use zego_protocol::limits;
 use zego_protocol::message::SIGNALING_PATH;
 
+use crate::assets;
 use crate::connection::{self, ConnectionSettings, FRAME_HARD_MAX};
+use crate::dev_token::{self, DevApp};
 use crate::frame_limit::{FrameCap, FrameLimited};
 use crate::hub::Hub;
 
@@ -31,6 +35,13 @@ pub struct HttpState {
     pub shutdown: CancellationToken,
     pub connections: ConnectionSettings,
     pub next_conn: Arc<AtomicU64>,
+    pub dev_app: DevApp,
+}
+
+impl FromRef<HttpState> for DevApp {
+    fn from_ref(state: &HttpState) -> Self {
+        state.dev_app.clone()
+    }
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -38,6 +49,11 @@ pub fn router(state: HttpState) -> Router {
         .route(SIGNALING_PATH, get(signaling))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/", get(assets::serve))
+        .route("/debug/{*file}", get(assets::serve))
+        .route("/sdk/{*file}", get(assets::serve))
+        .route("/dev/app", get(dev_token::app))
+        .route("/dev/token", post(dev_token::mint))
         .with_state(state)
 }
 

@@ -3,7 +3,8 @@
 //! It keeps rooms, users and streams per app, checks logins (app_sign signature or Token04), keeps sessions alive
 //! with heartbeats, sends room events, and hands WebRTC offers to the media relay ([`zego_relay`]), which carries
 //! all media on one UDP port. Signaling is JSON over a WebSocket at [`zego_protocol::message::SIGNALING_PATH`];
-//! `/healthz` and `/metrics` (Prometheus) sit beside it.
+//! `/healthz` and `/metrics` (Prometheus) sit beside it, with the web debug page and the JavaScript SDK (embedded
+//! at build time) at `/`, `/debug/` and `/sdk/`.
 //!
 //! Where things live: `registry` is the sans-IO room core (apps → rooms → sessions, streams, plays) driven by
 //! inputs and the current time; `hub` applies its outputs to connections and the relay; `connection` serves
@@ -17,11 +18,13 @@
 //! # Ok(()) }
 //! ```
 
+mod assets;
 mod auth;
 pub mod cli;
 mod clock;
 pub mod config;
 mod connection;
+mod dev_token;
 mod frame_limit;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -16,6 +16,7 @@ use crate::auth::AppKeys;
 use crate::clock::Now;
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::ConnectionSettings;
+use crate::dev_token::DevApp;
 use crate::http::{self, HttpState};
 use crate::hub::Hub;
 use crate::listener::{self, ListenerLimits};
@@ -95,6 +96,7 @@ impl Server {
                 login_timeout: config.heartbeat_timeout,
             },
             next_conn: Arc::new(AtomicU64::new(0)),
+            dev_app: DevApp::from_apps(&config.apps),
         });
         let limits = ListenerLimits {
             max_connections: config.max_connections,
