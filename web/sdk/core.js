@@ -3,6 +3,7 @@
 // under Node as it does in the browser, so the tests drive it directly.
 
 import { ErrorCode as E, LIMITS } from './codes.js';
+import { errorMessage } from './errors.js';
 import * as check from './validate.js';
 import { checkFormat } from './token.js';
 import { RoomSession } from './session.js';
@@ -23,6 +24,22 @@ export const DEFAULT_TIMING = Object.freeze({
   /** Room and IM requests wait this long for the connection and the reply. */
   requestTimeoutMs: 10_000,
 });
+
+/**
+ * What the app hears of a renew_token request that did not succeed: `{code, info}`, or null when nothing is worth
+ * telling. A request lost with the connection, or timed out while it was down, says nothing: the resuming login
+ * carries the new token and is checked itself.
+ * @param reply the server's reply, or `{failure: 'lost' | 'timeout'}`
+ * @param {boolean} connected whether the session is up now
+ */
+export function renewalRefusal(reply, connected) {
+  if (reply.failure === 'lost' || (reply.failure && !connected)) return null;
+  if (reply.failure) {
+    return { code: E.ROOM_DISCONNECTED, info: 'renew_token got no reply from the server in time' };
+  }
+  if (reply.code === 0) return null;
+  return { code: reply.code, info: reply.message || errorMessage(reply.code) };
+}
 
 /**
  * Inputs are its methods, each taking `now` (ms, monotonic); API calls return 0 or an error code at once and
@@ -286,16 +303,30 @@ export class EngineCore {
     return 0;
   }
 
+  /**
+   * Replaces the room's token, for the server now and for later (re)logins (the old one again if the server
+   * refuses the new one). A token that cannot be a Token04 is refused at once; the server's refusal
+   * (1002074..1002080, 1002082) comes later as `debugError` with funcName 'renewToken', as the native SDK reports
+   * it, and so does a request the connected server left without a reply (1002052).
+   */
   renewToken(now, token, roomID) {
     if (this.destroyed) return E.COMMON_ENGINE_NOT_CREATED;
     const code = check.token(token) || (token === '' ? E.ROOM_TOKEN_FORMAT_ERROR : checkFormat(token));
     if (code) return code;
     const room = this.#roomNamed(roomID);
     if (!room) return E.ROOM_NOT_LOGGED_IN_THAT_ROOM;
+    const previous = room.token;
     room.setToken(token);
     room.request(now, (reqID) => ({ type: 'renew_token', req_id: reqID, token }), (t, reply) => {
-      if (!reply.failure && reply.code === 0 && reply.result?.token_expire_time !== undefined) {
-        room.tokenExpireTime = reply.result.token_expire_time;
+      if (!reply.failure && reply.code === 0) {
+        if (reply.result?.token_expire_time !== undefined) room.tokenExpireTime = reply.result.token_expire_time;
+        return;
+      }
+      // Refused: the server keeps the old token, and so do later (re)logins, unless renewed again since.
+      if (!reply.failure && room.token === token) room.setToken(previous);
+      const refusal = renewalRefusal(reply, room.up);
+      if (refusal && this.room === room && !room.closed) {
+        this.emit('debugError', [refusal.code, 'renewToken', refusal.info]);
       }
     });
     return 0;

@@ -19,6 +19,8 @@ export declare class ZegoError extends Error {
   constructor(code: number, msg?: string);
   readonly code: number;
   readonly msg: string;
+  /** For a capture failure of createStream: what the browser threw (a DOMException; `cause.name` tells the case). */
+  cause?: unknown;
 }
 
 export interface ZegoUser {
@@ -166,6 +168,12 @@ export interface ZegoEvents {
   IMRecvBroadcastMessage: (roomID: string, chatData: ZegoBroadcastMessageInfo[]) => void;
   IMRecvCustomCommand: (roomID: string, fromUser: Required<ZegoUser>, command: string) => void;
   tokenWillExpire: (roomID: string, remainSeconds: number) => void;
+  /**
+   * An asynchronous failure no other event reports, as the native SDK's onDebugError. funcName 'renewToken': the
+   * server refused the renewed token (1002074..1002080, 1002082) or, while connected, did not answer in time
+   * (1002052); info is the server's message.
+   */
+  debugError: (errorCode: number, funcName: string, info: string) => void;
   publisherStateUpdate: (result: ZegoPublisherState) => void;
   playerStateUpdate: (result: ZegoPlayerState) => void;
   publishQualityUpdate: (streamID: string, stats: ZegoPublishStats) => void;
@@ -190,12 +198,21 @@ export declare class ZegoExpressEngine {
   /** Resolves true once logged in; rejects with a ZegoError otherwise. */
   loginRoom(roomID: string, token: string, user: ZegoUser, config?: ZegoRoomConfig): Promise<boolean>;
   logoutRoom(roomID?: string): boolean;
+  /**
+   * Sends the new token and keeps it for later (re)logins. False for a token that cannot be a Token04 or a room not
+   * logged in; the server's refusal arrives as `debugError` with funcName 'renewToken'.
+   */
   renewToken(token: string, roomID?: string): boolean;
   setRoomExtraInfo(roomID: string, key: string, value: string): Promise<ZegoServerResponse>;
   sendBroadcastMessage(roomID: string, message: string): Promise<ZegoBroadcastResponse>;
   /** To the listed users, or everyone else in the room when the list is empty. */
   sendCustomCommand(roomID: string, command: string, toUserIDs: string[]): Promise<ZegoServerResponse>;
 
+  /**
+   * Rejects with a ZegoError when capture fails: 1003001 (permission denied, no device, device busy, aborted),
+   * 1000008 (constraints no device meets, or malformed), 1000006 (capture unavailable to this page); `msg` says
+   * which, and `cause` is the browser's error.
+   */
   createStream(source?: ZegoStreamSource): Promise<MediaStream>;
   destroyStream(stream: MediaStream): void;
   startPreview(stream: MediaStream, videoElement: HTMLVideoElement): boolean;

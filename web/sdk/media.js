@@ -2,6 +2,7 @@
 // MediaStream of the app's own (captureStream), and local preview in a <video> element.
 
 import { ErrorCode as E } from './codes.js';
+import { captureError } from './capture_errors.js';
 import { ZegoError } from './errors.js';
 
 /** The bitrate (kbps) asked for at capture, used when the stream is published without one. */
@@ -20,10 +21,6 @@ function videoConstraints(video) {
   if (video.height) c.height = { ideal: video.height };
   if (video.frameRate) c.frameRate = { ideal: video.frameRate };
   return Object.keys(c).length ? c : true;
-}
-
-function captureError(e) {
-  return new ZegoError(E.PUBLISHER_NO_DATA, `capture failed: ${e?.name ?? 'Error'}: ${e?.message ?? e}`);
 }
 
 /**
@@ -46,7 +43,7 @@ export async function createStream(source = { camera: {} }) {
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: videoConstraints(video), audio: screen.audio === true });
     } catch (e) {
-      throw captureError(e);
+      throw captureError(e, { source: 'screen' });
     }
   } else if (source.camera) {
     const camera = source.camera === true ? {} : source.camera;
@@ -59,7 +56,7 @@ export async function createStream(source = { camera: {} }) {
     try {
       stream = await navigator.mediaDevices.getUserMedia(constraints);
     } catch (e) {
-      throw captureError(e);
+      throw captureError(e, { source: 'camera', video: Boolean(constraints.video), audio: constraints.audio });
     }
   } else {
     throw new ZegoError(E.COMMON_INVALID_PARAMETER, 'source must name camera, screen or custom');
