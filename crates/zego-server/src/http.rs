@@ -1,6 +1,6 @@
 //! The HTTP side: the signaling WebSocket at [`SIGNALING_PATH`], `/healthz`, `/metrics`, the embedded web assets
 //! (the debug page at `/` and `/debug/`, the JavaScript SDK at `/sdk/`) and the dev app's token minting under
-//! `/dev/`.
+//! `/dev/`, and WHIP ingest and WHEP playback under `/whip/` and `/whep/` ([`whip`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use crate::connection::{self, ConnectionSettings, FRAME_HARD_MAX};
 use crate::dev_token::{self, DevApp};
 use crate::frame_limit::{FrameCap, FrameLimited};
 use crate::hub::Hub;
+use crate::whip;
 
 /// The WebSocket's read buffer starts this small, so that a connection that has not logged in costs little; it
 /// grows for the large frames (SDP) that may follow login.
@@ -54,6 +55,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/sdk/{*file}", get(assets::serve))
         .route("/dev/app", get(dev_token::app))
         .route("/dev/token", post(dev_token::mint))
+        .merge(whip::router(state.hub.clone(), state.next_conn.clone()))
         .with_state(state)
 }
 

@@ -38,6 +38,7 @@ pub mod open_files;
 mod rate;
 mod rooms;
 pub mod server;
+mod whip;
 
 pub use config::{
     AppConfig, ConfigError, FileConfig, ServerConfig, DEV_APP_ID, DEV_APP_SIGN, DEV_SERVER_SECRET,

@@ -345,6 +345,18 @@ impl Registry {
         self.sessions.contains_key(&session)
     }
 
+    /// Whether `session` publishes `stream_id` and its media is live (or within its reconnect grace). A WHIP
+    /// session, which has no other way to hear that its stream is gone, ends when this turns false.
+    pub fn publishes(&self, session: SessionId, stream_id: &str) -> bool {
+        let Some(app_id) = self.sessions.get(&session).map(|s| s.app_id) else {
+            return false;
+        };
+        self.apps
+            .get(&app_id)
+            .and_then(|app| app.streams.get(stream_id))
+            .is_some_and(|stream| stream.owner == session && stream.is_live())
+    }
+
     fn next_attempt(&mut self) -> u64 {
         self.last_attempt += 1;
         self.last_attempt
