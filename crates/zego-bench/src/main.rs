@@ -4,6 +4,7 @@
 //! is one JSON object with every number; a readable summary goes to stderr.
 
 mod analysis;
+mod browser;
 mod child;
 mod cli;
 mod components;
@@ -54,6 +55,9 @@ fn main() -> ExitCode {
             "{:10} 1280x720@30 2.5 Mb/s through --up and --down impairments",
             "custom"
         );
+        for (name, description) in browser::all() {
+            println!("{name:10} {description}");
+        }
         return ExitCode::SUCCESS;
     }
     match bench(&cli) {
@@ -93,11 +97,18 @@ fn init_logging(role: Option<Role>) {
 
 /// Runs the chosen scenarios; false in the second place when one of them could not be run to the end.
 fn bench(cli: &Cli) -> Result<(Value, bool), String> {
+    // The browser scenarios need Chromium and node; they run only when named.
+    let browser_scenarios: Vec<&String> = cli
+        .scenario
+        .iter()
+        .filter(|name| !cli.all && browser::is_browser(name))
+        .collect();
     let scenarios = if cli.all {
         scenario::all()
     } else {
         cli.scenario
             .iter()
+            .filter(|name| !browser::is_browser(name))
             .map(|name| {
                 if name == "custom" {
                     for spec in [&cli.up, &cli.down] {
@@ -108,9 +119,11 @@ fn bench(cli: &Cli) -> Result<(Value, bool), String> {
                 }
                 scenario::find(name).ok_or_else(|| {
                     let names: Vec<&str> = scenario::all().iter().map(|s| s.name).collect();
+                    let browser: Vec<&str> = browser::all().iter().map(|(n, _)| *n).collect();
                     format!(
-                        "unknown scenario {name:?}; known: {}, custom",
-                        names.join(", ")
+                        "unknown scenario {name:?}; known: {}, custom, {}",
+                        names.join(", "),
+                        browser.join(", ")
                     )
                 })
             })
@@ -159,6 +172,10 @@ fn bench(cli: &Cli) -> Result<(Value, bool), String> {
     for scenario in &scenarios {
         tracing::info!(scenario = scenario.name, "{}", scenario.description);
         results.push(run::run(scenario, &options, &runtime));
+    }
+    for name in browser_scenarios {
+        tracing::info!(scenario = name.as_str(), "in headless Chromium");
+        results.push(browser::run(name, options.duration, options.play_trials));
     }
     let all_ran = results.iter().all(|r| r.get("error").is_none());
     let (passed, missed): (Vec<&Value>, Vec<&Value>) = results

@@ -70,6 +70,18 @@ pub fn print_summary(result: &Value) {
             num(&m["audio_gaps"]),
             num(&m["longest_audio_gap_ms"])
         ));
+        let jb = &s["jitter_buffer_delay_ms"];
+        if jb.is_object() {
+            lines.push(format!(
+                "   browser: capture->received p50 {} ms, received->shown p50 {} ms; jitter buffer delay ms: video {} audio {}; stamps read {} unreadable {}",
+                num(&s["capture_to_received_ms"]["p50"]),
+                num(&s["received_to_shown_ms"]["p50"]),
+                num(&jb["video"]),
+                num(&jb["audio"]),
+                num(&s["stamps_read"]),
+                num(&s["stamps_unreadable"])
+            ));
+        }
         let cpu = &s["cpu"];
         lines.push(format!(
             "   cpu % of one core: publisher {} player {} server {}",
