@@ -384,6 +384,72 @@ fn browser_plays_what_the_native_sdk_publishes() {
     native.destroy();
 }
 
+/// A WHEP player that is not ours (Chromium's WebRTC, driven by a page with no SDK: fetch and RTCPeerConnection)
+/// plays what the native SDK publishes, and appears in the room as a user until it DELETEs its session.
+#[test]
+fn a_whep_player_in_chromium_plays_what_the_native_sdk_publishes() {
+    let Some((_turn, server)) = web_server(ServerConfig::default()) else {
+        return;
+    };
+    let (native, rec) = native_publisher(&server, "native-whep");
+    let video = native.video_config(PublishChannel::Main);
+    let viewer = format!("{WEB}-whep");
+    let mut page = Page::start(
+        "whep-play",
+        with(
+            base_args(&server),
+            json!({ "streamID": "native-whep", "frames": 30, "token": token(&viewer, unix_secs() + 600) }),
+        ),
+    );
+    let playing = page.step("playing");
+    eprintln!("whep-play: {playing}");
+    rec.wait_for(
+        "the WHEP viewer joins the room",
+        T,
+        user_update(UpdateType::Add, &viewer),
+    );
+    page.go("delete");
+    let played = page.done();
+    rec.wait_for(
+        "the WHEP viewer leaves the room",
+        T,
+        user_update(UpdateType::Delete, &viewer),
+    );
+
+    let post = &played["post"];
+    assert_eq!(post["status"], 201, "{played}");
+    assert_eq!(post["contentType"], "application/sdp", "{played}");
+    assert_eq!(
+        (
+            post["streams"].as_u64(),
+            post["videoTracks"].as_u64(),
+            post["audioTracks"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "one MediaStream with a video and an audio track: {played}"
+    );
+    assert!(played["frames"].as_u64().unwrap() >= 30, "{played}");
+    assert_eq!(
+        (played["width"].as_u64(), played["height"].as_u64()),
+        (
+            Some(u64::from(video.encode_width)),
+            Some(u64::from(video.encode_height))
+        ),
+        "{played}"
+    );
+    let stats = &played["stats"];
+    assert!(
+        stats["video"]["framesDecoded"].as_u64().unwrap() >= 30,
+        "{stats}"
+    );
+    assert!(
+        stats["audio"]["totalSamplesReceived"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert_eq!(played["deleteStatus"], 200, "{played}");
+    native.destroy();
+}
+
 #[test]
 fn room_events_reach_both_sides() {
     let Some((_turn, server)) = web_server(ServerConfig::default()) else {

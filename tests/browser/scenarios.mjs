@@ -55,6 +55,68 @@ async function play(ctx, streamID, { readStamps = false, audio = true } = {}) {
   );
 }
 
+/** The WHIP or WHEP endpoint of a stream, for a user of its own (a WHIP/WHEP session is a user in the room). */
+function httpEndpoint(args, kind, streamID) {
+  const q = new URLSearchParams({ user_id: `${args.userID}-${kind}`, room_id: args.room });
+  return `${args.origin}/${kind}/${args.appID}/${encodeURIComponent(streamID)}?${q}`;
+}
+
+/**
+ * Plays `streamID` over WHEP with nothing of the SDK: an RTCPeerConnection with two receive-only transceivers, its
+ * offer POSTed with the token, the answer applied. Shows it in a watched <video> like play().
+ */
+async function playWhep(ctx, streamID, { readStamps = false } = {}) {
+  return ctx.page.evaluate(
+    async ({ origin, url, token, streamID, readStamps }) => {
+      const readStamp = readStamps ? (await import(`${origin}/debug/stamp.js`)).readStamp : null;
+      const started = performance.now();
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      const streams = new Set();
+      pc.ontrack = (e) => e.streams.forEach((s) => streams.add(s));
+      await pc.setLocalDescription(await pc.createOffer());
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+        body: pc.localDescription.sdp,
+      });
+      const body = await res.text();
+      if (res.status !== 201) throw new Error(`WHEP POST answered ${res.status}: ${body}`);
+      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+      const stream = [...streams][0] ?? new MediaStream(pc.getReceivers().map((r) => r.track));
+      const w = window.T.watch(streamID, stream, readStamp);
+      Object.assign(w, { started, pc, resource: new URL(res.headers.get('Location'), url).href });
+      w.video.muted = false;
+      return {
+        status: res.status,
+        contentType: res.headers.get('Content-Type'),
+        etag: res.headers.get('ETag'),
+        streams: streams.size,
+        audioTracks: stream.getAudioTracks().length,
+        videoTracks: stream.getVideoTracks().length,
+        resolvedMs: performance.now() - started,
+      };
+    },
+    { origin: ctx.args.origin, url: httpEndpoint(ctx.args, 'whep', streamID), token: ctx.args.token, streamID, readStamps },
+  );
+}
+
+/** Ends a WHEP or WHIP session of the page: DELETE of its resource, and its peer connection closed. */
+function endHttpSession(ctx, streamID) {
+  return ctx.page.evaluate(async (id) => {
+    const w = window.T.videos.get(id) ?? window.T.whip;
+    const res = await fetch(w.resource, { method: 'DELETE' });
+    w.pc.close();
+    if (w.video) {
+      w.video.srcObject = null;
+      w.video.remove();
+      window.T.videos.delete(id);
+    }
+    return res.status;
+  }, streamID);
+}
+
 /** Waits until at least `count` frames of `streamID` were shown, counted by requestVideoFrameCallback. */
 function framesShown(ctx, streamID, count, ms = 20_000) {
   return ctx.waitPage(
@@ -117,6 +179,27 @@ export const scenarios = {
       return v.srcObject.getTracks().map((t) => ({ kind: t.kind, readyState: t.readyState }));
     }, args.streamID);
     return { ...tracks, ...shown, stats, live };
+  },
+
+  /** A WHEP player (no SDK on the page) plays args.streamID until args.frames frames were shown, then DELETEs its
+   * session when the other side says `delete`. */
+  async 'whep-play'(ctx) {
+    const { args, page, print, waitGo } = ctx;
+    const post = await playWhep(ctx, args.streamID);
+    const shown = await framesShown(ctx, args.streamID, args.frames ?? 30);
+    const stats = await ctx.waitPage(
+      page,
+      'decoded audio',
+      async () => {
+        const s = await window.T.inbound();
+        return s.audio.totalSamplesReceived > 0 && s.video.framesDecoded > 0 ? s : null;
+      },
+      undefined,
+    );
+    print({ step: 'playing' });
+    await waitGo('delete');
+    const deleteStatus = await endHttpSession(ctx, args.streamID);
+    return { post, ...shown, stats, deleteStatus };
   },
 
   /** Room events both ways: the native side logs in and publishes, the page does, then each leaves. */
@@ -192,9 +275,11 @@ export const scenarios = {
    * frame; then args.trials first-frame trials (startPlayingStream -> first frame shown). */
   async 'bench-play'(ctx) {
     const { page, args, print } = ctx;
-    await login(ctx);
+    // With args.whep, over WHEP (no SDK, no room login of the page's own).
+    if (!args.whep) await login(ctx);
     const audio = args.audio ?? true;
-    await play(ctx, args.streamID, { readStamps: true, audio });
+    const start = (readStamps) => (args.whep ? playWhep(ctx, args.streamID, { readStamps }) : play(ctx, args.streamID, { readStamps, audio }));
+    await start(true);
     await framesShown(ctx, args.streamID, 1);
     const firstFrameMs = [await page.evaluate((id) => { const w = window.T.videos.get(id); return w.firstFrameAt - w.started; }, args.streamID)];
     await new Promise((resolve) => setTimeout(resolve, (args.warmupSeconds ?? 2) * 1000));
@@ -224,14 +309,19 @@ export const scenarios = {
       return frames > 0 ? ((after.video[key] - before.video[key]) / frames) * 1000 : null;
     };
     for (let i = 1; i < (args.trials ?? 5); i++) {
-      await page.evaluate((id) => {
-        const w = window.T.videos.get(id);
-        w.video.srcObject = null;
-        w.video.remove();
-        window.T.videos.delete(id);
-        window.T.engine.stopPlayingStream(id);
-      }, args.streamID);
-      await play(ctx, args.streamID, { audio });
+      if (args.whep) {
+        const status = await endHttpSession(ctx, args.streamID);
+        if (status !== 200) throw new Error(`WHEP DELETE answered ${status}`);
+      } else {
+        await page.evaluate((id) => {
+          const w = window.T.videos.get(id);
+          w.video.srcObject = null;
+          w.video.remove();
+          window.T.videos.delete(id);
+          window.T.engine.stopPlayingStream(id);
+        }, args.streamID);
+      }
+      await start(false);
       await framesShown(ctx, args.streamID, 1);
       firstFrameMs.push(await page.evaluate((id) => { const w = window.T.videos.get(id); return w.firstFrameAt - w.started; }, args.streamID));
     }
@@ -258,9 +348,10 @@ export const scenarios = {
    * args.height at args.fps) until the other side says `stop`. */
   async 'bench-publish'(ctx) {
     const { page, args, print, waitGo, waitEvent } = ctx;
-    await login(ctx);
+    // With args.whip, over WHIP (no SDK, no room login of the page's own).
+    if (!args.whip) await login(ctx);
     const started = await page.evaluate(
-      async ({ origin, streamID, width, height, fps, bitrate }) => {
+      async ({ origin, streamID, width, height, fps, bitrate, whip, token }) => {
         const { drawStamp } = await import(`${origin}/debug/stamp.js`);
         const canvas = document.createElement('canvas');
         canvas.width = width;
@@ -279,14 +370,45 @@ export const scenarios = {
           frame += 1;
           window.T.drawn = frame;
         }, 1000 / fps);
+        if (whip) {
+          // A plain WHIP client: the canvas's track on a send-only transceiver, the offer POSTed with the token.
+          const pc = new RTCPeerConnection();
+          const track = canvas.captureStream(fps).getVideoTracks()[0];
+          const { sender } = pc.addTransceiver(track, { direction: 'sendonly' });
+          await pc.setLocalDescription(await pc.createOffer());
+          const res = await fetch(whip, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+            body: pc.localDescription.sdp,
+          });
+          const body = await res.text();
+          if (res.status !== 201) throw new Error(`WHIP POST answered ${res.status}: ${body}`);
+          await pc.setRemoteDescription({ type: 'answer', sdp: body });
+          const params = sender.getParameters();
+          params.encodings[0].maxBitrate = bitrate * 1000;
+          await sender.setParameters(params);
+          window.T.whip = { pc, resource: new URL(res.headers.get('Location'), whip).href };
+          return true;
+        }
         const stream = await window.T.engine.createStream({ custom: { source: canvas, frameRate: fps } });
         return window.T.engine.startPublishingStream(streamID, stream, { videoBitrate: bitrate });
       },
-      { origin: args.origin, streamID: args.streamID, width: args.width, height: args.height, fps: args.fps, bitrate: args.bitrateKbps },
+      {
+        origin: args.origin,
+        streamID: args.streamID,
+        width: args.width,
+        height: args.height,
+        fps: args.fps,
+        bitrate: args.bitrateKbps,
+        whip: args.whip ? httpEndpoint(args, 'whip', args.streamID) : null,
+        token: args.token,
+      },
     );
     if (!started) throw new Error('startPublishingStream refused');
-    const state = await waitEvent('PUBLISHING', (n, r) => n === 'publisherStateUpdate' && (r.state === 'PUBLISHING' || r.state === 'NO_PUBLISH'));
-    if (state.args[0].state !== 'PUBLISHING') throw new Error(`not publishing: ${JSON.stringify(state.args[0])}`);
+    if (!args.whip) {
+      const state = await waitEvent('PUBLISHING', (n, r) => n === 'publisherStateUpdate' && (r.state === 'PUBLISHING' || r.state === 'NO_PUBLISH'));
+      if (state.args[0].state !== 'PUBLISHING') throw new Error(`not publishing: ${JSON.stringify(state.args[0])}`);
+    }
     print({ step: 'publishing' });
     await waitGo('stop');
     const drawn = await page.evaluate(() => {

@@ -14,7 +14,8 @@ use crate::session::RoleKind;
 use crate::RelayError;
 
 /// What the relay takes and gives, as named in refusals.
-const VIDEO_FORMAT: &str = "H.264 packetization-mode=1 (profile-level-id 42e01f)";
+const VIDEO_FORMAT: &str =
+    "H.264 (constrained baseline, main or high profile; packetization-mode 0 or 1)";
 const AUDIO_FORMAT: &str = "Opus/48000/2";
 
 /// Parses an offer; a parse failure is refused in plain words.

@@ -20,6 +20,9 @@ pub(crate) struct Route {
     pub estimate_sent: Option<(u64, Instant)>,
     /// The newest video packet from the publisher: (SSRC, extended sequence number, RTP timestamp).
     last_video: Option<(u32, u64, u32)>,
+    /// Every packet of the newest access unit so far, in order and without a gap, held only NAL units a decoder
+    /// may skip (delimiters, SEI): a keyframe may still open at its next packet.
+    in_prelude: bool,
 }
 
 impl Route {
@@ -30,24 +33,33 @@ impl Route {
             keyframes: KeyframeThrottle::new(keyframe_interval),
             estimate_sent: None,
             last_video: None,
+            in_prelude: false,
         }
     }
 
-    /// Whether a publisher's video packet is the first of its access unit (its RTP timestamp differs from the
-    /// newest packet before it). A player may start only there: starting at an IDR slice whose SPS and PPS went by
-    /// in an earlier packet would leave its decoder without parameter sets.
-    pub fn starts_access_unit(&mut self, ssrc: u32, seq: u64, timestamp: u32) -> bool {
+    /// Whether a publisher's video packet is where a player may start: the first packet of an access unit that
+    /// begins with an SPS or an IDR slice, or such a packet after ones holding only delimiters and SEI in the same
+    /// access unit (a new access unit is a new RTP timestamp). Starting at an IDR slice whose SPS and PPS went by in
+    /// an earlier packet would leave the player's decoder without parameter sets, so a gap in the sequence ends
+    /// the prelude, and a late packet (a retransmission) opens nothing.
+    pub fn opens_keyframe(&mut self, ssrc: u32, seq: u64, timestamp: u32, payload: &[u8]) -> bool {
         match self.last_video {
-            Some((s, last_seq, _)) if s == ssrc && seq <= last_seq => false,
-            Some((s, _, last_ts)) if s == ssrc && last_ts == timestamp => {
-                self.last_video = Some((ssrc, seq, timestamp));
-                false
+            Some((s, last_seq, _)) if s == ssrc && seq <= last_seq => return false,
+            Some((s, last_seq, last_ts)) if s == ssrc && last_ts == timestamp => {
+                self.in_prelude &= seq == last_seq + 1;
             }
-            _ => {
-                self.last_video = Some((ssrc, seq, timestamp));
-                true
-            }
+            _ => self.in_prelude = true,
         }
+        self.last_video = Some((ssrc, seq, timestamp));
+        if !self.in_prelude {
+            return false;
+        }
+        if zego_rtp::h264::begins_idr_or_sps(payload) {
+            self.in_prelude = false;
+            return true;
+        }
+        self.in_prelude = zego_rtp::h264::begins_only_prelude(payload);
+        false
     }
 
     /// What to tell the publisher about its players' downlinks now, given each player's latest estimate and when
@@ -120,23 +132,49 @@ mod tests {
         );
     }
 
+    const SPS: &[u8] = &[0x67, 0x42];
+    const IDR: &[u8] = &[0x7C, 0x85];
+    const SLICE: &[u8] = &[0x41, 0x9A];
+    const AUD: &[u8] = &[0x09, 0xF0];
+    const SEI: &[u8] = &[0x06, 0x05];
+
     #[test]
-    fn an_access_unit_starts_where_the_timestamp_changes() {
+    fn a_keyframe_opens_at_the_start_of_its_access_unit() {
         let mut route = Route::new(Duration::from_millis(500));
         assert!(
-            route.starts_access_unit(7, 100, 3000),
+            route.opens_keyframe(7, 100, 3000, SPS),
             "the first packet seen"
         );
-        assert!(!route.starts_access_unit(7, 101, 3000), "same picture");
-        assert!(route.starts_access_unit(7, 102, 6000), "next picture");
+        assert!(!route.opens_keyframe(7, 101, 3000, IDR), "same picture");
         assert!(
-            !route.starts_access_unit(7, 99, 0),
-            "a late retransmission starts nothing"
+            !route.opens_keyframe(7, 102, 6000, SLICE),
+            "a delta picture"
+        );
+        assert!(route.opens_keyframe(7, 103, 9000, IDR), "an IDR picture");
+        assert!(
+            !route.opens_keyframe(7, 99, 0, SPS),
+            "a late retransmission opens nothing"
         );
         assert!(
-            !route.starts_access_unit(7, 103, 6000),
+            !route.opens_keyframe(7, 104, 9000, SPS),
             "and does not disturb the newest picture"
         );
-        assert!(route.starts_access_unit(8, 5, 6000), "a new source");
+        assert!(route.opens_keyframe(8, 5, 9000, SPS), "a new source");
+    }
+
+    #[test]
+    fn a_keyframe_opens_after_a_delimiter_and_sei() {
+        let mut route = Route::new(Duration::from_millis(500));
+        assert!(!route.opens_keyframe(7, 1, 3000, AUD));
+        assert!(!route.opens_keyframe(7, 2, 3000, SEI));
+        assert!(route.opens_keyframe(7, 3, 3000, SPS), "after the prelude");
+        assert!(!route.opens_keyframe(7, 4, 6000, AUD));
+        assert!(!route.opens_keyframe(7, 5, 6000, SLICE), "a delta picture");
+        assert!(!route.opens_keyframe(7, 6, 6000, SPS), "not after a slice");
+        assert!(!route.opens_keyframe(7, 7, 9000, AUD));
+        assert!(
+            !route.opens_keyframe(7, 9, 9000, IDR),
+            "a gap may have taken the parameter sets"
+        );
     }
 }

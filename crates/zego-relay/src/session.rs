@@ -39,6 +39,28 @@ const PLAYER_STATS_INTERVAL: Duration = Duration::from_millis(500);
 const VIDEO_RID: &str = "v";
 const REPAIR_RID: &str = "fec";
 
+/// The H.264 formats the relay takes, preferred first: (payload type, its RTX payload type, packetization mode 1,
+/// profile-level-id). The SDK's own (constrained baseline, mode 1) first; then what WHIP encoders offer: single NAL
+/// unit mode (0), Main, High and Constrained High. The level is negotiable (RFC 6184 8.2.2): any level of these profiles matches.
+/// Packets are forwarded as they come: a mode 0 stream is valid mode 1 for a player, and Main and High go to a
+/// player under the payload type it negotiated (the SDK's decoder and browsers take them; no B-frames).
+const H264_FORMATS: &[(u8, u8, bool, u32)] = &[
+    (
+        H264_PAYLOAD_TYPE,
+        H264_RTX_PAYLOAD_TYPE,
+        true,
+        H264_PROFILE_LEVEL_ID,
+    ),
+    (100, 101, false, H264_PROFILE_LEVEL_ID),
+    (102, 103, true, 0x4d001f),
+    (104, 105, false, 0x4d001f),
+    (106, 107, true, 0x64001f),
+    (112, 113, false, 0x64001f),
+    // Constrained High (High without B-frames), as browsers name it.
+    (114, 115, true, 0x640c1f),
+    (116, 117, false, 0x640c1f),
+];
+
 /// What every session shares: crypto, one DTLS certificate (generating one per peer would cost a key generation
 /// per join), and the address to announce.
 pub(crate) struct RtcEnv {
@@ -70,12 +92,11 @@ impl RtcEnv {
             .set_dtls_cert(self.cert.clone())
             .clear_codecs()
             .enable_opus(true, false);
-        config.codec_config().add_h264(
-            H264_PAYLOAD_TYPE.into(),
-            Some(H264_RTX_PAYLOAD_TYPE.into()),
-            true,
-            H264_PROFILE_LEVEL_ID,
-        );
+        for &(pt, rtx, mode_1, profile_level_id) in H264_FORMATS {
+            config
+                .codec_config()
+                .add_h264(pt.into(), Some(rtx.into()), mode_1, profile_level_id);
+        }
         if role == RoleKind::Player {
             // Towards players the relay forwards as it receives and adapts nothing, so transport-wide congestion
             // feedback would only cost: each report is parsed for a bandwidth estimate nobody uses.
@@ -112,7 +133,10 @@ pub(crate) enum RoleKind {
 /// The incoming tracks of a publisher, told apart by payload type.
 #[derive(Debug, Default)]
 pub(crate) struct PublisherTracks {
+    /// The video m-line and its preferred H.264 payload type.
     video: Option<(Mid, Pt)>,
+    /// Every H.264 payload type negotiated on the video m-line: a publisher may send any of them.
+    video_pts: Vec<Pt>,
     audio: Option<Pt>,
     /// When the publisher sends repair packets with its video (boxed: most publishers on clean paths never use it).
     fec: Option<Box<FecReceiver>>,
@@ -606,7 +630,7 @@ impl Session {
                         return;
                     }
                 }
-                let kind = if tracks.video.is_some_and(|(_, v)| v == pt) {
+                let kind = if tracks.video_pts.contains(&pt) {
                     MediaKind::Video
                 } else if tracks.audio == Some(pt) {
                     MediaKind::Audio
@@ -727,12 +751,21 @@ pub(crate) trait Outbox {
 }
 
 fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
-    let remote = rtc.media(mid)?.remote_pts();
+    negotiated_pts(rtc, mid, codec).first().copied()
+}
+
+/// The payload types of `codec` negotiated on an m-line, in the relay's order of preference.
+fn negotiated_pts(rtc: &Rtc, mid: Mid, codec: Codec) -> Vec<Pt> {
+    let Some(media) = rtc.media(mid) else {
+        return Vec::new();
+    };
+    let remote = media.remote_pts();
     rtc.codec_config()
         .params()
         .iter()
-        .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
+        .filter(|p| p.spec().codec == codec && remote.contains(&p.pt()))
         .map(|p| p.pt())
+        .collect()
 }
 
 fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> PublisherTracks {
@@ -743,7 +776,8 @@ fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> Publis
         }
         match kind {
             MediaKind::Video if tracks.video.is_none() => {
-                tracks.video = negotiated_pt(rtc, mid, Codec::H264).map(|pt| (mid, pt));
+                tracks.video_pts = negotiated_pts(rtc, mid, Codec::H264);
+                tracks.video = tracks.video_pts.first().map(|&pt| (mid, pt));
             }
             MediaKind::Audio if tracks.audio.is_none() => {
                 tracks.audio = negotiated_pt(rtc, mid, Codec::Opus)

@@ -342,8 +342,7 @@ impl Sfu {
             return;
         }
         let opens_keyframe = kind == MediaKind::Video
-            && route.starts_access_unit(packet.ssrc, packet.seq, packet.timestamp)
-            && zego_rtp::h264::begins_idr_or_sps(&packet.payload);
+            && route.opens_keyframe(packet.ssrc, packet.seq, packet.timestamp, &packet.payload);
         if opens_keyframe {
             route.keyframes.keyframe_seen(now);
         }

@@ -285,27 +285,27 @@ async fn an_offer_with_nothing_usable_is_refused_naming_what_is_missing() {
     .await;
     let message = refusal(relay.publish(key("vp8"), &offer).await);
     assert!(
-        message.contains("video: no H.264 packetization-mode=1"),
+        message.contains("video: no H.264 (constrained baseline, main or high profile"),
         "{message}"
     );
     assert!(message.contains("offered: VP8/90000"), "{message}");
 
-    // H.264, but not the profile and packetization the relay forwards.
-    let high = codec(
+    // H.264, but a profile the relay does not take (High 4:4:4 Predictive).
+    let high444 = codec(
         MIME_TYPE_H264,
         90_000,
         0,
-        "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=640c1f",
+        "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=f4001f",
     );
     let (_pc, offer) = offer_of(
-        &[(high, 100, RtpCodecKind::Video)],
+        &[(high444, 100, RtpCodecKind::Video)],
         RTCRtpTransceiverDirection::Sendonly,
         &[RtpCodecKind::Video],
     )
     .await;
-    let message = refusal(relay.publish(key("high"), &offer).await);
+    let message = refusal(relay.publish(key("high444"), &offer).await);
     assert!(
-        message.contains("offered: H264/90000 packetization-mode=0 profile-level-id=640c1f"),
+        message.contains("offered: H264/90000 packetization-mode=0 profile-level-id=f4001f"),
         "{message}"
     );
 
@@ -315,6 +315,49 @@ async fn an_offer_with_nothing_usable_is_refused_naming_what_is_missing() {
     assert!(message.starts_with("a player must receive"), "{message}");
     assert!(message.contains("offered: VP8/90000"), "{message}");
     assert_eq!(relay.metrics().players, 0);
+    relay.shutdown().await;
+}
+
+/// What WHIP encoders offer besides the SDK's format: Main and High at their own levels, single NAL unit mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_high_and_single_nal_unit_h264_are_taken_from_publishers() {
+    let relay = start_relay().await;
+    for (n, fmtp) in [
+        "packetization-mode=1;profile-level-id=640c1f",
+        "packetization-mode=0;profile-level-id=640028",
+        "packetization-mode=1;profile-level-id=4d0029",
+        "packetization-mode=0;profile-level-id=42e01f",
+        "packetization-mode=1;profile-level-id=42c015",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let h264 = codec(MIME_TYPE_H264, 90_000, 0, fmtp);
+        let (_pc, offer) = offer_of(
+            &[(h264, 96, RtpCodecKind::Video)],
+            RTCRtpTransceiverDirection::Sendonly,
+            &[RtpCodecKind::Video],
+        )
+        .await;
+        let (_, answer) = relay
+            .publish(key(&format!("encoder-{n}")), &offer)
+            .await
+            .unwrap_or_else(|e| panic!("{fmtp}: {e}"));
+        let video = m_line(&answer, "video");
+        assert!(video.starts_with("m=video 9 "), "{fmtp}: {answer}");
+        let (mode, profile) = fmtp.split_once(';').unwrap();
+        let answered = answer
+            .lines()
+            .find(|l| l.starts_with("a=fmtp:96 "))
+            .unwrap_or_else(|| panic!("{fmtp}: {answer}"));
+        assert!(answered.contains(mode), "{fmtp}: {answered}");
+        // The profile is answered as offered or as the relay's own of the same profile.
+        let profile_idc = &profile["profile-level-id=".len()..][..2];
+        assert!(
+            answered.contains(&format!("profile-level-id={profile_idc}")),
+            "{fmtp}: {answered}"
+        );
+    }
     relay.shutdown().await;
 }
 

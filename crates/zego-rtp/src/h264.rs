@@ -9,6 +9,10 @@ pub const NAL_IDR: u8 = 5;
 pub const NAL_SPS: u8 = 7;
 /// Picture parameter set.
 pub const NAL_PPS: u8 = 8;
+/// Supplemental enhancement information.
+pub const NAL_SEI: u8 = 6;
+/// Access unit delimiter.
+pub const NAL_AUD: u8 = 9;
 /// Single-time aggregation packet.
 pub const STAP_A: u8 = 24;
 /// Fragmentation unit.
@@ -55,6 +59,17 @@ pub fn begins_idr_or_sps(payload: &[u8]) -> bool {
     payload_nal_types(payload).any(|t| t == NAL_IDR || t == NAL_SPS)
 }
 
+/// Whether the payload begins NAL units that a decoder may skip and that come before a picture's parameter sets
+/// and slices: access unit delimiters and SEI (x264, as GStreamer runs it, opens every access unit with a delimiter).
+/// False for a later FU-A fragment or anything malformed.
+pub fn begins_only_prelude(payload: &[u8]) -> bool {
+    let mut any = false;
+    payload_nal_types(payload).all(|t| {
+        any = true;
+        t == NAL_AUD || t == NAL_SEI
+    }) && any
+}
+
 /// The NAL unit types of an Annex B access unit (start codes `00 00 01` or `00 00 00 01`), in order.
 pub fn annex_b_nal_types(access_unit: &[u8]) -> impl Iterator<Item = u8> + '_ {
     let mut at = 0;
@@ -79,6 +94,22 @@ pub fn contains_idr(access_unit: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prelude_is_delimiters_and_sei_only() {
+        assert!(begins_only_prelude(&[0x09, 0xF0]));
+        assert!(begins_only_prelude(&[0x06, 0x05, 0x01]));
+        // STAP-A of a delimiter and an SEI; and one that also holds an SPS.
+        assert!(begins_only_prelude(&[
+            24, 0, 2, 0x09, 0xF0, 0, 2, 0x06, 0x05
+        ]));
+        assert!(!begins_only_prelude(&[
+            24, 0, 2, 0x09, 0xF0, 0, 2, 0x67, 0x42
+        ]));
+        assert!(!begins_only_prelude(&[0x67, 0x42]));
+        assert!(!begins_only_prelude(&[0x7C, 0x05]), "a later fragment");
+        assert!(!begins_only_prelude(&[]));
+    }
 
     #[test]
     fn single_nal_units() {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
-use zego_rtp::h264::begins_with_sps;
+use zego_rtp::h264::{begins_only_prelude, begins_with_sps};
 
 use super::nack::NackRequester;
 
@@ -82,13 +82,51 @@ struct Buffer {
 
 impl Buffer {
     /// Adds a packet unless one with its sequence number is already here.
+    ///
+    /// A keyframe starts at a packet that begins with an SPS and opens its access unit: nothing of the same RTP
+    /// timestamp came before it but delimiters and SEI. Some encoders repeat the parameter sets before every slice
+    /// of an IDR picture (x264 with several slices, as GStreamer packetizes it), and a start at a later one would
+    /// lose the picture's first slices.
     fn insert(&mut self, seq: u64, packet: Buffered) {
-        if let Entry::Vacant(slot) = self.packets.entry(seq) {
-            if begins_with_sps(&packet.payload) {
-                self.keyframe_starts.insert(seq);
-            }
-            slot.insert(packet);
+        let Entry::Vacant(slot) = self.packets.entry(seq) else {
+            return;
+        };
+        let (timestamp, prelude) = (packet.timestamp, begins_only_prelude(&packet.payload));
+        let sps = begins_with_sps(&packet.payload);
+        slot.insert(packet);
+        if sps && self.opens_access_unit(seq, timestamp) {
+            self.keyframe_starts.insert(seq);
         }
+        if !prelude {
+            // Starts after this packet in its access unit (they arrived first) are no starts.
+            let later: Vec<u64> = self
+                .keyframe_starts
+                .range(seq + 1..)
+                .copied()
+                .take_while(|s| {
+                    self.packets
+                        .get(s)
+                        .is_some_and(|p| p.timestamp == timestamp)
+                })
+                .collect();
+            for s in later {
+                self.keyframe_starts.remove(&s);
+            }
+        }
+    }
+
+    /// Whether the packets before `seq` of the same timestamp, as far as they are here, hold only delimiters and
+    /// SEI (packets not here yet are passed over; [`Buffer::insert`] of a later one corrects the answer).
+    fn opens_access_unit(&self, seq: u64, timestamp: u32) -> bool {
+        for (_, p) in self.packets.range(..seq).rev() {
+            if p.timestamp != timestamp {
+                return true;
+            }
+            if !begins_only_prelude(&p.payload) {
+                return false;
+            }
+        }
+        true
     }
 
     fn get(&self, seq: u64) -> Option<&Buffered> {
@@ -903,6 +941,67 @@ mod tests {
         assert!(frames(&later).is_empty());
         assert!(!a.decoder_needs_keyframe(t2));
         assert!(a.decoder_needs_keyframe(t2 + KEYFRAME_REQUEST_INTERVAL));
+    }
+
+    /// A keyframe as GStreamer's x264enc and rtph264pay send it: a delimiter, then the parameter sets again before
+    /// each of the picture's two slices, one NAL unit per packet.
+    fn gstreamer_keyframe(seq: u16, ts: u32) -> Vec<Pkt> {
+        let slice = |first: u8| -> Bytes {
+            std::iter::once(0x65)
+                .chain(std::iter::once(first))
+                .chain(0..40)
+                .collect::<Vec<u8>>()
+                .into()
+        };
+        let (sps, pps) = (
+            Bytes::from_static(&[0x67, 0x42, 0xC0, 0x0D]),
+            Bytes::from_static(&[0x68, 0xCE, 0x3C, 0x80]),
+        );
+        let nals = [
+            Bytes::from_static(&[0x09, 0xF0]),
+            sps.clone(),
+            pps.clone(),
+            Bytes::from_static(&[0x06, 0x05, 0x01, 0x00]),
+            sps.clone(),
+            pps.clone(),
+            slice(0x88),
+            sps,
+            pps,
+            slice(0x01),
+        ];
+        let n = nals.len();
+        nals.into_iter()
+            .enumerate()
+            .map(|(i, nal)| (seq.wrapping_add(i as u16), ts, i == n - 1, nal))
+            .collect()
+    }
+
+    #[test]
+    fn a_keyframe_with_parameter_sets_before_every_slice_starts_at_the_first() {
+        let t0 = Instant::now();
+        let mut a = FrameAssembler::new(WAIT);
+        let key = gstreamer_keyframe(500, 90_000);
+        let out: Vec<_> = key.iter().flat_map(|p| push(&mut a, p, t0)).collect();
+        let f = frames(&out);
+        assert_eq!(f.len(), 1, "{out:?}");
+        assert_eq!(
+            f[0].data,
+            expected(&key[1..]),
+            "from the first SPS on: both slices"
+        );
+
+        // The second SPS overtakes the first, while the assembler waits for a keyframe: it jumps there, and the
+        // frame from there still holds the parameter sets and both slices.
+        let mut a = FrameAssembler::new(WAIT);
+        let key = gstreamer_keyframe(600, 93_000);
+        let order = [0, 4, 1, 2, 3, 5, 6, 7, 8, 9];
+        let out: Vec<_> = order
+            .iter()
+            .flat_map(|&i| push(&mut a, &key[i], t0))
+            .collect();
+        let f = frames(&out);
+        assert_eq!(f.len(), 1, "{out:?}");
+        assert_eq!(f[0].data, expected(&key[4..]));
     }
 
     #[test]
