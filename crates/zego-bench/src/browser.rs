@@ -29,7 +29,8 @@ use zego_express::config::{
 use zego_express::event::{Event, EventSink};
 use zego_express::Engine;
 use zego_protocol::message::User;
-use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_APP_SIGN};
+use zego_protocol::token04;
+use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_APP_SIGN, DEV_SERVER_SECRET};
 
 use crate::proto::now_us;
 use crate::scenario::{Video, HD};
@@ -37,9 +38,11 @@ use crate::stats::Summary;
 
 pub const NATIVE_TO_BROWSER: &str = "native-to-browser";
 pub const BROWSER_TO_NATIVE: &str = "browser-to-native";
+pub const NATIVE_TO_WHEP: &str = "native-to-whep";
+pub const WHIP_TO_NATIVE: &str = "whip-to-native";
 
 /// The browser scenarios with what they do, for `--list`.
-pub fn all() -> [(&'static str, &'static str); 2] {
+pub fn all() -> [(&'static str, &'static str); 4] {
     [
         (
             NATIVE_TO_BROWSER,
@@ -48,6 +51,14 @@ pub fn all() -> [(&'static str, &'static str); 2] {
         (
             BROWSER_TO_NATIVE,
             "1280x720@30 2.5 Mb/s stamped canvas published from headless Chromium (web SDK), played natively",
+        ),
+        (
+            NATIVE_TO_WHEP,
+            "1280x720@30 2.5 Mb/s from the native SDK, played by a WHEP player (headless Chromium, no SDK)",
+        ),
+        (
+            WHIP_TO_NATIVE,
+            "1280x720@30 2.5 Mb/s stamped canvas published by a WHIP client (headless Chromium, no SDK), played natively",
         ),
     ]
 }
@@ -58,6 +69,8 @@ pub fn is_browser(name: &str) -> bool {
 
 const ROOM: &str = "bench-room";
 const STREAM: &str = "bench-stream";
+/// The page's user id (its WHIP or WHEP sessions are users of their own, this id with `-whip` or `-whep`).
+const PAGE_USER: &str = "bench-web";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Runs one browser scenario; whatever was measured before a failure is kept next to an `error`.
@@ -78,8 +91,10 @@ pub fn run(name: &str, window: Duration, trials: u32) -> Value {
         },
     });
     let result = match name {
-        NATIVE_TO_BROWSER => native_to_browser(video, window, trials, &mut out),
-        _ => browser_to_native(video, window, trials, &mut out),
+        NATIVE_TO_BROWSER => native_to_browser(video, window, trials, false, &mut out),
+        NATIVE_TO_WHEP => native_to_browser(video, window, trials, true, &mut out),
+        WHIP_TO_NATIVE => browser_to_native(video, window, trials, true, &mut out),
+        _ => browser_to_native(video, window, trials, false, &mut out),
     };
     if let Err(e) = result {
         tracing::error!(scenario = name, error = %e, "scenario failed");
@@ -96,10 +111,30 @@ fn driver_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/driver.mjs")
 }
 
+/// A Token04 for the page's WHIP or WHEP user (`bench-web-whip`, `bench-web-whep`): any room, any stream.
+fn http_token(kind: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let claims = token04::Claims {
+        app_id: DEV_APP_ID,
+        user_id: format!("{PAGE_USER}-{kind}"),
+        nonce: rand::random::<i32>().into(),
+        ctime: now,
+        expire: now + 3600,
+        payload: String::new(),
+    };
+    token04::generate(DEV_SERVER_SECRET, &claims, token04::Mode::Gcm, None)
+        .expect("a token of the development app")
+}
+
+/// The native SDK publishes; the page plays with the web SDK, or over WHEP with `whep`.
 fn native_to_browser(
     video: Video,
     window: Duration,
     trials: u32,
+    whep: bool,
     out: &mut Value,
 ) -> Result<(), String> {
     let server = start_server()?;
@@ -114,6 +149,8 @@ fn native_to_browser(
             "trials": trials.max(1),
             // ZEGO_BENCH_VIDEO_ONLY=1: play without the audio track, to see what audio/video sync adds.
             "audio": std::env::var("ZEGO_BENCH_VIDEO_ONLY").as_deref() != Ok("1"),
+            "whep": whep,
+            "token": if whep { http_token("whep") } else { String::new() },
             "timeoutMs": (window.as_secs_f64() * 1000.0) as u64 + 30_000 + u64::from(trials) * 5_000,
         }),
         &server,
@@ -148,10 +185,12 @@ fn native_to_browser(
     Ok(())
 }
 
+/// The page publishes a stamped canvas with the web SDK, or over WHIP with `whip`; the native SDK plays.
 fn browser_to_native(
     video: Video,
     window: Duration,
     trials: u32,
+    whip: bool,
     out: &mut Value,
 ) -> Result<(), String> {
     let server = start_server()?;
@@ -163,6 +202,8 @@ fn browser_to_native(
             "height": video.height,
             "fps": video.fps,
             "bitrateKbps": video.bitrate_kbps,
+            "whip": whip,
+            "token": if whip { http_token("whip") } else { String::new() },
             "timeoutMs": (window.as_secs_f64() * 1000.0) as u64 + 60_000 + u64::from(trials) * 10_000,
         }),
         &server,
@@ -359,7 +400,7 @@ impl Page {
             "appID": DEV_APP_ID,
             "appSign": DEV_APP_SIGN,
             "room": ROOM,
-            "userID": "bench-web",
+            "userID": PAGE_USER,
         });
         if let (Some(all), Value::Object(more)) = (all.as_object_mut(), args) {
             all.extend(more);
