@@ -91,7 +91,7 @@ async fn offers_the_relay_cannot_use_are_refused_naming_what_is_missing() {
     assert!(
         reply
             .message
-            .contains("video: no H.264 packetization-mode=1"),
+            .contains("video: no H.264 (constrained baseline, main or high profile"),
         "{reply:?}"
     );
     assert!(reply.message.contains("offered: VP8/90000"), "{reply:?}");
@@ -106,9 +106,10 @@ async fn offers_the_relay_cannot_use_are_refused_naming_what_is_missing() {
 
     // Usable audio beside unusable video: answered, with the video rejected in a form the peer takes.
     let peer = LoopbackPeer::publisher().await;
+    // High 4:4:4 Predictive: an H.264 profile the relay does not take.
     let offer = peer
         .offer
-        .replace("packetization-mode=1", "packetization-mode=0");
+        .replace("profile-level-id=42e01f", "profile-level-id=f4001f");
     let reply = publish(&mut a, "audio-only", &offer).await;
     assert_eq!(reply.code, 0, "{reply:?}");
     let answer = answer(&reply);
