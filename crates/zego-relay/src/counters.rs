@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub repair_packets: AtomicU64,
     pub fec_rebuilt: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    pub cached_keyframe_starts: AtomicU64,
     pub receiver_estimates: AtomicU64,
     pub datagrams_dropped: AtomicU64,
 }
@@ -44,6 +45,7 @@ impl Counters {
             repair_packets: get(&self.repair_packets),
             fec_rebuilt: get(&self.fec_rebuilt),
             keyframe_requests: get(&self.keyframe_requests),
+            cached_keyframe_starts: get(&self.cached_keyframe_starts),
             receiver_estimates: get(&self.receiver_estimates),
             datagrams_dropped: get(&self.datagrams_dropped),
         }

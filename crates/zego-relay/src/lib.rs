@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod input_log;
 mod io_loop;
 mod keyframe;
+mod keyframe_cache;
 mod msid_sdp;
 mod offer;
 mod rewrite;
@@ -134,6 +135,8 @@ pub struct RelayMetrics {
     pub fec_rebuilt: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests: u64,
+    /// Players started from their stream's cached keyframe instead of a keyframe request.
+    pub cached_keyframe_starts: u64,
     /// Estimates (REMB) sent to publishers: the lowest of what their players' downlinks can receive.
     pub receiver_estimates: u64,
     /// Datagrams no session would take: garbage, unknown senders, or input a session rejected.

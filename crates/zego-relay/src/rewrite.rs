@@ -43,6 +43,12 @@ impl SeqTimeRewriter {
         }
     }
 
+    /// Ends the current mapping: the next packet (of any source) continues right after the last one written, its
+    /// timestamp advanced by the wall time in between, whatever the source skipped meanwhile.
+    pub fn restart(&mut self) {
+        self.epoch = None;
+    }
+
     /// The outgoing (extended sequence number, RTP timestamp) for an incoming packet, or `None` when the packet
     /// precedes the point where forwarding from this source started (a late retransmission that the player never
     /// had a gap for).
@@ -118,6 +124,23 @@ mod tests {
         assert_eq!((t1, t2), (t0, t0.wrapping_add(3000)));
         // Older than the start of forwarding: the player never saw a gap there.
         assert_eq!(r.map((1, 10), 999, 4000, now), None);
+    }
+
+    #[test]
+    fn a_restart_continues_after_the_last_packet_whatever_the_source_skipped() {
+        let start = Instant::now();
+        let mut r = SeqTimeRewriter::new(90_000);
+        let (s0, t0) = r.map((1, 10), 500, 0, start).unwrap();
+        r.restart();
+        // 1.5 s of the source skipped, 40 ms of wall time later.
+        let later = start + Duration::from_millis(40);
+        let (s1, t1) = r.map((1, 10), 700, 135_000, later).unwrap();
+        assert_eq!(s1, s0 + 1);
+        assert_eq!(t1, t0.wrapping_add(3600));
+        assert_eq!(
+            r.map((1, 10), 701, 138_000, later),
+            Some((s1 + 1, t1.wrapping_add(3000)))
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::keyframe::KeyframeThrottle;
+use crate::keyframe_cache::KeyframeCache;
 use crate::SessionId;
 
 /// A player's downlink estimate counts this long after it came (players repeat theirs every 500 ms while their
@@ -16,6 +17,8 @@ pub(crate) struct Route {
     pub publisher: Option<SessionId>,
     pub players: Vec<SessionId>,
     pub keyframes: KeyframeThrottle,
+    /// The newest keyframe, for players that join.
+    pub cached: KeyframeCache,
     /// The players' estimate last sent to the publisher (REMB, bits per second) and when.
     pub estimate_sent: Option<(u64, Instant)>,
     /// The newest video packet from the publisher: (SSRC, extended sequence number, RTP timestamp).
@@ -31,6 +34,7 @@ impl Route {
             publisher: None,
             players: Vec::new(),
             keyframes: KeyframeThrottle::new(keyframe_interval),
+            cached: KeyframeCache::default(),
             estimate_sent: None,
             last_video: None,
             in_prelude: false,

@@ -200,6 +200,9 @@ pub(crate) struct Session {
     pub created_at: Instant,
     pub last_rx: Instant,
     pub connected: bool,
+    /// When the peer's first DTLS record arrived (its ClientHello): with the moment DTLS completes, a measure of the
+    /// round trip before any RTT estimate exists.
+    pub first_dtls_at: Option<Instant>,
     pub next_timeout: Instant,
     /// When the session was last driven by a timeout.
     pub last_driven: Instant,
@@ -317,6 +320,7 @@ impl Session {
             created_at: now,
             last_rx: now,
             connected: false,
+            first_dtls_at: None,
             next_timeout,
             last_driven: now,
             dirty: false,
@@ -438,6 +442,15 @@ impl Session {
         // Feedback goes out with the RTCP produced on the next timeout: do it now rather than waiting.
         self.timeout(now, outbox, outputs, counters);
         true
+    }
+
+    /// Player: after a cached keyframe, its video waits for the next live keyframe, which continues the player's
+    /// stream right after the cached one (see `keyframe_cache`).
+    pub fn after_cached_keyframe(&mut self) {
+        if let Role::Player(PlayerTracks { video: Some(v), .. }) = &mut self.role {
+            v.waiting_keyframe = true;
+            v.rewriter.restart();
+        }
     }
 
     /// Player: from now on video waits for the next keyframe (the publisher changed).

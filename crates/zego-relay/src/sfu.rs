@@ -17,6 +17,7 @@ use str0m::net::DatagramRecv;
 use crate::counters::Counters;
 use crate::fec::MediaPacket;
 use crate::input_log::InputLog;
+use crate::keyframe_cache;
 use crate::route::Route;
 pub(crate) use crate::session::Outbox;
 use crate::session::{self, RoleKind, RtcEnv, Session, SessionOutput};
@@ -24,6 +25,10 @@ use crate::{RelayError, RelayEvent, RelayOptions, SessionId, StreamKey};
 
 /// Housekeeping (connect/idle/lost timeouts, keyframe retries) runs at least this often.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(100);
+/// Added to the DTLS handshake's duration before a player is started from the cached keyframe.
+const REPLAY_MARGIN: Duration = Duration::from_millis(5);
+/// The longest wait before a player is started from the cached keyframe (a slow handshake is not a long path).
+const MAX_REPLAY_WAIT: Duration = Duration::from_millis(250);
 /// Dropped datagrams and rejected input are logged at most this often.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -42,6 +47,8 @@ pub(crate) struct Sfu {
     outputs: Vec<(SessionId, SessionOutput)>,
     /// Players that got media since they were last driven.
     dirty: Vec<SessionId>,
+    /// Players to start from the cached keyframe at the given time (once their side of DTLS is surely done).
+    replays_due: HashMap<SessionId, Instant>,
     events: VecDeque<RelayEvent>,
     last_maintenance: Instant,
     drop_log: DropLog,
@@ -69,6 +76,7 @@ impl Sfu {
             next_route_id: 1,
             outputs: Vec::new(),
             dirty: Vec::new(),
+            replays_due: HashMap::new(),
             events: VecDeque::new(),
             last_maintenance: now,
             drop_log: DropLog::default(),
@@ -84,6 +92,7 @@ impl Sfu {
 
     /// Lets time pass: players that got media transmit it, str0m timeouts run, and housekeeping when it is due.
     pub fn handle_timeout(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        self.start_due_replays(now, outbox);
         self.transmit_dirty(now, outbox);
         self.drive_timeouts(now, outbox);
         if now >= self.last_maintenance + MAINTENANCE_INTERVAL {
@@ -101,6 +110,12 @@ impl Sfu {
     /// What happened to sessions (connected, ended, lost), oldest first.
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
         self.events.pop_front()
+    }
+
+    /// The metrics so far.
+    #[cfg(test)]
+    pub fn counters_snapshot(&self) -> crate::RelayMetrics {
+        self.counters.snapshot()
     }
 
     /// The number of sessions (publishers and players).
@@ -150,6 +165,7 @@ impl Sfu {
             .entry(route_id)
             .or_insert_with(|| Route::new(self.options.keyframe_request_interval));
         route.publisher = Some(id);
+        route.cached.clear();
         for player in &route.players {
             if let Some(player) = self.sessions.get_mut(player) {
                 player.restart_video();
@@ -189,12 +205,19 @@ impl Sfu {
         self.next_session_id += 1;
         session.route = route_id;
         self.sessions.insert(id, session);
-        // Asked for now, while the player connects, so that the keyframe usually arrives just after: the encoder
-        // needs its next captured frame and an encode. If it passes before the player could receive it, the player
-        // asks again on connecting (see `on_connected`), after the short join interval.
+        // Unless the stream's keyframe is cached, asked for now, while the player connects, so that the keyframe
+        // usually arrives just after: the encoder needs its next captured frame and an encode. If it passes before
+        // the player could receive it, the player asks again on connecting (see `on_connected`), after the short
+        // join interval.
         if let Some(route) = self.routes.get_mut(&route_id) {
             route.players.push(id);
-            route.keyframes.want_for_join();
+            let cached = route
+                .cached
+                .keyframe()
+                .is_some_and(|(source, _)| route.publisher == Some(source));
+            if !cached {
+                route.keyframes.want_for_join();
+            }
         }
         self.serve_keyframe_request(route_id, now, outbox);
         self.update_gauges();
@@ -254,6 +277,10 @@ impl Sfu {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
+        // DTLS records start with a content type of 20..=63 (RFC 7983).
+        if session.first_dtls_at.is_none() && (20..=63).contains(&data[0]) {
+            session.first_dtls_at = Some(now);
+        }
         let (outputs, counters) = (&mut self.outputs, &self.counters);
         self.input_log
             .feed(|| session.receive(now, input, outbox, outputs, counters));
@@ -311,6 +338,22 @@ impl Sfu {
         if session.is_publisher() || !session.waiting_keyframe() {
             return;
         }
+        let cached = self.routes.get(&route_id).is_some_and(|r| {
+            r.cached
+                .keyframe()
+                .is_some_and(|(s, _)| r.publisher == Some(s))
+        });
+        if cached {
+            // The relay is the DTLS server: its last flight completes the handshake here, and reaches the player
+            // half a round trip later, which then sets up SRTP; media sent before then is dropped there. The
+            // handshake (from the ClientHello) took at least a round trip and the player's own work: wait as long.
+            let handshake = session
+                .first_dtls_at
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            let wait = (handshake + REPLAY_MARGIN).min(MAX_REPLAY_WAIT);
+            self.replays_due.insert(id, now + wait);
+            return;
+        }
         // A keyframe that went by before this player could receive it was lost on it: ask again unless a request
         // is still on its way (its keyframe will reach this player too).
         let longest = self.options.keyframe_retry_after;
@@ -321,6 +364,85 @@ impl Sfu {
             }
         }
         self.serve_keyframe_request(route_id, now, outbox);
+    }
+
+    /// Shows a player that waits for a keyframe its stream's cached one, and asks the publisher for a fresh one to
+    /// go on live from (see `keyframe_cache`). False when no keyframe is cached.
+    fn start_from_cache(
+        &mut self,
+        id: SessionId,
+        route_id: u64,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) -> bool {
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return false;
+        };
+        let Some((source, keyframe)) = route
+            .cached
+            .keyframe()
+            .filter(|(source, _)| route.publisher == Some(*source))
+        else {
+            return false;
+        };
+        let Some(player) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        let mut wrote = false;
+        for (i, packet) in keyframe.iter().enumerate() {
+            wrote |= player.forward(
+                (source, packet.ssrc),
+                MediaKind::Video,
+                &keyframe_cache::sent_at(packet, now),
+                i == 0,
+                &self.counters,
+            );
+        }
+        if !wrote {
+            return false;
+        }
+        player.after_cached_keyframe();
+        player.drain_after_write(outbox, &mut self.outputs, &self.counters);
+        if !player.dirty {
+            player.dirty = true;
+            self.dirty.push(id);
+        }
+        tracing::debug!(
+            session = id,
+            packets = keyframe.len(),
+            "player shown the cached keyframe"
+        );
+        Counters::add(&self.counters.cached_keyframe_starts, 1);
+        route.keyframes.want_for_join();
+        self.serve_keyframe_request(route_id, now, outbox);
+        true
+    }
+
+    /// Starts the replays that are due; a player that got a live keyframe meanwhile needs none, and one whose
+    /// stream's cache went away asks the publisher as usual.
+    fn start_due_replays(&mut self, now: Instant, outbox: &mut impl Outbox) {
+        let due: Vec<SessionId> = self
+            .replays_due
+            .iter()
+            .filter(|(_, &at)| at <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            self.replays_due.remove(&id);
+            let Some(session) = self.sessions.get(&id) else {
+                continue;
+            };
+            if !session.waiting_keyframe() {
+                continue;
+            }
+            let route_id = session.route;
+            if !self.start_from_cache(id, route_id, now, outbox) {
+                if let Some(route) = self.routes.get_mut(&route_id) {
+                    route.keyframes.want_for_join();
+                }
+                self.serve_keyframe_request(route_id, now, outbox);
+            }
+        }
     }
 
     /// Writes one publisher packet into every player of its stream.
@@ -345,6 +467,9 @@ impl Sfu {
             && route.opens_keyframe(packet.ssrc, packet.seq, packet.timestamp, &packet.payload);
         if opens_keyframe {
             route.keyframes.keyframe_seen(now);
+        }
+        if kind == MediaKind::Video {
+            route.cached.on_video(from, packet, opens_keyframe);
         }
         let source = (from, packet.ssrc);
         for player_id in &route.players {
@@ -447,7 +572,10 @@ impl Sfu {
             } else if silent >= options.idle_timeout {
                 session.gone = Some("went silent");
                 session.lost = session.connected;
-            } else if session.connected && session.waiting_keyframe() {
+            } else if session.connected
+                && session.waiting_keyframe()
+                && !self.replays_due.contains_key(&session.id)
+            {
                 waiting_routes.push(session.route);
             }
         }
@@ -475,8 +603,10 @@ impl Sfu {
     fn next_deadline(&self, now: Instant) -> Instant {
         let sessions = self.sessions.values().map(|s| s.next_timeout);
         let keyframes = self.routes.values().filter_map(|r| r.keyframes.deadline());
+        let replays = self.replays_due.values().copied();
         sessions
             .chain(keyframes)
+            .chain(replays)
             .min()
             .unwrap_or(now + MAINTENANCE_INTERVAL)
             // A timeout already due was just handled; str0m may still name it (an idle pacer does).
@@ -513,9 +643,11 @@ impl Sfu {
                 self.by_addr.remove(addr);
             }
         }
+        self.replays_due.remove(&id);
         if let Some(route) = self.routes.get_mut(&session.route) {
             if route.publisher == Some(id) {
                 route.publisher = None;
+                route.cached.clear();
             }
             route.remove_player(id);
             if route.is_empty() {

@@ -236,10 +236,13 @@ impl Net {
     }
 }
 
+/// The tag of a slice: `n` with no zero byte (for n < 255), so no start code appears inside the NAL unit.
+const TAG_BIAS: u32 = 0x0101_0101;
+
 /// A slice NAL unit of type `head`, tagged with `n`, a few hundred bytes long.
 fn slice(head: u8, n: u32) -> Vec<u8> {
     let mut v = vec![head];
-    v.extend_from_slice(&n.to_be_bytes());
+    v.extend_from_slice(&(n + TAG_BIAS).to_be_bytes());
     v.extend((0..300u32).map(|i| (i as u8).wrapping_mul(31) | 1));
     v
 }
@@ -271,9 +274,81 @@ fn publishing() -> (Net, usize, SessionId) {
     (net, publisher, id)
 }
 
+/// The tag of each frame received (its slice's), in order.
+fn tags(peer: &Peer) -> Vec<u32> {
+    let tag = |f: &Vec<u8>| {
+        let at = f
+            .windows(5)
+            .position(|w| w[..4] == [0, 0, 0, 1] && (w[4] == 0x65 || w[4] == 0x41))?;
+        Some(u32::from_be_bytes(f[at + 5..at + 9].try_into().ok()?) - TAG_BIAS)
+    };
+    frames_received(peer).iter().filter_map(tag).collect()
+}
+
 #[test]
-fn a_players_join_asks_the_publisher_for_a_keyframe_and_the_player_gets_its_frames() {
-    let (mut net, publisher, publisher_id) = publishing();
+fn a_player_joining_mid_gop_is_shown_the_cached_keyframe_then_goes_on_from_a_fresh_one() {
+    let (mut net, publisher, _) = publishing();
+    for n in 1..30 {
+        net.send_frame(publisher, false, n);
+        net.run_for(Duration::from_millis(33));
+    }
+    let asked_before = keyframe_requests(&net.peers[publisher]);
+    let (player, _) = net.join(false);
+    // The publisher goes on with delta frames until it is asked for a keyframe, and answers with one.
+    let mut n = 30;
+    while keyframe_requests(&net.peers[publisher]) == asked_before {
+        assert!(n < 60, "the publisher was never asked for a keyframe");
+        net.send_frame(publisher, false, n);
+        net.run_for(Duration::from_millis(33));
+        n += 1;
+    }
+    let first_time = |net: &Net| {
+        net.peers[player].events.iter().find_map(|e| match e {
+            Event::MediaData(d) if d.mid == net.peers[player].mid => Some(d.time.numer()),
+            _ => None,
+        })
+    };
+    let shown = first_time(&net).expect("the cached keyframe arrived before the live one");
+    assert_eq!(tags(&net.peers[player]), [0], "the cached keyframe only");
+    net.send_frame(publisher, true, 100);
+    for n in 101..106 {
+        net.run_for(Duration::from_millis(33));
+        net.send_frame(publisher, false, n);
+    }
+    net.run_for(Duration::from_millis(100));
+
+    let tags = tags(&net.peers[player]);
+    assert_eq!(
+        tags,
+        [0, 100, 101, 102, 103, 104, 105],
+        "then live from the fresh keyframe"
+    );
+    let times: Vec<u64> = net.peers[player]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) if d.mid == net.peers[player].mid => Some(d.time.numer()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(times[0], shown);
+    // The fresh keyframe follows the cached one by the wall time between them (well under a second), not by the
+    // stream's 2.3 s between the two pictures.
+    let gap = times[1] - times[0];
+    assert!(gap > 0 && gap < 90_000, "{times:?}");
+    // Live pictures keep the publisher's spacing (33 ms, run in 5 ms steps: 35 ms).
+    assert!(
+        times.windows(2).skip(1).all(|w| w[1] - w[0] == 3150),
+        "{times:?}"
+    );
+    assert_eq!(net.sfu.counters_snapshot().cached_keyframe_starts, 1);
+}
+
+#[test]
+fn a_players_join_asks_the_publisher_for_a_keyframe_when_none_is_cached() {
+    let mut net = Net::new();
+    let (publisher, publisher_id) = net.join(true);
+    net.run_until(Duration::from_secs(2), |n| n.peers[publisher].connected());
     assert!(net.events.contains(&RelayEvent::Connected(publisher_id)));
     let asked_before = keyframe_requests(&net.peers[publisher]);
 
@@ -292,15 +367,8 @@ fn a_players_join_asks_the_publisher_for_a_keyframe_and_the_player_gets_its_fram
     }
     net.run_for(Duration::from_millis(100));
 
-    let frames = frames_received(&net.peers[player]);
-    assert!(frames.len() >= 8, "{} frames arrived", frames.len());
-    let tag = |f: &Vec<u8>| {
-        let at = f
-            .windows(5)
-            .position(|w| w[..4] == [0, 0, 0, 1] && (w[4] == 0x65 || w[4] == 0x41))?;
-        Some(u32::from_be_bytes(f[at + 5..at + 9].try_into().ok()?))
-    };
-    let tags: Vec<u32> = frames.iter().filter_map(tag).collect();
+    let tags = tags(&net.peers[player]);
+    assert!(tags.len() >= 8, "{} frames arrived", tags.len());
     assert_eq!(tags.first(), Some(&1), "the player starts at the keyframe");
     assert!(
         tags.windows(2).all(|w| w[1] == w[0] + 1),
@@ -409,9 +477,9 @@ fn a_second_publisher_of_a_stream_replaces_the_first_and_its_players_stay() {
     net.run_for(Duration::from_millis(100));
     let frames = frames_received(&net.peers[player]);
     assert!(
-        frames
-            .iter()
-            .any(|f| f.windows(5).any(|w| w == [0x65, 0, 0, 0, 100])),
+        frames.iter().any(|f| f
+            .windows(5)
+            .any(|w| w[0] == 0x65 && w[1..] == (100 + TAG_BIAS).to_be_bytes())),
         "the player gets the new publisher's keyframe"
     );
     assert!(!net.events.contains(&RelayEvent::Disconnected(player_id)));

@@ -97,9 +97,20 @@ async fn two_players_receive_the_publishers_h264_and_opus_byte_for_byte() {
     }
 
     // The two players got the same RTP payloads where their receptions overlap.
+    // A player that joined with a keyframe cached was shown it first, then went on from a fresh keyframe: the live
+    // part starts at its second picture.
+    let live = |video: Vec<Packet>| {
+        let cached = relay.metrics().cached_keyframe_starts > 0;
+        let skip = video
+            .iter()
+            .position(|p| p.timestamp != video[0].timestamp)
+            .filter(|_| cached)
+            .unwrap_or(0);
+        video[skip..].to_vec()
+    };
     let (va, vb) = (
-        a.received.video.lock().clone(),
-        b.received.video.lock().clone(),
+        live(a.received.video.lock().clone()),
+        live(b.received.video.lock().clone()),
     );
     let (aa, ab) = (
         a.received.audio.lock().clone(),
@@ -150,14 +161,18 @@ async fn two_players_receive_the_publishers_h264_and_opus_byte_for_byte() {
         "forwarded {} < received by players {got}",
         m.packets_forwarded
     );
-    assert!(m.keyframe_requests >= 1, "subscribing asked for a keyframe");
+    assert!(
+        m.keyframe_requests + m.cached_keyframe_starts >= 2,
+        "each player started at a keyframe, asked for or cached: {m:?}"
+    );
     relay.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_player_starts_at_a_keyframe_the_relay_asked_the_publisher_for() {
+async fn a_late_player_is_shown_the_cached_keyframe_and_goes_on_from_a_fresh_one() {
     let relay = start_relay().await;
-    // One IDR picture per 5 s unless asked: a player starting fast shows the request worked.
+    // One IDR picture per 5 s unless asked: a player starting fast shows the cache worked, and one that goes on
+    // shows the relay asked for a fresh keyframe.
     let clip = Arc::new(EncodedClip::encode(150, 150, 400_000, 320, 240).await);
     let publisher = Arc::new(Publisher::connect(&relay, key("late")).await);
     let stop = Arc::new(AtomicBool::new(false));
@@ -193,7 +208,12 @@ async fn a_late_player_starts_at_a_keyframe_the_relay_asked_the_publisher_for() 
         publisher.keyframe_requests() > requests_before,
         "the publisher got a PLI"
     );
-    assert!(relay.metrics().keyframe_requests >= 1);
+    assert_eq!(relay.metrics().cached_keyframe_starts, 1);
+    let idrs = depacketize_h264(&video)
+        .iter()
+        .filter(|unit| EncodedClip::is_idr(unit))
+        .count();
+    assert!(idrs >= 2, "the cached keyframe, then the fresh one");
     assert!(
         waited < Duration::from_secs(1),
         "the player waited {waited:?} for its first picture"

@@ -224,6 +224,11 @@ pub fn render(
                 relay.keyframe_requests,
             ),
             (
+                "zego_relay_cached_keyframe_starts",
+                "Players started from their stream's cached keyframe instead of a keyframe request.",
+                relay.cached_keyframe_starts,
+            ),
+            (
                 "zego_relay_receiver_estimates",
                 "Bandwidth estimates (REMB) sent to publishers: the lowest of their players' downlink estimates.",
                 relay.receiver_estimates,
