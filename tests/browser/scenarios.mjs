@@ -131,6 +131,20 @@ function framesShown(ctx, streamID, count, ms = 20_000) {
   );
 }
 
+/** Inbound stats once audio was decoded too (it comes from the same MediaStream: the jitter buffer gave out
+ * samples). */
+function decodedAudio(ctx) {
+  return ctx.waitPage(
+    ctx.page,
+    'decoded audio',
+    async () => {
+      const s = await window.T.inbound();
+      return s.audio.totalSamplesReceived > 0 && s.video.framesDecoded > 0 ? s : null;
+    },
+    undefined,
+  );
+}
+
 function frameCount(ctx, streamID) {
   return ctx.page.evaluate((streamID) => window.T.videos.get(streamID)?.frames ?? 0, streamID);
 }
@@ -164,16 +178,7 @@ export const scenarios = {
     await login(ctx);
     const tracks = await play(ctx, args.streamID);
     const shown = await framesShown(ctx, args.streamID, args.frames ?? 30);
-    // Audio is decoded from the same MediaStream: wait until the jitter buffer gave out samples.
-    const stats = await ctx.waitPage(
-      page,
-      'decoded audio',
-      async () => {
-        const s = await window.T.inbound();
-        return s.audio.totalSamplesReceived > 0 && s.video.framesDecoded > 0 ? s : null;
-      },
-      undefined,
-    );
+    const stats = await decodedAudio(ctx);
     const live = await page.evaluate((id) => {
       const v = window.T.videos.get(id).video;
       return v.srcObject.getTracks().map((t) => ({ kind: t.kind, readyState: t.readyState }));
@@ -184,18 +189,10 @@ export const scenarios = {
   /** A WHEP player (no SDK on the page) plays args.streamID until args.frames frames were shown, then DELETEs its
    * session when the other side says `delete`. */
   async 'whep-play'(ctx) {
-    const { args, page, print, waitGo } = ctx;
+    const { args, print, waitGo } = ctx;
     const post = await playWhep(ctx, args.streamID);
     const shown = await framesShown(ctx, args.streamID, args.frames ?? 30);
-    const stats = await ctx.waitPage(
-      page,
-      'decoded audio',
-      async () => {
-        const s = await window.T.inbound();
-        return s.audio.totalSamplesReceived > 0 && s.video.framesDecoded > 0 ? s : null;
-      },
-      undefined,
-    );
+    const stats = await decodedAudio(ctx);
     print({ step: 'playing' });
     await waitGo('delete');
     const deleteStatus = await endHttpSession(ctx, args.streamID);
