@@ -26,9 +26,9 @@ use crate::{RelayError, RelayEvent, RelayOptions, SessionId, StreamKey};
 /// Housekeeping (connect/idle/lost timeouts, keyframe retries) runs at least this often.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(100);
 /// Added to the DTLS handshake's duration before a player is started from the cached keyframe.
-const REPLAY_MARGIN: Duration = Duration::from_millis(5);
+const SRTP_READY_MARGIN: Duration = Duration::from_millis(5);
 /// The longest wait before a player is started from the cached keyframe (a slow handshake is not a long path).
-const MAX_REPLAY_WAIT: Duration = Duration::from_millis(250);
+const MAX_SRTP_READY_WAIT: Duration = Duration::from_millis(250);
 /// Dropped datagrams and rejected input are logged at most this often.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -47,8 +47,8 @@ pub(crate) struct Sfu {
     outputs: Vec<(SessionId, SessionOutput)>,
     /// Players that got media since they were last driven.
     dirty: Vec<SessionId>,
-    /// Players to start from the cached keyframe at the given time (once their side of DTLS is surely done).
-    replays_due: HashMap<SessionId, Instant>,
+    /// Players to send the cached keyframe at the given time (once their side of DTLS is surely done).
+    cached_keyframes_due: HashMap<SessionId, Instant>,
     events: VecDeque<RelayEvent>,
     last_maintenance: Instant,
     drop_log: DropLog,
@@ -76,7 +76,7 @@ impl Sfu {
             next_route_id: 1,
             outputs: Vec::new(),
             dirty: Vec::new(),
-            replays_due: HashMap::new(),
+            cached_keyframes_due: HashMap::new(),
             events: VecDeque::new(),
             last_maintenance: now,
             drop_log: DropLog::default(),
@@ -92,7 +92,7 @@ impl Sfu {
 
     /// Lets time pass: players that got media transmit it, str0m timeouts run, and housekeeping when it is due.
     pub fn handle_timeout(&mut self, now: Instant, outbox: &mut impl Outbox) {
-        self.start_due_replays(now, outbox);
+        self.send_due_cached_keyframes(now, outbox);
         self.transmit_dirty(now, outbox);
         self.drive_timeouts(now, outbox);
         if now >= self.last_maintenance + MAINTENANCE_INTERVAL {
@@ -350,8 +350,8 @@ impl Sfu {
             let handshake = session
                 .first_dtls_at
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-            let wait = (handshake + REPLAY_MARGIN).min(MAX_REPLAY_WAIT);
-            self.replays_due.insert(id, now + wait);
+            let wait = (handshake + SRTP_READY_MARGIN).min(MAX_SRTP_READY_WAIT);
+            self.cached_keyframes_due.insert(id, now + wait);
             return;
         }
         // A keyframe that went by before this player could receive it was lost on it: ask again unless a request
@@ -418,17 +418,17 @@ impl Sfu {
         true
     }
 
-    /// Starts the replays that are due; a player that got a live keyframe meanwhile needs none, and one whose
+    /// Sends the cached keyframes that are due; a player that got a live keyframe meanwhile needs none, and one whose
     /// stream's cache went away asks the publisher as usual.
-    fn start_due_replays(&mut self, now: Instant, outbox: &mut impl Outbox) {
+    fn send_due_cached_keyframes(&mut self, now: Instant, outbox: &mut impl Outbox) {
         let due: Vec<SessionId> = self
-            .replays_due
+            .cached_keyframes_due
             .iter()
             .filter(|(_, &at)| at <= now)
             .map(|(&id, _)| id)
             .collect();
         for id in due {
-            self.replays_due.remove(&id);
+            self.cached_keyframes_due.remove(&id);
             let Some(session) = self.sessions.get(&id) else {
                 continue;
             };
@@ -574,7 +574,7 @@ impl Sfu {
                 session.lost = session.connected;
             } else if session.connected
                 && session.waiting_keyframe()
-                && !self.replays_due.contains_key(&session.id)
+                && !self.cached_keyframes_due.contains_key(&session.id)
             {
                 waiting_routes.push(session.route);
             }
@@ -603,10 +603,10 @@ impl Sfu {
     fn next_deadline(&self, now: Instant) -> Instant {
         let sessions = self.sessions.values().map(|s| s.next_timeout);
         let keyframes = self.routes.values().filter_map(|r| r.keyframes.deadline());
-        let replays = self.replays_due.values().copied();
+        let cached = self.cached_keyframes_due.values().copied();
         sessions
             .chain(keyframes)
-            .chain(replays)
+            .chain(cached)
             .min()
             .unwrap_or(now + MAINTENANCE_INTERVAL)
             // A timeout already due was just handled; str0m may still name it (an idle pacer does).
@@ -643,7 +643,7 @@ impl Sfu {
                 self.by_addr.remove(addr);
             }
         }
-        self.replays_due.remove(&id);
+        self.cached_keyframes_due.remove(&id);
         if let Some(route) = self.routes.get_mut(&session.route) {
             if route.publisher == Some(id) {
                 route.publisher = None;
