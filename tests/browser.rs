@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use flow_support::*;
 use parking_lot::{Mutex, MutexGuard};
@@ -22,8 +22,8 @@ use zego_express::config::{PlayerConfig, PlayerState, PublishChannel, PublisherS
 use zego_express::event::Event;
 use zego_express::Engine;
 use zego_protocol::message::UpdateType;
-use zego_protocol::token04::{self, Claims, Mode};
-use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_APP_SIGN, DEV_SERVER_SECRET};
+
+use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_APP_SIGN};
 
 const T: Duration = Duration::from_secs(15);
 const ROOM: &str = "browser-room";
@@ -549,23 +549,8 @@ fn browser_resumes_after_its_websocket_breaks() {
     native.destroy();
 }
 
-fn unix_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn token(user_id: &str, expire: i64) -> String {
-    let claims = Claims {
-        app_id: DEV_APP_ID,
-        user_id: user_id.into(),
-        nonce: rand::random::<i32>().into(),
-        ctime: unix_secs(),
-        expire,
-        payload: String::new(),
-    };
-    token04::generate(DEV_SERVER_SECRET, &claims, Mode::Gcm, None).unwrap()
+    dev_token(user_id, expire, String::new())
 }
 
 #[test]

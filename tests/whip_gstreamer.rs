@@ -23,8 +23,8 @@ use flow_support::*;
 use zego_express::config::{PlayerConfig, PlayerState};
 use zego_express::event::Event;
 use zego_protocol::message::UpdateType;
-use zego_protocol::token04::{self, Claims, Mode, Privilege};
-use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_SERVER_SECRET};
+use zego_protocol::token04::Privilege;
+use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID};
 
 const T: Duration = Duration::from_secs(20);
 const ROOM: &str = "whip-room";
@@ -157,25 +157,13 @@ fn gupnp_igd_stub() -> PathBuf {
 }
 
 fn publish_token(user_id: &str, stream_id: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     let privilege = Privilege {
         room_id: ROOM.into(),
         login_room: true,
         publish: true,
         stream_id_list: Some(vec![stream_id.into()]),
     };
-    let claims = Claims {
-        app_id: DEV_APP_ID,
-        user_id: user_id.into(),
-        nonce: rand::random::<i32>().into(),
-        ctime: now,
-        expire: now + 3600,
-        payload: privilege.to_payload(),
-    };
-    token04::generate(DEV_SERVER_SECRET, &claims, Mode::Gcm, None).unwrap()
+    dev_token(user_id, unix_secs() + 3600, privilege.to_payload())
 }
 
 /// whip-client in the namespace, publishing its test sources (video encoded in `profile`) as `stream_id`.

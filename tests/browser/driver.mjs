@@ -226,6 +226,20 @@ function pageHelpers() {
       video.play().catch(() => {});
       return w;
     },
+    /** A WHIP or WHEP exchange (`kind` names it in errors): the peer connection's offer POSTed with the token, the
+     * 201's answer applied. Resolves with the response and its session's resource URL. */
+    async negotiateHttp(kind, pc, url, token) {
+      await pc.setLocalDescription(await pc.createOffer());
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
+        body: pc.localDescription.sdp,
+      });
+      const body = await res.text();
+      if (res.status !== 201) throw new Error(`${kind} POST answered ${res.status}: ${body}`);
+      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+      return { res, resource: new URL(res.headers.get('Location'), url).href };
+    },
     /** Inbound stats summed over every receiving peer connection, by kind. */
     async inbound() {
       const out = {

@@ -75,18 +75,10 @@ async function playWhep(ctx, streamID, { readStamps = false } = {}) {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       const streams = new Set();
       pc.ontrack = (e) => e.streams.forEach((s) => streams.add(s));
-      await pc.setLocalDescription(await pc.createOffer());
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
-        body: pc.localDescription.sdp,
-      });
-      const body = await res.text();
-      if (res.status !== 201) throw new Error(`WHEP POST answered ${res.status}: ${body}`);
-      await pc.setRemoteDescription({ type: 'answer', sdp: body });
+      const { res, resource } = await window.T.negotiateHttp('WHEP', pc, url, token);
       const stream = [...streams][0] ?? new MediaStream(pc.getReceivers().map((r) => r.track));
       const w = window.T.watch(streamID, stream, readStamp);
-      Object.assign(w, { started, pc, resource: new URL(res.headers.get('Location'), url).href });
+      Object.assign(w, { started, pc, resource });
       w.video.muted = false;
       return {
         status: res.status,
@@ -372,19 +364,11 @@ export const scenarios = {
           const pc = new RTCPeerConnection();
           const track = canvas.captureStream(fps).getVideoTracks()[0];
           const { sender } = pc.addTransceiver(track, { direction: 'sendonly' });
-          await pc.setLocalDescription(await pc.createOffer());
-          const res = await fetch(whip, {
-            method: 'POST',
-            headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` },
-            body: pc.localDescription.sdp,
-          });
-          const body = await res.text();
-          if (res.status !== 201) throw new Error(`WHIP POST answered ${res.status}: ${body}`);
-          await pc.setRemoteDescription({ type: 'answer', sdp: body });
+          const { resource } = await window.T.negotiateHttp('WHIP', pc, whip, token);
           const params = sender.getParameters();
           params.encodings[0].maxBitrate = bitrate * 1000;
           await sender.setParameters(params);
-          window.T.whip = { pc, resource: new URL(res.headers.get('Location'), whip).href };
+          window.T.whip = { pc, resource };
           return true;
         }
         const stream = await window.T.engine.createStream({ custom: { source: canvas, frameRate: fps } });

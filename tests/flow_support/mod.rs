@@ -13,7 +13,8 @@ use zego_express::config::{EngineProfile, RoomConfig, Scenario};
 use zego_express::event::{Event, EventSink};
 use zego_express::Engine;
 use zego_protocol::message::User;
-use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_APP_SIGN};
+use zego_protocol::token04::{self, Claims, Mode};
+use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_APP_SIGN, DEV_SERVER_SECRET};
 
 /// Logs go to the test output when RUST_LOG is set.
 pub fn init_logging() {
@@ -56,6 +57,27 @@ pub fn now_us() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as u64
+}
+
+pub fn unix_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A Token04 of the development app for `user_id`, valid until `expire` (unix seconds), with this payload (empty:
+/// any room, any stream).
+pub fn dev_token(user_id: &str, expire: i64, payload: String) -> String {
+    let claims = Claims {
+        app_id: DEV_APP_ID,
+        user_id: user_id.into(),
+        nonce: rand::random::<i32>().into(),
+        ctime: unix_secs(),
+        expire,
+        payload,
+    };
+    token04::generate(DEV_SERVER_SECRET, &claims, Mode::Gcm, None).unwrap()
 }
 
 /// A decoded frame as the render callback saw it.

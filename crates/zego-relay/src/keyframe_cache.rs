@@ -27,8 +27,6 @@ pub(crate) struct KeyframeCache {
     source: Option<SessionId>,
     packets: Vec<MediaPacket>,
     bytes: usize,
-    /// The access unit's last packet (its marker) is here.
-    complete: bool,
 }
 
 impl KeyframeCache {
@@ -66,7 +64,6 @@ impl KeyframeCache {
 
     fn insert(&mut self, at: usize, packet: &MediaPacket) {
         self.bytes += packet.payload.len();
-        self.complete |= packet.marker;
         self.packets.insert(at, packet.clone());
     }
 
@@ -75,14 +72,13 @@ impl KeyframeCache {
         self.source = None;
         self.packets.clear();
         self.bytes = 0;
-        self.complete = false;
     }
 
     /// The publisher and its keyframe's packets, when a whole keyframe (its marker packet, no gap) is cached.
     pub fn keyframe(&self) -> Option<(SessionId, &[MediaPacket])> {
         let (first, last) = (self.packets.first()?, self.packets.last()?);
-        let whole =
-            self.complete && last.marker && last.seq - first.seq + 1 == self.packets.len() as u64;
+        // Packets are kept in order, one of each sequence number, of one timestamp: the marker packet ends them.
+        let whole = last.marker && last.seq - first.seq + 1 == self.packets.len() as u64;
         whole.then_some((self.source?, &self.packets[..]))
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::fec::MediaPacket;
 use crate::keyframe::KeyframeThrottle;
 use crate::keyframe_cache::KeyframeCache;
 use crate::SessionId;
@@ -39,6 +40,13 @@ impl Route {
             last_video: None,
             in_prelude: false,
         }
+    }
+
+    /// The current publisher's cached keyframe, with the publisher.
+    pub fn cached_keyframe(&self) -> Option<(SessionId, &[MediaPacket])> {
+        self.cached
+            .keyframe()
+            .filter(|(source, _)| self.publisher == Some(*source))
     }
 
     /// Whether a publisher's video packet is where a player may start: the first packet of an access unit that

@@ -211,11 +211,7 @@ impl Sfu {
         // join interval.
         if let Some(route) = self.routes.get_mut(&route_id) {
             route.players.push(id);
-            let cached = route
-                .cached
-                .keyframe()
-                .is_some_and(|(source, _)| route.publisher == Some(source));
-            if !cached {
+            if route.cached_keyframe().is_none() {
                 route.keyframes.want_for_join();
             }
         }
@@ -338,11 +334,10 @@ impl Sfu {
         if session.is_publisher() || !session.waiting_keyframe() {
             return;
         }
-        let cached = self.routes.get(&route_id).is_some_and(|r| {
-            r.cached
-                .keyframe()
-                .is_some_and(|(s, _)| r.publisher == Some(s))
-        });
+        let cached = self
+            .routes
+            .get(&route_id)
+            .is_some_and(|r| r.cached_keyframe().is_some());
         if cached {
             // The relay is the DTLS server: its last flight completes the handshake here, and reaches the player
             // half a round trip later, which then sets up SRTP; media sent before then is dropped there. The
@@ -378,11 +373,7 @@ impl Sfu {
         let Some(route) = self.routes.get_mut(&route_id) else {
             return false;
         };
-        let Some((source, keyframe)) = route
-            .cached
-            .keyframe()
-            .filter(|(source, _)| route.publisher == Some(*source))
-        else {
+        let Some((source, keyframe)) = route.cached_keyframe() else {
             return false;
         };
         let Some(player) = self.sessions.get_mut(&id) else {
