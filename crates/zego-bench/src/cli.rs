@@ -77,6 +77,9 @@ pub struct RoleArgs {
     /// Server: media address to announce in ICE candidates (the impairment relay).
     #[arg(long, hide = true)]
     pub announce: Option<SocketAddr>,
+    /// The server's media relay I/O threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub media_threads: usize,
     /// Publisher/player: signaling URL.
     #[arg(long, hide = true, default_value = "")]
     pub ws: String,

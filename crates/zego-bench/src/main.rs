@@ -145,6 +145,7 @@ fn bench(cli: &Cli) -> Result<(Value, bool), String> {
         play_trials: cli.trials.unwrap_or(if cli.quick { 5 } else { 20 }),
         publish_trials: cli.publish_trials.unwrap_or(if cli.quick { 2 } else { 5 }),
         seed: cli.seed,
+        media_threads: cli.role.media_threads,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

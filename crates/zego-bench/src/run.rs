@@ -24,6 +24,8 @@ pub struct Options {
     pub play_trials: u32,
     pub publish_trials: u32,
     pub seed: u64,
+    /// The relay's I/O threads (0: one per core).
+    pub media_threads: usize,
 }
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -84,7 +86,7 @@ fn with_netsim(
     netsim: Option<&NetSimHandle>,
     out: &mut Value,
 ) -> Result<(), String> {
-    let mut roles = start_roles(scenario, netsim, out)?;
+    let mut roles = start_roles(scenario, options, netsim, out)?;
     let result = measure(scenario, options, netsim, &mut roles, out);
     let Roles {
         server,
@@ -144,12 +146,15 @@ fn free_udp_port() -> Result<u16, String> {
 /// frame (the cold start, with fresh engines, reported on its own).
 fn start_roles(
     scenario: &Scenario,
+    options: &Options,
     netsim: Option<&NetSimHandle>,
     out: &mut Value,
 ) -> Result<Roles, String> {
     let mut server_args = vec![
         "--media-port".to_owned(),
         netsim.map_or(0, |n| n.upstream_addr().port()).to_string(),
+        "--media-threads".to_owned(),
+        options.media_threads.to_string(),
     ];
     if let Some(netsim) = netsim {
         server_args.extend(["--announce".to_owned(), netsim.local_addr().to_string()]);

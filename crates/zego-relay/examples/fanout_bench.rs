@@ -5,8 +5,13 @@
 //! peers on this process's main thread (much cheaper than full peer connections); what is measured is the relay
 //! thread alone.
 //!
+//! With `--sink`, connected players stop handing media to str0m and count the sequence numbers of the SRTP
+//! packets' clear headers instead: a load cheap enough for one thread to saturate the relay's I/O threads on the
+//! same machine, for throughput with 1 and with all of them (`--io-threads N`, 0: one per core).
+//!
 //! ```text
-//! cargo run --release -p zego-relay --example fanout_bench -- [--players 1,10,50,100,200,300] [--seconds 8]
+//! cargo run --release -p zego-relay --example fanout_bench -- [--players 1,10,50,100,200,300] [--seconds 8] \
+//!     [--io-threads 1] [--sink]
 //! ```
 
 use std::net::SocketAddr;
@@ -59,6 +64,7 @@ async fn main() {
     let relay = Relay::start(RelayConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         announce: None,
+        io_threads: args.io_threads,
     })
     .await
     .expect("relay starts");
@@ -84,7 +90,7 @@ async fn main() {
 
     let mut results = Vec::new();
     for &n in &args.players {
-        let result = run_round(&peers, &key, n, args.seconds).await;
+        let result = run_round(&peers, &key, n, args.seconds, args.sink).await;
         eprintln!(
             "N={n:4}: {:8} packets forwarded, {:6.2} us relay CPU per packet, relay thread {:5.1}% busy, \
              {} lost ({} retransmitted), peers' thread {:5.1}% busy",
@@ -98,6 +104,7 @@ async fn main() {
         results.push(result);
     }
     publisher_stop.store(true, Ordering::Relaxed);
+    let relay_threads = relay.io_threads();
     relay.shutdown().await;
 
     let max_without_loss = results
@@ -117,6 +124,10 @@ async fn main() {
                 "packets_forwarded": r.packets_forwarded,
                 "relay_cpu_us_per_forwarded_packet": round2(r.cpu_us_per_packet),
                 "relay_thread_cpu_percent": round2(r.relay_cpu_percent),
+                "relay_each_thread_cpu_percent": r.relay_thread_percents,
+                "overload_drops": r.overload_drops,
+                "forwarded_packets_per_second": (r.packets_forwarded as f64 / r.seconds).round(),
+                "players_received_packets_per_second": (r.packets_delivered as f64 / r.seconds).round(),
                 "packets_lost_by_players": r.packets_lost,
                 "loss_fraction": r.loss_fraction,
                 "retransmissions": r.retransmissions,
@@ -128,6 +139,8 @@ async fn main() {
         "benchmark": "zego-relay fan-out",
         "stream": {"codec": "H.264", "width": WIDTH, "height": HEIGHT, "fps": FPS, "kbps": stream_kbps.round()},
         "seconds_per_round": args.seconds,
+        "io_threads": relay_threads,
+        "sink_players": args.sink,
         "rounds": rounds,
         "max_players_without_loss": max_without_loss,
     });
@@ -141,6 +154,10 @@ fn round2(v: f64) -> f64 {
 struct Args {
     players: Vec<usize>,
     seconds: u64,
+    /// The relay's I/O threads (0: one per core).
+    io_threads: usize,
+    /// Players count packets from their clear RTP headers instead of decrypting them.
+    sink: bool,
 }
 
 impl Args {
@@ -148,6 +165,8 @@ impl Args {
         let mut args = Args {
             players: vec![1, 10, 50, 100, 200, 300],
             seconds: 8,
+            io_threads: 1,
+            sink: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -163,7 +182,16 @@ impl Args {
                 "--seconds" => {
                     args.seconds = it.next().and_then(|s| s.parse().ok()).expect("--seconds N")
                 }
-                other => panic!("unknown argument {other}; use --players 1,10,100 --seconds 8"),
+                "--sink" => args.sink = true,
+                "--io-threads" => {
+                    args.io_threads = it
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .expect("--io-threads N")
+                }
+                other => panic!(
+                    "unknown argument {other}; use --players 1,10,100 --seconds 8 --io-threads 1"
+                ),
             }
         }
         args
@@ -178,18 +206,30 @@ struct RoundResult {
     packets_forwarded: u64,
     cpu_us_per_packet: f64,
     relay_cpu_percent: f64,
+    /// Each I/O thread's share of a core.
+    relay_thread_percents: Vec<f64>,
+    /// Hand-overs between I/O threads dropped for being late (overload).
+    overload_drops: u64,
     packets_lost: u64,
+    /// Packets the players got (first transmissions, over the round).
+    packets_delivered: u64,
     loss_fraction: f64,
     retransmissions: u64,
     /// The thread of the publisher and players; near 100% it, not the relay, limits the round.
     peers_cpu_percent: f64,
 }
 
-async fn run_round(peers: &PeerFactory, key: &StreamKey, n: usize, seconds: u64) -> RoundResult {
+async fn run_round(
+    peers: &PeerFactory,
+    key: &StreamKey,
+    n: usize,
+    seconds: u64,
+    sink: bool,
+) -> RoundResult {
     let stop = Arc::new(AtomicBool::new(false));
     let mut players = Vec::with_capacity(n);
     for _ in 0..n {
-        players.push(peers.player(key.clone(), stop.clone()).await);
+        players.push(peers.player(key.clone(), stop.clone(), sink).await);
     }
     // Everyone connected and past the first keyframe, or 10 s gone.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -211,6 +251,7 @@ async fn run_round(peers: &PeerFactory, key: &StreamKey, n: usize, seconds: u64)
         peers.relay.io_thread_cpu_time(),
         Instant::now(),
     );
+    let each0 = peers.relay.io_thread_cpu_times();
     let peers_cpu0 = this_thread_cpu();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (m1, cpu1, t1) = (
@@ -218,9 +259,11 @@ async fn run_round(peers: &PeerFactory, key: &StreamKey, n: usize, seconds: u64)
         peers.relay.io_thread_cpu_time(),
         Instant::now(),
     );
+    let each1 = peers.relay.io_thread_cpu_times();
     let peers_cpu = this_thread_cpu() - peers_cpu0;
     let mut lost = 0;
     let mut expected = 0;
+    let mut delivered = 0;
     for p in &players {
         let mut stats = p.stats.lock();
         stats.measuring = false;
@@ -231,6 +274,7 @@ async fn run_round(peers: &PeerFactory, key: &StreamKey, n: usize, seconds: u64)
             let span = last - first + 1;
             expected += span;
             lost += span - seqs.len() as u64;
+            delivered += seqs.len() as u64;
         }
     }
 
@@ -254,7 +298,17 @@ async fn run_round(peers: &PeerFactory, key: &StreamKey, n: usize, seconds: u64)
         packets_forwarded: forwarded,
         cpu_us_per_packet: cpu.as_secs_f64() * 1e6 / forwarded.max(1) as f64,
         relay_cpu_percent: cpu.as_secs_f64() * 100.0 / wall.as_secs_f64(),
+        relay_thread_percents: each0
+            .iter()
+            .zip(&each1)
+            .map(|(a, b)| {
+                let busy = b.zip(*a).map(|(b, a)| b - a).unwrap_or_default();
+                round2(busy.as_secs_f64() * 100.0 / wall.as_secs_f64())
+            })
+            .collect(),
+        overload_drops: delta(|m| m.overload_drops),
         packets_lost: lost,
+        packets_delivered: delivered,
         loss_fraction: if expected == 0 {
             0.0
         } else {
@@ -370,19 +424,68 @@ impl PeerFactory {
         tokio::spawn(drive(rtc, socket, stop, Role::Publisher { mid, clip }));
     }
 
-    async fn player(&self, key: StreamKey, stop: Arc<AtomicBool>) -> PlayerHandle {
+    async fn player(&self, key: StreamKey, stop: Arc<AtomicBool>, sink: bool) -> PlayerHandle {
         let (rtc, socket, _, session) = self
             .connect(self.rtc(true), Direction::RecvOnly, key, false)
             .await;
         let stats = Arc::new(Mutex::new(PlayerStats::default()));
-        tokio::spawn(drive(rtc, socket, stop, Role::Player(stats.clone())));
+        let role = Role::Player {
+            stats: stats.clone(),
+            sink,
+        };
+        tokio::spawn(drive(rtc, socket, stop, role));
         PlayerHandle { session, stats }
     }
 }
 
 enum Role {
-    Publisher { mid: Mid, clip: Arc<Vec<Vec<u8>>> },
-    Player(Arc<Mutex<PlayerStats>>),
+    Publisher {
+        mid: Mid,
+        clip: Arc<Vec<Vec<u8>>>,
+    },
+    Player {
+        stats: Arc<Mutex<PlayerStats>>,
+        /// Once connected, media is counted from its clear RTP header and not handed to str0m.
+        sink: bool,
+    },
+}
+
+/// The SSRC and sequence number of an RTP packet (RTCP's packet types 64..=95 excluded, RFC 5761), from its clear
+/// header.
+fn rtp_seq(datagram: &[u8]) -> Option<(u32, u16)> {
+    let rtp =
+        datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(64..96).contains(&(datagram[1] & 0x7f));
+    let ssrc = || u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
+    rtp.then(|| (ssrc(), u16::from_be_bytes([datagram[2], datagram[3]])))
+}
+
+/// Extends the 16-bit sequence numbers of the first stream seen by the nearest rollover count to the last one;
+/// other streams (retransmissions) are not counted.
+#[derive(Default)]
+struct SeqExtender {
+    ssrc: Option<u32>,
+    last: Option<u64>,
+}
+
+impl SeqExtender {
+    fn extend(&mut self, ssrc: u32, seq: u16) -> Option<u64> {
+        if *self.ssrc.get_or_insert(ssrc) != ssrc {
+            return None;
+        }
+        Some(self.extend_seq(seq))
+    }
+
+    fn extend_seq(&mut self, seq: u16) -> u64 {
+        let extended = match self.last {
+            None => u64::from(seq) + (1 << 16),
+            Some(last) => {
+                let delta = seq.wrapping_sub(last as u16) as i16;
+                last.wrapping_add_signed(i64::from(delta))
+            }
+        };
+        self.last = Some(self.last.map_or(extended, |last| last.max(extended)));
+        extended
+    }
 }
 
 static SEND_ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -394,6 +497,7 @@ async fn drive(mut rtc: Rtc, socket: UdpSocket, stop: Arc<AtomicBool>, role: Rol
     let mut connected = false;
     let mut frame: u64 = 0;
     let mut clip_index = 0usize;
+    let mut seqs = SeqExtender::default();
     let start = tokio::time::Instant::now();
     let frame_interval = Duration::from_secs(1) / FPS;
     loop {
@@ -408,7 +512,7 @@ async fn drive(mut rtc: Rtc, socket: UdpSocket, stop: Arc<AtomicBool>, role: Rol
                 Ok(Output::Event(event)) => match event {
                     Event::Connected => connected = true,
                     Event::RtpPacket(packet) => {
-                        if let Role::Player(stats) = &role {
+                        if let Role::Player { stats, .. } = &role {
                             let mut stats = stats.lock();
                             // Before measuring, any packet shows the player started.
                             if stats.measuring || stats.seqs.is_empty() {
@@ -440,6 +544,17 @@ async fn drive(mut rtc: Rtc, socket: UdpSocket, stop: Arc<AtomicBool>, role: Rol
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 let Ok((len, source)) = received else { return };
+                if let (Role::Player { stats, sink: true }, true) = (&role, connected) {
+                    if let Some((ssrc, seq)) = rtp_seq(&buf[..len]) {
+                        let mut stats = stats.lock();
+                        if let Some(seq) = seqs.extend(ssrc, seq) {
+                            if stats.measuring || stats.seqs.is_empty() {
+                                stats.seqs.push(seq);
+                            }
+                        }
+                        continue;
+                    }
+                }
                 input_time = Instant::now();
                 let Ok(contents) = buf[..len].try_into() else { continue };
                 let input = Input::Receive(input_time, Receive { proto: Protocol::Udp, source, destination: local, contents });

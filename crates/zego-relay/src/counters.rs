@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::RelayMetrics;
 
-/// One writer (the I/O thread), many readers: relaxed atomics are enough, a snapshot need not be consistent
-/// across fields.
+/// Written by the I/O threads, read by anyone: relaxed atomics are enough, a snapshot need not be consistent across
+/// fields.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub publishers: AtomicU64,
@@ -21,6 +21,7 @@ pub(crate) struct Counters {
     pub cached_keyframe_starts: AtomicU64,
     pub receiver_estimates: AtomicU64,
     pub datagrams_dropped: AtomicU64,
+    pub overload_drops: AtomicU64,
 }
 
 impl Counters {
@@ -28,8 +29,13 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn set(counter: &AtomicU64, n: u64) {
-        counter.store(n, Ordering::Relaxed);
+    /// Moves a gauge shared by several writers from one writer's old share to its new one.
+    pub fn adjust(counter: &AtomicU64, old: u64, new: u64) {
+        if new >= old {
+            counter.fetch_add(new - old, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(old - new, Ordering::Relaxed);
+        }
     }
 
     pub fn snapshot(&self) -> RelayMetrics {
@@ -48,6 +54,7 @@ impl Counters {
             cached_keyframe_starts: get(&self.cached_keyframe_starts),
             receiver_estimates: get(&self.receiver_estimates),
             datagrams_dropped: get(&self.datagrams_dropped),
+            overload_drops: get(&self.overload_drops),
         }
     }
 }

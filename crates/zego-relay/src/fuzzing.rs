@@ -124,7 +124,7 @@ pub fn accept(publisher: bool, offer_sdp: &str) -> Result<String, String> {
     // One certificate for every call, as the relay has: making one per offer would dwarf the work measured.
     static ENV: OnceLock<Result<RtcEnv, String>> = OnceLock::new();
     let env = ENV
-        .get_or_init(|| RtcEnv::new(SocketAddr::from(([127, 0, 0, 1], 5004))))
+        .get_or_init(|| RtcEnv::new(SocketAddr::from(([127, 0, 0, 1], 5004)), 0))
         .as_ref()
         .map_err(Clone::clone)?;
     let role = if publisher {

@@ -1,20 +1,23 @@
-//! The relay's I/O thread: owns the UDP socket and the clock, and drives the sans-IO [`Sfu`] with them.
+//! One of the relay's I/O threads: owns its UDP socket (one of several on the same port) and the clock, and drives
+//! its sans-IO [`Sfu`] with them.
 //!
-//! It runs a current-thread tokio runtime of its own so it can wait on the socket, the command channel and the
-//! core's next deadline at once. Each wake-up reads a batch of datagrams into the core, then lets time pass in it
-//! (players that got media transmit it), passes its events on and flushes what the socket could not take at once.
+//! It runs a current-thread tokio runtime of its own so it can wait on the socket, the command channel, the other
+//! shards' messages and the core's next deadline at once. Each wake-up reads a batch of datagrams and of messages
+//! into the core, then lets time pass in it (players that got media transmit it), passes its events and messages
+//! on and flushes what the socket could not take at once.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::counters::Counters;
-use crate::sfu::{Outbox, Sfu};
+use crate::sfu::Sfu;
+use crate::shard::{Placement, ShardLoad, ShardMsg};
+use crate::socket_outbox::SocketOutbox;
 use crate::thread_cpu::ThreadCpuClock;
 use crate::{RelayError, RelayEvent, RelayOptions, SessionId, StreamKey};
 
@@ -31,6 +34,11 @@ pub(crate) enum Command {
         offer: String,
         reply: Reply,
     },
+    /// Asked of a stream's origin shard.
+    IsPublished {
+        key: StreamKey,
+        reply: oneshot::Sender<bool>,
+    },
     Close(SessionId),
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -39,12 +47,11 @@ pub(crate) enum Command {
 
 /// Datagrams read per wake-up before players transmit: batching lets one str0m timeout per player send a burst.
 const RECV_BATCH: usize = 64;
+/// Batches of other shards' messages taken per wake-up (a batch is what another shard made in one of its wake-ups),
+/// so that the socket is read between them.
+const SHARD_BATCHES: usize = 4;
 /// Larger than any datagram a WebRTC peer sends; anything bigger is garbage anyway.
 const RECV_BUFFER: usize = 4096;
-/// Datagrams kept while the socket's send buffer is full; beyond this the oldest are dropped.
-const MAX_SEND_BACKLOG: usize = 8192;
-/// Send errors are logged at most this often.
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 pub(crate) fn run_thread(
     io_loop: IoLoop,
@@ -78,10 +85,23 @@ pub(crate) fn run_thread(
     tracing::info!("media relay stopped");
 }
 
+/// Messages between shards go in batches: one channel send per peer shard and wake-up, not per packet.
+pub(crate) type ShardBatch = Vec<ShardMsg>;
+
+/// How an I/O thread reaches the others.
+pub(crate) struct ShardLinks {
+    pub inbox: mpsc::UnboundedReceiver<ShardBatch>,
+    /// Every shard's inbox, this one's included (unused), by shard.
+    pub peers: Vec<mpsc::UnboundedSender<ShardBatch>>,
+}
+
 pub(crate) struct IoLoop {
     local_addr: SocketAddr,
     commands: mpsc::UnboundedReceiver<Command>,
     events: broadcast::Sender<RelayEvent>,
+    links: ShardLinks,
+    /// Messages made in this wake-up, per peer shard.
+    outgoing: Vec<ShardBatch>,
     sfu: Sfu,
 }
 
@@ -91,19 +111,26 @@ enum Flow {
 }
 
 impl IoLoop {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         local_addr: SocketAddr,
         announced: SocketAddr,
         options: RelayOptions,
+        place: Placement,
+        load: Arc<ShardLoad>,
         commands: mpsc::UnboundedReceiver<Command>,
+        links: ShardLinks,
         events: broadcast::Sender<RelayEvent>,
         counters: Arc<Counters>,
     ) -> Result<Self, String> {
+        let outgoing = (0..place.shards).map(|_| Vec::new()).collect();
         Ok(IoLoop {
             local_addr,
             commands,
             events,
-            sfu: Sfu::new(announced, options, counters, Instant::now())?,
+            links,
+            outgoing,
+            sfu: Sfu::new(announced, options, counters, place, load, Instant::now())?,
         })
     }
 
@@ -115,6 +142,15 @@ impl IoLoop {
                 if let Flow::Stop = self.on_command(command, &mut outbox) {
                     return;
                 }
+            }
+
+            let mut batches = 0;
+            while batches < SHARD_BATCHES {
+                let Ok(batch) = self.links.inbox.try_recv() else {
+                    break;
+                };
+                batches += 1;
+                self.on_shard_batch(batch, &mut outbox);
             }
 
             let mut received = 0;
@@ -138,13 +174,13 @@ impl IoLoop {
             self.pass_events();
             outbox.flush();
 
-            if received == RECV_BATCH {
+            if received == RECV_BATCH || batches == SHARD_BATCHES {
                 // More is waiting: read on before sleeping.
                 continue;
             }
 
             let deadline = self.sfu.poll_timeout(now);
-            let backlog = !outbox.backlog.is_empty();
+            let backlog = outbox.has_backlog();
             tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
@@ -159,6 +195,11 @@ impl IoLoop {
                         return;
                     }
                 },
+                batch = self.links.inbox.recv() => {
+                    if let Some(batch) = batch {
+                        self.on_shard_batch(batch, &mut outbox);
+                    }
+                }
                 _ = outbox.socket.readable() => {}
                 _ = outbox.socket.writable(), if backlog => {}
                 _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -175,6 +216,10 @@ impl IoLoop {
             }
             Command::Play { key, offer, reply } => {
                 let _ = reply.send(self.sfu.play(key, &offer, now, outbox));
+                Flow::Continue
+            }
+            Command::IsPublished { key, reply } => {
+                let _ = reply.send(self.sfu.is_published(&key));
                 Flow::Continue
             }
             Command::Close(id) => {
@@ -198,67 +243,30 @@ impl IoLoop {
         tracing::debug!(addr = %self.local_addr, "all sessions closed");
     }
 
+    fn on_shard_batch(&mut self, batch: ShardBatch, outbox: &mut SocketOutbox) {
+        let now = Instant::now();
+        for message in batch {
+            self.sfu.handle_shard_message(message, now, outbox);
+        }
+        self.pass_events();
+    }
+
+    /// Passes on the core's events, and its messages to other shards, one batch per shard.
     fn pass_events(&mut self) {
         while let Some(event) = self.sfu.poll_event() {
             let _ = self.events.send(event);
         }
-    }
-}
-
-/// The socket, with a backlog for the rare moments its send buffer is full.
-pub(crate) struct SocketOutbox {
-    socket: UdpSocket,
-    backlog: VecDeque<(SocketAddr, Vec<u8>)>,
-    last_error_log: Option<Instant>,
-}
-
-impl SocketOutbox {
-    fn new(socket: UdpSocket) -> Self {
-        SocketOutbox {
-            socket,
-            backlog: VecDeque::new(),
-            last_error_log: None,
-        }
-    }
-
-    fn flush(&mut self) {
-        while let Some((destination, datagram)) = self.backlog.front() {
-            match self.socket.try_send_to(datagram, *destination) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => self.log_error(&e),
-                Ok(_) => {}
-            }
-            self.backlog.pop_front();
-        }
-    }
-
-    fn log_error(&mut self, e: &io::Error) {
-        let now = Instant::now();
-        if self
-            .last_error_log
-            .is_none_or(|t| now >= t + ERROR_LOG_INTERVAL)
-        {
-            self.last_error_log = Some(now);
-            tracing::warn!("send failed: {e}");
-        }
-    }
-}
-
-impl Outbox for SocketOutbox {
-    fn send(&mut self, destination: SocketAddr, datagram: &[u8]) {
-        if self.backlog.is_empty() {
-            match self.socket.try_send_to(datagram, destination) {
-                Ok(_) => return,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    self.log_error(&e);
-                    return;
-                }
+        while let Some((shard, message)) = self.sfu.poll_shard_message() {
+            if let Some(batch) = self.outgoing.get_mut(shard) {
+                batch.push(message);
             }
         }
-        if self.backlog.len() >= MAX_SEND_BACKLOG {
-            self.backlog.pop_front();
+        for (shard, batch) in self.outgoing.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let batch = std::mem::take(batch);
+                // A shard that stopped (the relay shuts down) needs nothing any more.
+                let _ = self.links.peers[shard].send(batch);
+            }
         }
-        self.backlog.push_back((destination, datagram.to_vec()));
     }
 }

@@ -4,9 +4,10 @@
 //! stream. The WebRTC protocol work (ICE-lite, DTLS-SRTP, RTP/RTCP) is done by the sans-IO str0m core; this crate
 //! owns the socket, demultiplexes datagrams to peers, and routes media between them.
 //!
-//! All str0m `Rtc` instances live in the sans-IO core (`sfu`), driven with the socket and the clock by one dedicated
-//! I/O thread (`io_loop`). The async methods of [`Relay`] send commands to that thread and await its replies, so
-//! nothing blocking runs on the caller's runtime.
+//! All str0m `Rtc` instances live in sans-IO cores (`sfu`), each driven with its own socket on the one port and the
+//! clock by a dedicated I/O thread (`io_loop`); there are as many as [`RelayConfig::io_threads`] says, by default one
+//! per core (`shard` describes how they share the work). The async methods of [`Relay`] send commands to those
+//! threads and await their replies, so nothing blocking runs on the caller's runtime.
 
 mod counters;
 mod fec;
@@ -26,6 +27,8 @@ mod session;
 mod sfu;
 #[cfg(test)]
 mod sfu_tests;
+mod shard;
+mod socket_outbox;
 mod thread_cpu;
 
 use std::io;
@@ -36,7 +39,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::counters::Counters;
-use crate::io_loop::{Command, IoLoop};
+use crate::io_loop::{Command, IoLoop, ShardLinks};
+use crate::shard::{Placement, ShardLoad, MAX_SHARDS};
 use crate::thread_cpu::ThreadCpuClock;
 
 /// Where the relay listens and what it announces in its ICE candidate.
@@ -47,6 +51,23 @@ pub struct RelayConfig {
     /// The address put in the ICE candidate of every SDP answer (for a server behind NAT, or an impairment relay in
     /// front of it). Defaults to the bound address.
     pub announce: Option<SocketAddr>,
+    /// I/O threads serving the port, each with its own socket (SO_REUSEPORT: the kernel spreads peers over them by
+    /// address). `0` means one per core. Other systems than Linux use one.
+    pub io_threads: usize,
+}
+
+impl RelayConfig {
+    /// The I/O threads the relay will run.
+    pub fn io_thread_count(&self) -> usize {
+        if !cfg!(target_os = "linux") {
+            return 1;
+        }
+        let threads = match self.io_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        threads.min(MAX_SHARDS)
+    }
 }
 
 /// Timing knobs of the relay; [`Relay::start`] uses the defaults.
@@ -141,6 +162,10 @@ pub struct RelayMetrics {
     pub receiver_estimates: u64,
     /// Datagrams no session would take: garbage, unknown senders, or input a session rejected.
     pub datagrams_dropped: u64,
+    /// Packets an I/O thread dropped because it fell behind: handed to it by another I/O thread (media to forward,
+    /// a datagram of one of its peers) longer ago than is of any use. Under overload the relay drops instead of
+    /// delaying, as a full socket buffer does.
+    pub overload_drops: u64,
 }
 
 /// What happens to sessions, for the signaling side.
@@ -162,12 +187,14 @@ pub struct Relay {
 }
 
 struct Inner {
-    commands: mpsc::UnboundedSender<Command>,
+    /// Each I/O thread's commands, by shard.
+    shards: Vec<mpsc::UnboundedSender<Command>>,
+    load: Arc<ShardLoad>,
     events: broadcast::Sender<RelayEvent>,
     counters: Arc<Counters>,
     local_addr: SocketAddr,
     announced_addr: SocketAddr,
-    io_thread_cpu: ThreadCpuClock,
+    io_thread_cpu: Vec<ThreadCpuClock>,
 }
 
 /// How many session events a slow subscriber may lag behind before it misses some.
@@ -187,47 +214,76 @@ impl Relay {
         config: RelayConfig,
         options: RelayOptions,
     ) -> io::Result<Relay> {
-        let socket = bind_socket(config.bind)?;
-        let local_addr = socket.local_addr()?;
+        let threads = config.io_thread_count();
+        let sockets = bind_sockets(config.bind, threads)?;
+        let local_addr = sockets[0].local_addr()?;
         let announced_addr = config.announce.unwrap_or(local_addr);
         if announced_addr.ip().is_unspecified() {
             tracing::warn!(%announced_addr, "the relay announces an unspecified address; set RelayConfig::announce");
         }
 
-        let (commands, command_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let counters = Arc::new(Counters::default());
-        let io_thread_cpu = ThreadCpuClock::default();
-        let (ready_tx, ready_rx) = oneshot::channel();
-
-        let io_loop = IoLoop::new(
-            local_addr,
-            announced_addr,
-            options,
-            command_rx,
-            events.clone(),
-            counters.clone(),
-        )
-        .map_err(|e| io::Error::other(format!("relay setup failed: {e}")))?;
-        let cpu_clock = io_thread_cpu.clone();
-        std::thread::Builder::new()
-            .name("zego-relay-io".into())
-            .spawn(move || io_loop::run_thread(io_loop, socket, cpu_clock, ready_tx))?;
-        ready_rx
-            .await
-            .map_err(|_| io::Error::other("the relay I/O thread died while starting"))??;
-
-        tracing::info!(%local_addr, %announced_addr, "media relay started");
-        Ok(Relay {
+        let load = ShardLoad::new(threads);
+        let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) =
+            (0..threads).map(|_| mpsc::unbounded_channel()).unzip();
+        let mut shards = Vec::with_capacity(threads);
+        let mut io_thread_cpu = Vec::with_capacity(threads);
+        let mut started = Vec::with_capacity(threads);
+        for (shard, (socket, inbox)) in sockets.into_iter().zip(inbox_rx).enumerate() {
+            let (commands, command_rx) = mpsc::unbounded_channel();
+            let links = ShardLinks {
+                inbox,
+                peers: inbox_tx.clone(),
+            };
+            let io_loop = IoLoop::new(
+                local_addr,
+                announced_addr,
+                options.clone(),
+                Placement {
+                    shard,
+                    shards: threads,
+                },
+                load.clone(),
+                command_rx,
+                links,
+                events.clone(),
+                counters.clone(),
+            )
+            .map_err(|e| io::Error::other(format!("relay setup failed: {e}")))?;
+            let cpu_clock = ThreadCpuClock::default();
+            let thread_clock = cpu_clock.clone();
+            let (ready_tx, ready_rx) = oneshot::channel();
+            std::thread::Builder::new()
+                .name(format!("zego-relay-io-{shard}"))
+                .spawn(move || io_loop::run_thread(io_loop, socket, thread_clock, ready_tx))?;
+            shards.push(commands);
+            io_thread_cpu.push(cpu_clock);
+            started.push(ready_rx);
+        }
+        let relay = Relay {
             inner: Arc::new(Inner {
-                commands,
+                shards,
+                load,
                 events,
                 counters,
                 local_addr,
                 announced_addr,
                 io_thread_cpu,
             }),
-        })
+        };
+        for ready in started {
+            let ready = ready
+                .await
+                .map_err(|_| io::Error::other("a relay I/O thread died while starting"));
+            if let Err(e) = ready.and_then(|r| r) {
+                relay.shutdown().await;
+                return Err(e);
+            }
+        }
+
+        tracing::info!(%local_addr, %announced_addr, io_threads = threads, "media relay started");
+        Ok(relay)
     }
 
     /// The bound UDP address.
@@ -250,34 +306,57 @@ impl Relay {
         offer_sdp: &str,
     ) -> Result<(SessionId, String), RelayError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Publish {
-            key,
-            offer: offer_sdp.to_owned(),
-            reply,
-        })?;
+        let origin = shard::origin_of(&key, self.inner.shards.len());
+        self.send(
+            origin,
+            Command::Publish {
+                key,
+                offer: offer_sdp.to_owned(),
+                reply,
+            },
+        )?;
         answer.await.map_err(|_| RelayError::Closed)?
     }
 
     /// Accepts a player's offer (receive-only video + audio) for a published stream and returns its session and the
-    /// SDP answer. The publisher is asked for a keyframe at once (throttled per stream).
+    /// SDP answer. The publisher is asked for a keyframe at once (throttled per stream). The player goes to the I/O
+    /// thread with the fewest sessions.
     pub async fn play(
         &self,
         key: StreamKey,
         offer_sdp: &str,
     ) -> Result<(SessionId, String), RelayError> {
+        let origin = shard::origin_of(&key, self.inner.shards.len());
+        let shard = self.inner.load.least_loaded(origin);
+        if shard != origin {
+            let (reply, published) = oneshot::channel();
+            self.send(
+                origin,
+                Command::IsPublished {
+                    key: key.clone(),
+                    reply,
+                },
+            )?;
+            if !published.await.map_err(|_| RelayError::Closed)? {
+                return Err(RelayError::StreamNotPublished);
+            }
+        }
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Play {
-            key,
-            offer: offer_sdp.to_owned(),
-            reply,
-        })?;
+        self.send(
+            shard,
+            Command::Play {
+                key,
+                offer: offer_sdp.to_owned(),
+                reply,
+            },
+        )?;
         answer.await.map_err(|_| RelayError::Closed)?
     }
 
     /// Ends a session. Closing a publisher stops the media of its players; the signaling side tells them.
     pub fn close_session(&self, id: SessionId) {
         // After shutdown there is nothing left to close.
-        let _ = self.send(Command::Close(id));
+        let _ = self.send(shard::shard_of_session(id), Command::Close(id));
     }
 
     /// Session events (connected / disconnected).
@@ -289,31 +368,74 @@ impl Relay {
         self.inner.counters.snapshot()
     }
 
-    /// CPU time the relay's I/O thread has used so far (Linux; `None` elsewhere or once the thread has ended).
+    /// CPU time the relay's I/O threads have used so far, together (Linux; `None` elsewhere or once they ended).
     pub fn io_thread_cpu_time(&self) -> Option<Duration> {
-        self.inner.io_thread_cpu.cpu_time()
+        self.io_thread_cpu_times().into_iter().sum()
     }
 
-    /// Closes every session and stops the I/O thread.
+    /// CPU time of each I/O thread so far, by thread.
+    pub fn io_thread_cpu_times(&self) -> Vec<Option<Duration>> {
+        self.inner
+            .io_thread_cpu
+            .iter()
+            .map(ThreadCpuClock::cpu_time)
+            .collect()
+    }
+
+    /// The I/O threads serving the port.
+    pub fn io_threads(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The I/O thread (from 0) that serves a session.
+    pub fn io_thread_of(&self, id: SessionId) -> usize {
+        shard::shard_of_session(id)
+    }
+
+    /// Closes every session and stops the I/O threads.
     pub async fn shutdown(&self) {
-        let (reply, done) = oneshot::channel();
-        if self.send(Command::Shutdown { reply }).is_ok() {
+        let mut stopped = Vec::new();
+        for shard in 0..self.inner.shards.len() {
+            let (reply, done) = oneshot::channel();
+            if self.send(shard, Command::Shutdown { reply }).is_ok() {
+                stopped.push(done);
+            }
+        }
+        for done in stopped {
             let _ = done.await;
         }
     }
 
-    fn send(&self, command: Command) -> Result<(), RelayError> {
-        self.inner
-            .commands
+    fn send(&self, shard: usize, command: Command) -> Result<(), RelayError> {
+        self.inner.shards[shard]
             .send(command)
             .map_err(|_| RelayError::Closed)
     }
 }
 
-fn bind_socket(bind: SocketAddr) -> io::Result<std::net::UdpSocket> {
+/// The relay's sockets, all on one port: the first binds the address asked for (its port may be chosen by the
+/// system), the others the same address and port.
+fn bind_sockets(bind: SocketAddr, count: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+    let reuse_port = count > 1;
+    let first = bind_socket(bind, reuse_port)?;
+    let bound = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_socket(bound, reuse_port)?);
+    }
+    Ok(sockets)
+}
+
+fn bind_socket(bind: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
 
     let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
     // Best effort: a smaller buffer still works, it just absorbs shorter bursts.
     if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
         tracing::debug!("could not enlarge the receive buffer: {e}");

@@ -1,10 +1,12 @@
 //! One published stream: who publishes it, who plays it, and its keyframe requests.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::fec::MediaPacket;
 use crate::keyframe::KeyframeThrottle;
 use crate::keyframe_cache::KeyframeCache;
+use crate::shard::ShardId;
 use crate::SessionId;
 
 /// A player's downlink estimate counts this long after it came (players repeat theirs every 500 ms while their
@@ -15,8 +17,17 @@ const ESTIMATE_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(crate) struct Route {
+    /// `None` on the stream's origin shard; on a mirror, the origin it subscribed to (see `shard`).
+    pub origin: Option<ShardId>,
+    /// The publisher's session: on the origin, one of this shard's; on a mirror, the origin's, as it last said.
     pub publisher: Option<SessionId>,
+    /// This shard's players.
     pub players: Vec<SessionId>,
+    /// Origin: the mirrors, as (shard, its route there).
+    pub subscribers: Vec<(ShardId, u64)>,
+    /// Origin: the latest downlink estimates of the mirrors' players (bits per second, and when each came).
+    pub remote_estimates: HashMap<SessionId, (u64, Instant)>,
+    /// Origin: keyframe requests to the publisher. A mirror passes its players' wishes to the origin.
     pub keyframes: KeyframeThrottle,
     /// The newest keyframe, for players that join.
     pub cached: KeyframeCache,
@@ -32,8 +43,11 @@ pub(crate) struct Route {
 impl Route {
     pub fn new(keyframe_interval: Duration) -> Self {
         Route {
+            origin: None,
             publisher: None,
             players: Vec::new(),
+            subscribers: Vec::new(),
+            remote_estimates: HashMap::new(),
             keyframes: KeyframeThrottle::new(keyframe_interval),
             cached: KeyframeCache::default(),
             estimate_sent: None,
@@ -93,13 +107,22 @@ impl Route {
         (!held).then_some(lowest)
     }
 
+    /// Origin: keeps a mirror's player's estimate, forgetting those too old to count.
+    pub fn remote_estimate(&mut self, player: SessionId, bps: u64, at: Instant) {
+        self.remote_estimates
+            .retain(|_, &mut (_, t)| at.saturating_duration_since(t) <= ESTIMATE_FRESH);
+        self.remote_estimates.insert(player, (bps, at));
+    }
+
     pub fn remove_player(&mut self, id: SessionId) {
         self.players.retain(|&p| p != id);
     }
 
-    /// A route without publisher and players is forgotten.
+    /// A route is forgotten when it serves nobody: on the origin, no publisher, players or mirrors; on a mirror,
+    /// no players.
     pub fn is_empty(&self) -> bool {
-        self.publisher.is_none() && self.players.is_empty()
+        let publisher_here = self.origin.is_none() && self.publisher.is_some();
+        !publisher_here && self.players.is_empty() && self.subscribers.is_empty()
     }
 }
 

@@ -10,7 +10,7 @@ use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpWrite, Ssrc, StreamRx};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::counters::Counters;
 use crate::fec::{FecReceiver, FecSender, MediaPacket};
@@ -18,6 +18,7 @@ use crate::fec_sdp;
 use crate::msid_sdp;
 use crate::offer;
 use crate::rewrite::{SeqTimeRewriter, SourceId};
+use crate::shard::{self, ShardId};
 use crate::{RelayError, SessionId};
 use zego_rtp::{
     AUDIO_CLOCK_RATE, H264_PAYLOAD_TYPE, H264_PROFILE_LEVEL_ID, H264_RTX_PAYLOAD_TYPE,
@@ -61,16 +62,17 @@ const H264_FORMATS: &[(u8, u8, bool, u32)] = &[
     (116, 117, false, 0x640c1f),
 ];
 
-/// What every session shares: crypto, one DTLS certificate (generating one per peer would cost a key generation
-/// per join), and the address to announce.
+/// What every session of a shard shares: crypto, one DTLS certificate (generating one per peer would cost a key
+/// generation per join), the address to announce, and the shard's prefix of ICE ufrags.
 pub(crate) struct RtcEnv {
     pub crypto: Arc<CryptoProvider>,
     pub cert: DtlsCert,
     pub announced: SocketAddr,
+    ufrag_prefix: String,
 }
 
 impl RtcEnv {
-    pub fn new(announced: SocketAddr) -> Result<Self, String> {
+    pub fn new(announced: SocketAddr, shard: ShardId) -> Result<Self, String> {
         let crypto = Arc::new(str0m::crypto::from_feature_flags());
         let cert = crypto
             .dtls_provider
@@ -80,11 +82,19 @@ impl RtcEnv {
             crypto,
             cert,
             announced,
+            ufrag_prefix: shard::ufrag_prefix(shard),
         })
     }
 
     fn new_rtc(&self, role: RoleKind, fec_pt: Option<u8>, now: Instant) -> Rtc {
+        // The ufrag names the shard, so that a peer's STUN read by another shard's socket finds its session.
+        let random = IceCreds::new();
+        let credentials = IceCreds {
+            ufrag: format!("{}{}", self.ufrag_prefix, random.ufrag),
+            pass: random.pass,
+        };
         let mut config = Rtc::builder()
+            .set_local_ice_credentials(credentials)
             .set_ice_lite(true)
             // Packets are forwarded as they arrive instead of being reassembled into frames.
             .set_rtp_mode(true)
@@ -907,7 +917,7 @@ mod tests {
 
     #[test]
     fn a_video_section_offering_only_audio_is_answered_as_rejected() {
-        let env = RtcEnv::new(SocketAddr::from(([127, 0, 0, 1], 5004))).unwrap();
+        let env = RtcEnv::new(SocketAddr::from(([127, 0, 0, 1], 5004)), 0).unwrap();
         for (role, direction) in [
             (RoleKind::Player, "recvonly"),
             (RoleKind::Publisher, "sendonly"),

@@ -3,7 +3,8 @@
 //! writes datagrams to an [`Outbox`]; `io_loop` owns the socket and the clock.
 //!
 //! Datagrams go out through the outbox as they are made, without a copy per packet; events queue for
-//! [`Sfu::poll_event`].
+//! [`Sfu::poll_event`]. A relay on several I/O threads runs one core per thread; what they tell each other queues
+//! for [`Sfu::poll_shard_message`] and comes in through [`Sfu::handle_shard_message`] (see `shard`).
 
 use std::collections::{HashMap, VecDeque};
 use std::mem;
@@ -21,6 +22,7 @@ use crate::keyframe_cache;
 use crate::route::Route;
 pub(crate) use crate::session::Outbox;
 use crate::session::{self, RoleKind, RtcEnv, Session, SessionOutput};
+use crate::shard::{self, KeyframeWant, Placement, ShardId, ShardLoad, ShardMsg};
 use crate::{RelayError, RelayEvent, RelayOptions, SessionId, StreamKey};
 
 /// Housekeeping (connect/idle/lost timeouts, keyframe retries) runs at least this often.
@@ -36,9 +38,17 @@ pub(crate) struct Sfu {
     options: RelayOptions,
     env: RtcEnv,
     counters: Arc<Counters>,
+    place: Placement,
+    load: Arc<ShardLoad>,
+    /// This shard's publishers and players, as last added to the shared gauges.
+    gauges: (u64, u64),
     sessions: HashMap<SessionId, Session>,
     /// Which session a remote address belongs to, learnt when a session first accepted a datagram from it.
     by_addr: HashMap<SocketAddr, SessionId>,
+    /// Addresses whose datagrams belong to another shard's session, learnt from their STUN.
+    foreign: HashMap<SocketAddr, ShardId>,
+    /// Messages for other shards, oldest first.
+    to_shards: VecDeque<(ShardId, ShardMsg)>,
     routes: HashMap<u64, Route>,
     route_ids: HashMap<StreamKey, u64>,
     next_session_id: SessionId,
@@ -57,19 +67,26 @@ pub(crate) struct Sfu {
 }
 
 impl Sfu {
-    /// `announced` is the address put in every answer's ICE candidate.
+    /// `announced` is the address put in every answer's ICE candidate; `place` is this core's shard.
     pub fn new(
         announced: SocketAddr,
         options: RelayOptions,
         counters: Arc<Counters>,
+        place: Placement,
+        load: Arc<ShardLoad>,
         now: Instant,
     ) -> Result<Sfu, String> {
         Ok(Sfu {
             options,
-            env: RtcEnv::new(announced)?,
+            env: RtcEnv::new(announced, place.shard)?,
             counters,
+            place,
+            load,
+            gauges: (0, 0),
             sessions: HashMap::new(),
             by_addr: HashMap::new(),
+            foreign: HashMap::new(),
+            to_shards: VecDeque::new(),
             routes: HashMap::new(),
             route_ids: HashMap::new(),
             next_session_id: 1,
@@ -112,6 +129,19 @@ impl Sfu {
         self.events.pop_front()
     }
 
+    /// The next message for another shard, with its shard.
+    pub fn poll_shard_message(&mut self) -> Option<(ShardId, ShardMsg)> {
+        self.to_shards.pop_front()
+    }
+
+    /// Whether the stream has a publisher (asked of its origin shard).
+    pub fn is_published(&self, key: &StreamKey) -> bool {
+        self.route_ids
+            .get(key)
+            .and_then(|r| self.routes.get(r))
+            .is_some_and(|r| r.origin.is_none() && r.publisher.is_some())
+    }
+
     /// The metrics so far.
     #[cfg(test)]
     pub fn counters_snapshot(&self) -> crate::RelayMetrics {
@@ -124,6 +154,12 @@ impl Sfu {
         self.sessions.len()
     }
 
+    /// The number of streams with a route on this shard.
+    #[cfg(test)]
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
     pub fn publish(
         &mut self,
         key: StreamKey,
@@ -131,7 +167,8 @@ impl Sfu {
         now: Instant,
         outbox: &mut impl Outbox,
     ) -> Result<(SessionId, String), RelayError> {
-        let id = self.next_session_id;
+        debug_assert_eq!(self.place.origin_of(&key), self.place.shard);
+        let id = self.place.session_id(self.next_session_id);
         let (mut session, answer) = Session::accept(
             id,
             RoleKind::Publisher,
@@ -171,8 +208,16 @@ impl Sfu {
                 player.restart_video();
             }
         }
-        if !route.players.is_empty() {
+        if !route.players.is_empty() || !route.subscribers.is_empty() {
             route.keyframes.want();
+        }
+        for &(shard, mirror) in &route.subscribers {
+            let publisher = Some(id);
+            let message = ShardMsg::Publisher {
+                route: mirror,
+                publisher,
+            };
+            self.to_shards.push_back((shard, message));
         }
         self.sessions.insert(id, session);
         self.update_gauges();
@@ -188,38 +233,59 @@ impl Sfu {
         now: Instant,
         outbox: &mut impl Outbox,
     ) -> Result<(SessionId, String), RelayError> {
-        let route_id = *self
-            .route_ids
-            .get(&key)
-            .ok_or(RelayError::StreamNotPublished)?;
-        if self
-            .routes
-            .get(&route_id)
-            .is_none_or(|r| r.publisher.is_none())
-        {
+        // A player on another shard than the stream's origin was placed there after the origin said the stream is
+        // published (see `Relay::play`).
+        let origin = self.place.origin_of(&key);
+        if origin == self.place.shard && !self.is_published(&key) {
             return Err(RelayError::StreamNotPublished);
         }
-        let id = self.next_session_id;
+        let id = self.place.session_id(self.next_session_id);
         let (mut session, answer) =
             Session::accept(id, RoleKind::Player, &key.stream_id, offer, &self.env, now)?;
         self.next_session_id += 1;
+        let route_id = if origin == self.place.shard {
+            self.route_id(&key)
+        } else {
+            self.mirror_route_id(&key, origin)
+        };
         session.route = route_id;
         self.sessions.insert(id, session);
         // Unless the stream's keyframe is cached, asked for now, while the player connects, so that the keyframe
         // usually arrives just after: the encoder needs its next captured frame and an encode. If it passes before
         // the player could receive it, the player asks again on connecting (see `on_connected`), after the short
         // join interval.
+        let mut cached = false;
         if let Some(route) = self.routes.get_mut(&route_id) {
             route.players.push(id);
-            if route.cached_keyframe().is_none() {
-                route.keyframes.want_for_join();
-            }
+            cached = route.cached_keyframe().is_some();
         }
-        self.serve_keyframe_request(route_id, now, outbox);
+        if !cached {
+            self.want_keyframe(route_id, KeyframeWant::Join, now, outbox);
+        }
         self.update_gauges();
         tracing::info!(session = id, ?key, "player session created");
         self.act_on_outputs(now, outbox);
         Ok((id, answer))
+    }
+
+    /// The route of players of a stream published on shard `origin`: made, and subscribed to the origin, with the
+    /// shard's first player of it.
+    fn mirror_route_id(&mut self, key: &StreamKey, origin: ShardId) -> u64 {
+        if let Some(&id) = self.route_ids.get(key) {
+            return id;
+        }
+        let id = self.route_id(key);
+        if let Some(route) = self.routes.get_mut(&id) {
+            route.origin = Some(origin);
+        }
+        let subscribe = ShardMsg::Subscribe {
+            key: key.clone(),
+            shard: self.place.shard,
+            route: id,
+            on: true,
+        };
+        self.to_shards.push_back((origin, subscribe));
+        id
     }
 
     fn route_id(&mut self, key: &StreamKey) -> u64 {
@@ -234,12 +300,26 @@ impl Sfu {
         id
     }
 
+    /// A datagram this shard's socket read.
     pub fn handle_datagram(
         &mut self,
         data: &[u8],
         source: SocketAddr,
         now: Instant,
         outbox: &mut impl Outbox,
+    ) {
+        self.receive(data, source, now, outbox, false);
+    }
+
+    /// A datagram of one of this shard's sessions, or one to hand to the shard whose session it is. One handed
+    /// over by another shard is never handed on.
+    fn receive(
+        &mut self,
+        data: &[u8],
+        source: SocketAddr,
+        now: Instant,
+        outbox: &mut impl Outbox,
+        handed_over: bool,
     ) {
         let Ok(contents) = DatagramRecv::try_from(data) else {
             self.drop_datagram(now, source, "not STUN, DTLS or RTP");
@@ -255,6 +335,18 @@ impl Sfu {
         let id = match known {
             Some(id) => id,
             None => {
+                if !handed_over {
+                    if let Some(owner) = self.owner_elsewhere(data, source) {
+                        let data = data.to_vec();
+                        let message = ShardMsg::Datagram {
+                            data,
+                            source,
+                            at: now,
+                        };
+                        self.to_shards.push_back((owner, message));
+                        return;
+                    }
+                }
                 // A new address: STUN names its session by ICE credentials.
                 let Some(session) = self
                     .sessions
@@ -266,6 +358,7 @@ impl Sfu {
                 };
                 session.addrs.push(source);
                 self.by_addr.insert(source, session.id);
+                self.foreign.remove(&source);
                 session.id
             }
         };
@@ -286,6 +379,151 @@ impl Sfu {
         }
     }
 
+    /// The shard whose session a datagram of an address this shard knows no session of is for: the one its STUN
+    /// names, and then the one the address's STUN named.
+    fn owner_elsewhere(&mut self, data: &[u8], source: SocketAddr) -> Option<ShardId> {
+        if self.place.shards == 1 {
+            return None;
+        }
+        match shard::shard_of_stun(data) {
+            Some(owner) if owner == self.place.shard || owner >= self.place.shards => None,
+            Some(owner) => {
+                self.foreign.insert(source, owner);
+                Some(owner)
+            }
+            None => self.foreign.get(&source).copied(),
+        }
+    }
+
+    /// What another shard's core says.
+    pub fn handle_shard_message(
+        &mut self,
+        message: ShardMsg,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) {
+        match message {
+            ShardMsg::Datagram { data, source, at } => {
+                if now.saturating_duration_since(at) > shard::MAX_HANDOVER_DELAY {
+                    Counters::add(&self.counters.overload_drops, 1);
+                    return;
+                }
+                self.receive(&data, source, at.min(now), outbox, true);
+                return;
+            }
+            ShardMsg::Forget { shard, addrs } => {
+                // An address a later session on another shard took meanwhile stays with that one.
+                for addr in addrs {
+                    if self.foreign.get(&addr) == Some(&shard) {
+                        self.foreign.remove(&addr);
+                    }
+                }
+            }
+            ShardMsg::Subscribe {
+                key,
+                shard,
+                route: mirror,
+                on,
+            } => self.on_subscribe(key, shard, mirror, on, now),
+            ShardMsg::Publisher { route, publisher } => {
+                let Some(route) = self.routes.get_mut(&route) else {
+                    return;
+                };
+                route.publisher = publisher;
+                route.cached.clear();
+                for player in &route.players {
+                    if let Some(player) = self.sessions.get_mut(player) {
+                        player.restart_video();
+                    }
+                }
+            }
+            ShardMsg::Media {
+                route,
+                from,
+                kind,
+                packet,
+                opens_keyframe,
+                at,
+            } => {
+                if now.saturating_duration_since(at) > shard::MAX_HANDOVER_DELAY {
+                    Counters::add(&self.counters.overload_drops, 1);
+                    return;
+                }
+                self.fan_out(route, from, kind, &packet, opens_keyframe, outbox)
+            }
+            ShardMsg::Keyframe { key, want } => {
+                if let Some(&route_id) = self.route_ids.get(&key) {
+                    self.want_keyframe(route_id, want, now, outbox);
+                }
+            }
+            ShardMsg::Estimate {
+                key,
+                player,
+                bps,
+                at,
+            } => {
+                let Some(&route_id) = self.route_ids.get(&key) else {
+                    return;
+                };
+                if let Some(route) = self.routes.get_mut(&route_id) {
+                    route.remote_estimate(player, bps, at);
+                }
+                self.pass_receiver_estimate(route_id, now, outbox);
+            }
+        }
+        self.act_on_outputs(now, outbox);
+    }
+
+    /// Origin: a mirror has players of the stream now, or none any more. A new mirror is told the publisher and
+    /// given the cached keyframe, for its players to start from.
+    fn on_subscribe(
+        &mut self,
+        key: StreamKey,
+        shard: ShardId,
+        mirror: u64,
+        on: bool,
+        now: Instant,
+    ) {
+        if !on {
+            let Some(&route_id) = self.route_ids.get(&key) else {
+                return;
+            };
+            if let Some(route) = self.routes.get_mut(&route_id) {
+                route.subscribers.retain(|&s| s != (shard, mirror));
+                if route.is_empty() {
+                    self.forget_route(route_id);
+                }
+            }
+            return;
+        }
+        let route_id = self.route_id(&key);
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return;
+        };
+        route.subscribers.push((shard, mirror));
+        let publisher = route.publisher;
+        self.to_shards.push_back((
+            shard,
+            ShardMsg::Publisher {
+                route: mirror,
+                publisher,
+            },
+        ));
+        if let Some((from, keyframe)) = route.cached_keyframe() {
+            for (i, packet) in keyframe.iter().enumerate() {
+                let media = ShardMsg::Media {
+                    route: mirror,
+                    from,
+                    kind: MediaKind::Video,
+                    packet: packet.clone(),
+                    opens_keyframe: i == 0,
+                    at: now,
+                };
+                self.to_shards.push_back((shard, media));
+            }
+        }
+    }
+
     /// Acts on what sessions reported until nothing is left (acting may make more).
     fn act_on_outputs(&mut self, now: Instant, outbox: &mut impl Outbox) {
         // Two buffers swapped back and forth keep their capacity: no allocation per packet.
@@ -301,10 +539,7 @@ impl Sfu {
                         let Some(route_id) = self.sessions.get(&id).map(|s| s.route) else {
                             continue;
                         };
-                        if let Some(route) = self.routes.get_mut(&route_id) {
-                            route.keyframes.want();
-                        }
-                        self.serve_keyframe_request(route_id, now, outbox);
+                        self.want_keyframe(route_id, KeyframeWant::Now, now, outbox);
                     }
                     SessionOutput::DownlinkEstimate(bps) => {
                         let Some(session) = self.sessions.get_mut(&id) else {
@@ -312,7 +547,19 @@ impl Sfu {
                         };
                         session.downlink_estimate = Some((bps, now));
                         let route_id = session.route;
-                        self.pass_receiver_estimate(route_id, now, outbox);
+                        let origin = self.routes.get(&route_id).and_then(|r| r.origin);
+                        match (origin, self.route_key(route_id)) {
+                            (Some(origin), Some(key)) => {
+                                let message = ShardMsg::Estimate {
+                                    key,
+                                    player: id,
+                                    bps,
+                                    at: now,
+                                };
+                                self.to_shards.push_back((origin, message));
+                            }
+                            _ => self.pass_receiver_estimate(route_id, now, outbox),
+                        }
                     }
                 }
             }
@@ -351,14 +598,54 @@ impl Sfu {
         }
         // A keyframe that went by before this player could receive it was lost on it: ask again unless a request
         // is still on its way (its keyframe will reach this player too).
-        let longest = self.options.keyframe_retry_after;
-        if let Some(route) = self.routes.get_mut(&route_id) {
-            let retry = route.keyframes.retry_after(longest);
-            if !route.keyframes.in_flight(now, retry) {
-                route.keyframes.want_for_join();
+        self.want_keyframe(route_id, KeyframeWant::JoinUnlessInFlight, now, outbox);
+    }
+
+    /// Players of a route want a keyframe: on the origin, the throttle decides when the publisher is asked; a
+    /// mirror tells the origin.
+    fn want_keyframe(
+        &mut self,
+        route_id: u64,
+        want: KeyframeWant,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) {
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return;
+        };
+        if let Some(origin) = route.origin {
+            if let Some(key) = self.route_key(route_id) {
+                self.to_shards
+                    .push_back((origin, ShardMsg::Keyframe { key, want }));
+            }
+            return;
+        }
+        let throttle = &mut route.keyframes;
+        match want {
+            KeyframeWant::Now => throttle.want(),
+            KeyframeWant::Join => throttle.want_for_join(),
+            KeyframeWant::JoinUnlessInFlight => {
+                let retry = throttle.retry_after(self.options.keyframe_retry_after);
+                if !throttle.in_flight(now, retry) {
+                    throttle.want_for_join();
+                }
+            }
+            KeyframeWant::Retry => {
+                let retry = throttle.retry_after(self.options.keyframe_retry_after);
+                if throttle.last_sent().is_none_or(|t| now >= t + retry) {
+                    throttle.want();
+                }
             }
         }
         self.serve_keyframe_request(route_id, now, outbox);
+    }
+
+    /// The stream of a route (a lookup for the rare messages that name a stream, not per packet).
+    fn route_key(&self, route_id: u64) -> Option<StreamKey> {
+        self.route_ids
+            .iter()
+            .find(|(_, &r)| r == route_id)
+            .map(|(key, _)| key.clone())
     }
 
     /// Shows a player that waits for a keyframe its stream's cached one, and asks the publisher for a fresh one to
@@ -404,8 +691,7 @@ impl Sfu {
             "player shown the cached keyframe"
         );
         Counters::add(&self.counters.cached_keyframe_starts, 1);
-        route.keyframes.want_for_join();
-        self.serve_keyframe_request(route_id, now, outbox);
+        self.want_keyframe(route_id, KeyframeWant::Join, now, outbox);
         true
     }
 
@@ -428,15 +714,12 @@ impl Sfu {
             }
             let route_id = session.route;
             if !self.start_from_cache(id, route_id, now, outbox) {
-                if let Some(route) = self.routes.get_mut(&route_id) {
-                    route.keyframes.want_for_join();
-                }
-                self.serve_keyframe_request(route_id, now, outbox);
+                self.want_keyframe(route_id, KeyframeWant::Join, now, outbox);
             }
         }
     }
 
-    /// Writes one publisher packet into every player of its stream.
+    /// Writes one publisher packet into every player of its stream: this shard's, and once into each mirror.
     fn forward(
         &mut self,
         from: SessionId,
@@ -459,6 +742,46 @@ impl Sfu {
         if opens_keyframe {
             route.keyframes.keyframe_seen(now);
         }
+        for &(shard, mirror) in &route.subscribers {
+            let media = ShardMsg::Media {
+                route: mirror,
+                from,
+                kind,
+                packet: packet.clone(),
+                opens_keyframe,
+                at: now,
+            };
+            self.to_shards.push_back((shard, media));
+        }
+        self.fan_out(route_id, from, kind, packet, opens_keyframe, outbox);
+        // A pending keyframe request that could not go out before the publisher's video was known goes now.
+        if kind == MediaKind::Video
+            && self
+                .routes
+                .get(&route_id)
+                .is_some_and(|r| r.keyframes.is_due(now))
+        {
+            self.serve_keyframe_request(route_id, now, outbox);
+        }
+    }
+
+    /// Writes one publisher packet into this shard's players of a route, and keeps it if it is part of the newest
+    /// keyframe.
+    fn fan_out(
+        &mut self,
+        route_id: u64,
+        from: SessionId,
+        kind: MediaKind,
+        packet: &MediaPacket,
+        opens_keyframe: bool,
+        outbox: &mut impl Outbox,
+    ) {
+        let Some(route) = self.routes.get_mut(&route_id) else {
+            return;
+        };
+        if route.publisher != Some(from) {
+            return;
+        }
         if kind == MediaKind::Video {
             route.cached.on_video(from, packet, opens_keyframe);
         }
@@ -474,10 +797,6 @@ impl Sfu {
                     self.dirty.push(*player_id);
                 }
             }
-        }
-        // A pending keyframe request that could not go out before the publisher's video was known goes now.
-        if kind == MediaKind::Video && route.keyframes.is_due(now) {
-            self.serve_keyframe_request(route_id, now, outbox);
         }
     }
 
@@ -507,7 +826,8 @@ impl Sfu {
         let estimates = route
             .players
             .iter()
-            .filter_map(|id| self.sessions.get(id)?.downlink_estimate);
+            .filter_map(|id| self.sessions.get(id)?.downlink_estimate)
+            .chain(route.remote_estimates.values().copied());
         let Some(bps) = route.estimate_to_send(now, estimates) else {
             return;
         };
@@ -570,13 +890,10 @@ impl Sfu {
                 waiting_routes.push(session.route);
             }
         }
+        waiting_routes.sort_unstable();
+        waiting_routes.dedup();
         for route_id in waiting_routes {
-            if let Some(route) = self.routes.get_mut(&route_id) {
-                let retry = route.keyframes.retry_after(options.keyframe_retry_after);
-                if route.keyframes.last_sent().is_none_or(|t| now >= t + retry) {
-                    route.keyframes.want();
-                }
-            }
+            self.want_keyframe(route_id, KeyframeWant::Retry, now, outbox);
         }
         let due: Vec<u64> = self
             .routes
@@ -634,16 +951,31 @@ impl Sfu {
                 self.by_addr.remove(addr);
             }
         }
+        if self.place.shards > 1 && !session.addrs.is_empty() {
+            for shard in (0..self.place.shards).filter(|&s| s != self.place.shard) {
+                let forget = ShardMsg::Forget {
+                    shard: self.place.shard,
+                    addrs: session.addrs.clone(),
+                };
+                self.to_shards.push_back((shard, forget));
+            }
+        }
         self.cached_keyframes_due.remove(&id);
         if let Some(route) = self.routes.get_mut(&session.route) {
             if route.publisher == Some(id) {
                 route.publisher = None;
                 route.cached.clear();
+                for &(shard, mirror) in &route.subscribers {
+                    let message = ShardMsg::Publisher {
+                        route: mirror,
+                        publisher: None,
+                    };
+                    self.to_shards.push_back((shard, message));
+                }
             }
             route.remove_player(id);
             if route.is_empty() {
-                self.routes.remove(&session.route);
-                self.route_ids.retain(|_, &mut r| r != session.route);
+                self.forget_route(session.route);
             }
         }
         self.dirty.retain(|&d| d != id);
@@ -657,6 +989,24 @@ impl Sfu {
         self.events.push_back(event);
     }
 
+    /// Forgets a route that serves nobody; a mirror unsubscribes from its origin.
+    fn forget_route(&mut self, route_id: u64) {
+        let Some(route) = self.routes.remove(&route_id) else {
+            return;
+        };
+        let key = self.route_key(route_id);
+        self.route_ids.retain(|_, &mut r| r != route_id);
+        if let (Some(origin), Some(key)) = (route.origin, key) {
+            let unsubscribe = ShardMsg::Subscribe {
+                key,
+                shard: self.place.shard,
+                route: route_id,
+                on: false,
+            };
+            self.to_shards.push_back((origin, unsubscribe));
+        }
+    }
+
     /// Ends every session gracefully (the relay is shutting down).
     pub fn close_all(&mut self, outbox: &mut impl Outbox) {
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
@@ -665,13 +1015,14 @@ impl Sfu {
         }
     }
 
-    fn update_gauges(&self) {
+    /// This shard's share of the session gauges, and its load for placing players.
+    fn update_gauges(&mut self) {
         let publishers = self.sessions.values().filter(|s| s.is_publisher()).count() as u64;
-        Counters::set(&self.counters.publishers, publishers);
-        Counters::set(
-            &self.counters.players,
-            self.sessions.len() as u64 - publishers,
-        );
+        let players = self.sessions.len() as u64 - publishers;
+        let (old_publishers, old_players) = mem::replace(&mut self.gauges, (publishers, players));
+        Counters::adjust(&self.counters.publishers, old_publishers, publishers);
+        Counters::adjust(&self.counters.players, old_players, players);
+        self.load.set(self.place.shard, self.sessions.len() as u64);
     }
 
     fn drop_datagram(&mut self, now: Instant, source: SocketAddr, why: &str) {

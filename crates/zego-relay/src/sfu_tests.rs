@@ -1,5 +1,7 @@
 //! The relay's core on a fake clock: str0m peers as publisher and player exchange datagrams with an [`Sfu`] in
-//! memory, so forwarding, keyframe requests and timeouts are checked without a socket or real time.
+//! memory, so forwarding, keyframe requests and timeouts are checked without a socket or real time. A sharded relay
+//! is several cores passing their messages to each other, with each peer's datagrams read by the shard its address
+//! lands on, as the kernel would.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::counters::Counters;
 use crate::sfu::{Outbox, Sfu};
+use crate::shard::{Placement, ShardId, ShardLoad};
 use crate::{RelayEvent, RelayOptions, SessionId, StreamKey};
 
 const RELAY: &str = "10.0.0.1:5000";
@@ -39,6 +42,8 @@ struct Peer {
     gone: bool,
     /// The core's SDP answer to its offer.
     answer: String,
+    /// The shard whose socket reads its datagrams.
+    lands_on: ShardId,
 }
 
 impl Peer {
@@ -55,36 +60,80 @@ impl Peer {
     }
 }
 
-/// The core and its peers on one fake clock.
+/// The cores (one per shard) and their peers on one fake clock.
 struct Net {
     now: Instant,
     start: Instant,
-    sfu: Sfu,
+    shards: Vec<Sfu>,
     peers: Vec<Peer>,
     events: Vec<RelayEvent>,
 }
 
+fn key() -> StreamKey {
+    StreamKey {
+        app_id: 1,
+        stream_id: "s".into(),
+    }
+}
+
 impl Net {
     fn new() -> Net {
+        Net::sharded(1)
+    }
+
+    fn sharded(count: usize) -> Net {
         let now = Instant::now();
-        let sfu = Sfu::new(
-            RELAY.parse().unwrap(),
-            RelayOptions::default(),
-            Arc::new(Counters::default()),
-            now,
-        )
-        .unwrap();
+        let counters = Arc::new(Counters::default());
+        let load = ShardLoad::new(count);
+        let shards = (0..count)
+            .map(|shard| {
+                let place = if count == 1 {
+                    Placement::SINGLE
+                } else {
+                    Placement {
+                        shard,
+                        shards: count,
+                    }
+                };
+                let options = RelayOptions::default();
+                Sfu::new(
+                    RELAY.parse().unwrap(),
+                    options,
+                    counters.clone(),
+                    place,
+                    load.clone(),
+                    now,
+                )
+                .unwrap()
+            })
+            .collect();
         Net {
             now,
             start: now,
-            sfu,
+            shards,
             peers: Vec::new(),
             events: Vec::new(),
         }
     }
 
+    fn origin(&self) -> ShardId {
+        crate::shard::origin_of(&key(), self.shards.len())
+    }
+
     /// A peer that offers video in `direction` (and audio), answered by the core as publisher or player.
     fn join(&mut self, publisher: bool) -> (usize, SessionId) {
+        let origin = self.origin();
+        self.join_on(publisher, origin, origin)
+    }
+
+    /// Like [`Net::join`], with the session made on shard `shard` (a publisher's must be the origin), and the
+    /// peer's datagrams read by shard `lands_on`.
+    fn join_on(
+        &mut self,
+        publisher: bool,
+        shard: ShardId,
+        lands_on: ShardId,
+    ) -> (usize, SessionId) {
         let crypto = Arc::new(str0m::crypto::from_feature_flags());
         let mut config = Rtc::builder()
             .set_crypto_provider(crypto)
@@ -107,22 +156,15 @@ impl Net {
         let mid = change.add_media(MediaKind::Video, direction, None, None, None);
         change.add_media(MediaKind::Audio, direction, None, None, None);
         let (offer, pending) = change.apply().unwrap();
-        let key = StreamKey {
-            app_id: 1,
-            stream_id: "s".into(),
-        };
         let mut sent = Sent::default();
+        let core = &mut self.shards[shard];
         let (id, answer) = if publisher {
-            self.sfu
-                .publish(key, &offer.to_sdp_string(), self.now, &mut sent)
+            core.publish(key(), &offer.to_sdp_string(), self.now, &mut sent)
         } else {
-            self.sfu
-                .play(key, &offer.to_sdp_string(), self.now, &mut sent)
+            core.play(key(), &offer.to_sdp_string(), self.now, &mut sent)
         }
         .unwrap();
-        while let Some(event) = self.sfu.poll_event() {
-            self.events.push(event);
-        }
+        self.pass_messages(&mut sent);
         rtc.sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();
@@ -133,6 +175,7 @@ impl Net {
             events: Vec::new(),
             gone: false,
             answer,
+            lands_on,
         });
         self.deliver(sent);
         (self.peers.len() - 1, id)
@@ -147,24 +190,50 @@ impl Net {
                 loop {
                     match peer.rtc.poll_output().unwrap() {
                         Output::Timeout(_) => break,
-                        Output::Transmit(t) => to_core.push((t.source, t.contents.to_vec())),
+                        Output::Transmit(t) => {
+                            to_core.push((peer.lands_on, t.source, t.contents.to_vec()))
+                        }
                         Output::Event(e) => peer.events.push(e),
                     }
                 }
             }
             let mut sent = Sent::default();
-            for (source, datagram) in &to_core {
-                self.sfu
-                    .handle_datagram(datagram, *source, self.now, &mut sent);
+            for (shard, source, datagram) in &to_core {
+                self.shards[*shard].handle_datagram(datagram, *source, self.now, &mut sent);
             }
-            self.sfu.handle_timeout(self.now, &mut sent);
-            while let Some(event) = self.sfu.poll_event() {
-                self.events.push(event);
+            let messages = self.pass_messages(&mut sent);
+            for core in &mut self.shards {
+                core.handle_timeout(self.now, &mut sent);
             }
-            if to_core.is_empty() && sent.0.is_empty() {
+            let messages = messages + self.pass_messages(&mut sent);
+            if to_core.is_empty() && sent.0.is_empty() && messages == 0 {
                 return;
             }
             self.deliver(sent);
+        }
+    }
+
+    /// Delivers what the cores tell each other until they are quiet, and collects their events; returns how many
+    /// messages went.
+    fn pass_messages(&mut self, sent: &mut Sent) -> usize {
+        let mut passed = 0;
+        loop {
+            let mut messages = Vec::new();
+            for core in &mut self.shards {
+                while let Some(event) = core.poll_event() {
+                    self.events.push(event);
+                }
+                while let Some(message) = core.poll_shard_message() {
+                    messages.push(message);
+                }
+            }
+            if messages.is_empty() {
+                return passed;
+            }
+            passed += messages.len();
+            for (shard, message) in messages {
+                self.shards[shard].handle_shard_message(message, self.now, sent);
+            }
         }
     }
 
@@ -207,6 +276,17 @@ impl Net {
             self.now += Duration::from_millis(5);
             self.settle();
         }
+    }
+
+    /// A keyframe tagged `first` and delta frames up to `end` (exclusive) from peer `from`, 33 ms apart, and the
+    /// time for the last to arrive.
+    fn send_gop(&mut self, from: usize, first: u32, end: u32) {
+        self.send_frame(from, true, first);
+        for n in first + 1..end {
+            self.run_for(Duration::from_millis(33));
+            self.send_frame(from, false, n);
+        }
+        self.run_for(Duration::from_millis(100));
     }
 
     /// One frame of video from peer `from`: a keyframe (SPS, PPS, IDR) or a delta frame, in Annex B.
@@ -310,12 +390,7 @@ fn a_player_joining_mid_gop_is_shown_the_cached_keyframe_then_goes_on_from_a_fre
     };
     let shown = first_time(&net).expect("the cached keyframe arrived before the live one");
     assert_eq!(tags(&net.peers[player]), [0], "the cached keyframe only");
-    net.send_frame(publisher, true, 100);
-    for n in 101..106 {
-        net.run_for(Duration::from_millis(33));
-        net.send_frame(publisher, false, n);
-    }
-    net.run_for(Duration::from_millis(100));
+    net.send_gop(publisher, 100, 106);
 
     let tags = tags(&net.peers[player]);
     assert_eq!(
@@ -341,7 +416,7 @@ fn a_player_joining_mid_gop_is_shown_the_cached_keyframe_then_goes_on_from_a_fre
         times.windows(2).skip(1).all(|w| w[1] - w[0] == 3150),
         "{times:?}"
     );
-    assert_eq!(net.sfu.counters_snapshot().cached_keyframe_starts, 1);
+    assert_eq!(net.shards[0].counters_snapshot().cached_keyframe_starts, 1);
 }
 
 #[test]
@@ -360,12 +435,7 @@ fn a_players_join_asks_the_publisher_for_a_keyframe_when_none_is_cached() {
     assert!(net.events.contains(&RelayEvent::Connected(player_id)));
 
     // The publisher answers the request with a keyframe; delta frames follow.
-    net.send_frame(publisher, true, 1);
-    for n in 2..10 {
-        net.run_for(Duration::from_millis(33));
-        net.send_frame(publisher, false, n);
-    }
-    net.run_for(Duration::from_millis(100));
+    net.send_gop(publisher, 1, 10);
 
     let tags = tags(&net.peers[player]);
     assert!(tags.len() >= 8, "{} frames arrived", tags.len());
@@ -451,12 +521,12 @@ fn a_publisher_that_goes_silent_is_lost_after_the_timeout_and_a_closed_one_is_no
     ));
 
     let mut sent = Sent::default();
-    net.sfu.close(player_id, net.now, &mut sent);
+    net.shards[0].close(player_id, net.now, &mut sent);
     assert_eq!(
-        net.sfu.poll_event(),
+        net.shards[0].poll_event(),
         Some(RelayEvent::Disconnected(player_id))
     );
-    assert_eq!(net.sfu.session_count(), 0);
+    assert_eq!(net.shards[0].session_count(), 0);
 }
 
 #[test]
@@ -483,4 +553,111 @@ fn a_second_publisher_of_a_stream_replaces_the_first_and_its_players_stay() {
         "the player gets the new publisher's keyframe"
     );
     assert!(!net.events.contains(&RelayEvent::Disconnected(player_id)));
+}
+
+/// Two shards: the publisher's session on the stream's origin, its datagrams read by the other shard.
+fn publishing_on_two_shards() -> (Net, usize, ShardId, ShardId) {
+    let mut net = Net::sharded(2);
+    let origin = net.origin();
+    let other = 1 - origin;
+    let (publisher, _) = net.join_on(true, origin, other);
+    net.run_until(Duration::from_secs(2), |n| n.peers[publisher].connected());
+    net.send_frame(publisher, true, 0);
+    net.run_for(Duration::from_millis(33));
+    (net, publisher, origin, other)
+}
+
+#[test]
+fn players_on_every_shard_get_the_stream_and_reach_its_publisher() {
+    let (mut net, publisher, origin, other) = publishing_on_two_shards();
+    // One player beside the publisher, one on the other shard whose datagrams the origin's socket reads.
+    let (near, _) = net.join_on(false, origin, origin);
+    let (far, far_id) = net.join_on(false, other, origin);
+    net.run_until(Duration::from_secs(2), |n| {
+        n.peers[near].connected() && n.peers[far].connected()
+    });
+    assert!(net.events.contains(&RelayEvent::Connected(far_id)));
+    assert_eq!(crate::shard::shard_of_session(far_id), other);
+
+    net.send_gop(publisher, 1, 10);
+    let near_tags = tags(&net.peers[near]);
+    assert!(
+        near_tags.ends_with(&[1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        "{near_tags:?}"
+    );
+    assert_eq!(
+        tags(&net.peers[far]),
+        near_tags,
+        "the same frames on both shards"
+    );
+
+    // A keyframe request of the far player reaches the publisher.
+    let asked_before = keyframe_requests(&net.peers[publisher]);
+    net.run_for(Duration::from_millis(600));
+    let peer = &mut net.peers[far];
+    let mid = peer.mid;
+    peer.rtc
+        .writer(mid)
+        .unwrap()
+        .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
+        .unwrap();
+    net.run_until(Duration::from_secs(1), |n| {
+        keyframe_requests(&n.peers[publisher]) > asked_before
+    });
+}
+
+#[test]
+fn a_late_player_on_another_shard_is_shown_the_cached_keyframe() {
+    let (mut net, publisher, origin, other) = publishing_on_two_shards();
+    for n in 1..10 {
+        net.send_frame(publisher, false, n);
+        net.run_for(Duration::from_millis(33));
+    }
+    let (player, _) = net.join_on(false, other, other);
+    let mut n = 10;
+    while tags(&net.peers[player]).is_empty() {
+        assert!(n < 40, "no picture within a second");
+        net.send_frame(publisher, false, n);
+        net.run_for(Duration::from_millis(33));
+        n += 1;
+    }
+    assert_eq!(
+        tags(&net.peers[player]),
+        [0],
+        "the cached keyframe, from the origin"
+    );
+    assert_eq!(
+        net.shards[origin]
+            .counters_snapshot()
+            .cached_keyframe_starts,
+        1
+    );
+}
+
+#[test]
+fn a_new_publisher_reaches_the_players_of_every_shard_and_shards_forget_the_stream_after() {
+    let (mut net, _, origin, other) = publishing_on_two_shards();
+    let (player, player_id) = net.join_on(false, other, other);
+    net.run_until(Duration::from_secs(2), |n| n.peers[player].connected());
+
+    let (second, _) = net.join_on(true, origin, origin);
+    net.run_until(Duration::from_secs(2), |n| n.peers[second].connected());
+    net.send_frame(second, true, 100);
+    net.run_for(Duration::from_millis(100));
+    assert!(
+        tags(&net.peers[player]).contains(&100),
+        "the player on the other shard gets the new publisher's keyframe: {:?}",
+        tags(&net.peers[player])
+    );
+
+    // The last player of the mirror leaves: it unsubscribes, and the origin keeps only its publisher's route.
+    let mut sent = Sent::default();
+    net.shards[other].close(player_id, net.now, &mut sent);
+    net.pass_messages(&mut sent);
+    assert_eq!(net.shards[other].route_count(), 0);
+    assert_eq!(net.shards[origin].route_count(), 1);
+    net.shards[origin].close_all(&mut sent);
+    net.pass_messages(&mut sent);
+    assert_eq!(net.shards[origin].route_count(), 0);
+    assert_eq!(net.shards[0].counters_snapshot().players, 0);
 }

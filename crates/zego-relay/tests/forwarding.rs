@@ -14,7 +14,8 @@ use zego_rtp::h264::begins_idr_or_sps;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_players_receive_the_publishers_h264_and_opus_byte_for_byte() {
-    let relay = start_relay().await;
+    // Two I/O threads: the players are served by different ones, and one of them by another than the publisher's.
+    let relay = start_relay_with(None, 2).await;
     let clip = Arc::new(EncodedClip::encode(60, 30, 400_000, 320, 240).await);
     let mut events = relay.events();
 
@@ -30,6 +31,10 @@ async fn two_players_receive_the_publishers_h264_and_opus_byte_for_byte() {
 
     let a = Player::connect(&relay, key("s1")).await;
     let b = Player::connect(&relay, key("s1")).await;
+    assert_ne!(
+        relay.io_thread_of(a.peer.session),
+        relay.io_thread_of(b.peer.session)
+    );
     wait_for(
         "both players to get 2 s of audio and some video",
         Duration::from_secs(10),

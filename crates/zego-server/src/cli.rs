@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// The media address announced in ICE candidates [default: the bound media address].
     #[arg(long, value_name = "ADDR")]
     pub announce: Option<SocketAddr>,
+    /// I/O threads of the media relay, all on the one media port [default: 0, one per core].
+    #[arg(long, value_name = "N")]
+    pub media_threads: Option<usize>,
     /// An app, as APP_ID:APP_SIGN:SERVER_SECRET (repeatable). Without any, the development app is served.
     #[arg(long = "app", value_name = "APP_ID:APP_SIGN:SECRET", value_parser = parse_app)]
     pub apps: Vec<AppConfig>,
@@ -93,6 +96,7 @@ impl ServeArgs {
             listen: self.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             media_bind: self.media.or(file.media).unwrap_or(DEFAULT_MEDIA),
             media_announce: self.announce.or(file.announce),
+            media_threads: self.media_threads.or(file.media_threads).unwrap_or(0),
             ..ServerConfig::default()
         };
         if !self.apps.is_empty() {
@@ -368,8 +372,11 @@ mod tests {
         let (config, log) = cli.serve.resolve().unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN);
         assert_eq!(config.media_bind, DEFAULT_MEDIA);
+        assert_eq!(config.media_threads, 0, "one relay I/O thread per core");
         assert!(config.uses_dev_app());
         assert_eq!(log, None);
+        let cli = parse(&["--media-threads", "2"]);
+        assert_eq!(cli.serve.resolve().unwrap().0.media_threads, 2);
     }
 
     #[test]
@@ -379,7 +386,7 @@ mod tests {
         let path = dir.join("server.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:1\"\nmedia = \"127.0.0.1:2\"\nheartbeat_timeout_ms = 9000\nlog = \"debug\"\nmax_connections_per_ip = 8\nidle_timeout_ms = 20000\n",
+            "listen = \"127.0.0.1:1\"\nmedia = \"127.0.0.1:2\"\nheartbeat_timeout_ms = 9000\nlog = \"debug\"\nmax_connections_per_ip = 8\nidle_timeout_ms = 20000\nmedia_threads = 3\n",
         )
         .unwrap();
         let cli = parse(&[
@@ -402,6 +409,7 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_millis(5000));
         assert_eq!(config.max_connections, 50);
         assert_eq!(config.max_connections_per_ip, 8);
+        assert_eq!(config.media_threads, 3, "from the file");
         assert_eq!(log.as_deref(), Some("debug"));
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -102,6 +102,8 @@ pub struct ServerConfig {
     /// The address put in ICE candidates, when clients reach the media socket by another address
     /// (NAT, an impairment relay in front). Default: the bound address.
     pub media_announce: Option<SocketAddr>,
+    /// The relay's I/O threads on the media port; 0 means one per core.
+    pub media_threads: usize,
     pub apps: Vec<AppConfig>,
     /// How often clients are asked to send a heartbeat.
     pub heartbeat_interval: Duration,
@@ -131,6 +133,7 @@ impl Default for ServerConfig {
             listen: loopback,
             media_bind: loopback,
             media_announce: None,
+            media_threads: 0,
             apps: vec![AppConfig::dev()],
             heartbeat_interval: limits::HEARTBEAT_INTERVAL,
             heartbeat_timeout: limits::HEARTBEAT_TIMEOUT,
@@ -230,6 +233,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub media: Option<SocketAddr>,
     pub announce: Option<SocketAddr>,
+    pub media_threads: Option<usize>,
     pub log: Option<String>,
     pub heartbeat_interval_ms: Option<u64>,
     pub heartbeat_timeout_ms: Option<u64>,

@@ -238,6 +238,11 @@ pub fn render(
                 "Datagrams that matched no session or failed to parse.",
                 relay.datagrams_dropped,
             ),
+            (
+                "zego_relay_overload_drops",
+                "Packets a relay I/O thread dropped because it fell behind another's hand-over.",
+                relay.overload_drops,
+            ),
         ],
     };
     let mut registry = Registry::default();

@@ -56,6 +56,7 @@ impl Server {
         let relay = Relay::start(RelayConfig {
             bind: config.media_bind,
             announce: config.media_announce,
+            io_threads: config.media_threads,
         })
         .await
         .map_err(|source| StartError::Media {

@@ -18,6 +18,7 @@ pub fn run(args: &RoleArgs) -> Result<(), String> {
     let config = ServerConfig {
         media_bind: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), args.media_port),
         media_announce: args.announce,
+        media_threads: args.media_threads,
         ..ServerConfig::default()
     };
     let server = runtime

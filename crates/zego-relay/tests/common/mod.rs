@@ -39,11 +39,17 @@ pub async fn start_relay() -> Relay {
 }
 
 pub async fn start_relay_announcing(announce: Option<std::net::SocketAddr>) -> Relay {
+    start_relay_with(announce, 0).await
+}
+
+/// A relay on `io_threads` I/O threads (0: one per core).
+pub async fn start_relay_with(announce: Option<std::net::SocketAddr>, io_threads: usize) -> Relay {
     zego_test_kit::init_tracing();
     Relay::start_with_options(
         RelayConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             announce,
+            io_threads,
         },
         test_options(),
     )
