@@ -1,7 +1,8 @@
 //! The relay's reading of a datagram before str0m (STUN parsed, DTLS / RTP / RTCP told apart by RFC 7983's first
-//! byte ranges, RTP told from RTCP) and its repair stream: a publisher's media and repair packets through the
-//! relay's FEC receiver, both as coded by the real coder over a lossy path (every rebuilt packet must equal the
-//! lost original) and as arbitrary hostile packets (rebuilt packets stay on the media SSRC and within bounds).
+//! byte ranges, RTP told from RTCP, the I/O thread a STUN request names) and its repair stream: a publisher's media
+//! and repair packets through the relay's FEC receiver, both as coded by the real coder over a lossy path (every
+//! rebuilt packet must equal the lost original) and as arbitrary hostile packets (rebuilt packets stay on the media
+//! SSRC and within bounds).
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
@@ -12,7 +13,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use zego_fec::format::{MAX_SHARD_LEN, SHARD_HEADER_LEN};
 use zego_fec::{BlockCoder, Media, ProtectionLevel};
-use zego_relay::fuzzing::{read_datagram, Rebuilt, RepairReceiver};
+use zego_relay::fuzzing::{read_datagram, shard_of_stun, Rebuilt, RepairReceiver};
 
 const MEDIA_SSRC: u32 = 0x1111;
 const REPAIR_SSRC: u32 = 0x2222;
@@ -90,6 +91,14 @@ fn datagram(data: &[u8]) {
     if read.rtp {
         assert!(data.len() >= 12 && data[0] >> 6 == 2);
         assert!(!(64..96).contains(&(data[1] & 0x7F)), "RTCP read as RTP");
+    }
+    if let (Some(shard), max) = shard_of_stun(data) {
+        assert!(shard < max, "named I/O thread {shard}");
+        // A STUN message: a 20-byte header whose two first bits are zero (RFC 8489).
+        assert!(
+            data.len() >= 20 && data[0] < 0x40,
+            "a thread named by what is not STUN"
+        );
     }
 }
 

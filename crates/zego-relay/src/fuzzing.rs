@@ -12,6 +12,7 @@ use str0m::net::DatagramRecv;
 use crate::fec::{FecReceiver, MediaPacket};
 use crate::fec_sdp;
 use crate::session::{self, RoleKind, RtcEnv, Session};
+use crate::shard;
 
 /// What the I/O loop makes of one datagram before str0m: whether str0m takes it at all (STUN is parsed here),
 /// and whether the relay treats it as RTP rather than RTCP.
@@ -26,6 +27,12 @@ pub fn read_datagram(datagram: &[u8]) -> DatagramRead {
         taken: DatagramRecv::try_from(datagram).is_ok(),
         rtp: session::is_rtp(datagram),
     }
+}
+
+/// The I/O thread a STUN request names in the relay's ICE ufrag (read for any datagram from an address no thread
+/// knows), and the most there can be.
+pub fn shard_of_stun(datagram: &[u8]) -> (Option<usize>, usize) {
+    (shard::shard_of_stun(datagram), shard::MAX_SHARDS)
 }
 
 /// A media packet rebuilt from a publisher's repair stream.
