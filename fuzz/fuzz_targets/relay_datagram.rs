@@ -94,9 +94,9 @@ fn datagram(data: &[u8]) {
     }
     if let (Some(shard), max) = shard_of_stun(data) {
         assert!(shard < max, "named I/O thread {shard}");
-        // A STUN message: a 20-byte header whose two first bits are zero (RFC 8489).
+        // Only what str0m takes for STUN (RFC 7983's first byte, a 20-byte header).
         assert!(
-            data.len() >= 20 && data[0] < 0x40,
+            data.len() >= 20 && data[0] < 2,
             "a thread named by what is not STUN"
         );
     }

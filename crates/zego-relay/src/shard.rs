@@ -84,8 +84,12 @@ pub(crate) fn ufrag_prefix(shard: ShardId) -> String {
     format!("{shard:02x}")
 }
 
-/// The shard named by a STUN message's USERNAME (`<relay's ufrag>:<peer's ufrag>`), if the datagram is one.
+/// The shard named by a STUN message's USERNAME (`<relay's ufrag>:<peer's ufrag>`), if the datagram is one: by
+/// its first byte, as str0m demultiplexes (RFC 7983), and then by its parse.
 pub(crate) fn shard_of_stun(datagram: &[u8]) -> Option<ShardId> {
+    if datagram.len() < 20 || datagram[0] >= 2 {
+        return None;
+    }
     let message = is::stun::StunMessage::parse(datagram).ok()?;
     let (local, _) = message.split_username()?;
     let prefix = local.get(..2)?;
@@ -250,5 +254,9 @@ mod tests {
             .unwrap();
         assert_eq!(shard_of_stun(&buf[..n]), Some(10));
         assert_eq!(shard_of_stun(&[0x80, 96, 0, 1]), None, "RTP");
+        // The same bytes with a first byte str0m does not take for STUN (the STUN parser alone would read them).
+        let mut not_stun = buf[..n].to_vec();
+        not_stun[0] = 0x40;
+        assert_eq!(shard_of_stun(&not_stun), None);
     }
 }
