@@ -211,14 +211,7 @@ impl Sfu {
         if !route.players.is_empty() || !route.subscribers.is_empty() {
             route.keyframes.want();
         }
-        for &(shard, mirror) in &route.subscribers {
-            let publisher = Some(id);
-            let message = ShardMsg::Publisher {
-                route: mirror,
-                publisher,
-            };
-            self.to_shards.push_back((shard, message));
-        }
+        tell_mirrors_the_publisher(route, &mut self.to_shards);
         self.sessions.insert(id, session);
         self.update_gauges();
         tracing::info!(session = id, ?key, "publisher session created");
@@ -965,13 +958,7 @@ impl Sfu {
             if route.publisher == Some(id) {
                 route.publisher = None;
                 route.cached.clear();
-                for &(shard, mirror) in &route.subscribers {
-                    let message = ShardMsg::Publisher {
-                        route: mirror,
-                        publisher: None,
-                    };
-                    self.to_shards.push_back((shard, message));
-                }
+                tell_mirrors_the_publisher(route, &mut self.to_shards);
             }
             route.remove_player(id);
             if route.is_empty() {
@@ -1028,6 +1015,17 @@ impl Sfu {
     fn drop_datagram(&mut self, now: Instant, source: SocketAddr, why: &str) {
         Counters::add(&self.counters.datagrams_dropped, 1);
         self.drop_log.note(now, source, why);
+    }
+}
+
+/// Origin: tells every mirror of a route who publishes now (or that nobody does).
+fn tell_mirrors_the_publisher(route: &Route, to_shards: &mut VecDeque<(ShardId, ShardMsg)>) {
+    for &(shard, mirror) in &route.subscribers {
+        let message = ShardMsg::Publisher {
+            route: mirror,
+            publisher: route.publisher,
+        };
+        to_shards.push_back((shard, message));
     }
 }
 
