@@ -113,7 +113,8 @@ pub struct EngineProfile {
     /// 64 hex characters; may be empty when every login uses a token.
     pub app_sign: String,
     pub scenario: Scenario,
-    /// The signaling URL of the server, e.g. `ws://127.0.0.1:8080/ws`.
+    /// The signaling URL of the server, e.g. `ws://127.0.0.1:8080/ws`; or the URLs of the nodes of a cluster,
+    /// separated by commas, tried in turn when a connection fails (docs/cluster.md).
     pub server: String,
 }
 

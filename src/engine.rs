@@ -31,7 +31,7 @@ use crate::config::{
 };
 use crate::event::{CallbackThread, Event, EventSink};
 use crate::room::{LoginParams, RequestError, RoomSession};
-use crate::server_url::ServerUrl;
+use crate::server_url::Servers;
 use crate::transport::TransportConfig;
 
 pub type Result<T> = std::result::Result<T, ErrorCode>;
@@ -61,7 +61,8 @@ fn request_error_code(e: RequestError) -> ErrorCode {
 
 impl Engine {
     /// Creates an engine. Fails with 1001004 for app_id 0, 1001005 for an app_sign that is neither empty nor 64 hex
-    /// characters, 1001006 for a server URL that is not `ws://host:port/path`.
+    /// characters, 1001006 for a server URL that is not `ws://host:port/path` (or a comma-separated list of up to
+    /// 16 of them, the nodes of a cluster, tried in turn when a connection fails).
     pub fn create(profile: EngineProfile, sink: EventSink) -> Result<Engine> {
         if profile.app_id == 0 {
             return Err(error::ENGINE_APP_ID_INCORRECT);
@@ -70,7 +71,7 @@ impl Engine {
             "" => None,
             sign => Some(validate::app_sign(sign)?),
         };
-        let transport = TransportConfig::for_server(&ServerUrl::parse(&profile.server)?);
+        let transport = TransportConfig::for_servers(&Servers::parse(&profile.server)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_WORKERS)
             .thread_name(RUNTIME_THREAD_NAME)
@@ -137,7 +138,7 @@ impl Engine {
             return Err(error::ROOM_COUNT_EXCEED);
         }
         let params = LoginParams {
-            server: self.core.profile.server.clone(),
+            servers: Arc::new(Servers::parse(&self.core.profile.server)?),
             app_id: self.core.profile.app_id,
             app_sign: self.core.app_sign,
             room_id: room_id.to_owned(),

@@ -1,8 +1,10 @@
 //! The server address an app gives, `ws://host:port[/path]`, read once by the URI parser the WebSocket client uses
 //! (the `http` crate's): the engine refuses what is not one, and the transport keeps media on loopback when the
-//! server is on this machine.
+//! server is on this machine. Several addresses, separated by commas, name the nodes of a cluster: a connection
+//! that fails moves on to the next.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::Uri;
@@ -54,9 +56,79 @@ impl ServerUrl {
     }
 }
 
+/// The most server addresses a profile may list.
+pub(crate) const SERVERS_MAX: usize = 16;
+
+/// The server addresses of a profile, in the order they are tried, and which one is tried next.
+#[derive(Debug)]
+pub(crate) struct Servers {
+    urls: Vec<String>,
+    current: AtomicUsize,
+}
+
+impl Servers {
+    /// One address, or several separated by commas (spaces around them are ignored): each must be a valid
+    /// [`ServerUrl`], and there are at most [`SERVERS_MAX`].
+    pub fn parse(list: &str) -> Result<Servers, ErrorCode> {
+        let urls: Vec<String> = list.split(',').map(|u| u.trim().to_owned()).collect();
+        if urls.len() > SERVERS_MAX {
+            return Err(error::ENGINE_SERVER_ADDRESS_INVALID);
+        }
+        for url in &urls {
+            ServerUrl::parse(url)?;
+        }
+        Ok(Servers {
+            urls,
+            current: AtomicUsize::new(0),
+        })
+    }
+
+    /// Every server is on this machine.
+    pub fn is_loopback(&self) -> bool {
+        self.urls
+            .iter()
+            .all(|u| ServerUrl::parse(u).is_ok_and(|u| u.is_loopback()))
+    }
+
+    /// The address to connect to now.
+    pub fn current(&self) -> &str {
+        &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()]
+    }
+
+    /// The current address failed: the next one is tried next.
+    pub fn advance(&self) {
+        if self.urls.len() > 1 {
+            self.current.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_lists() {
+        let one = Servers::parse("ws://127.0.0.1:1/ws").unwrap();
+        assert_eq!(one.current(), "ws://127.0.0.1:1/ws");
+        one.advance();
+        assert_eq!(one.current(), "ws://127.0.0.1:1/ws");
+        assert!(one.is_loopback());
+
+        let list = Servers::parse("ws://127.0.0.1:1/ws, ws://10.0.0.2:2/ws").unwrap();
+        assert_eq!(list.current(), "ws://127.0.0.1:1/ws");
+        list.advance();
+        assert_eq!(list.current(), "ws://10.0.0.2:2/ws");
+        list.advance();
+        assert_eq!(list.current(), "ws://127.0.0.1:1/ws", "round and round");
+        assert!(!list.is_loopback(), "one is elsewhere");
+
+        for bad in ["", ",", "ws://a:1/ws,", "ws://a:1/ws,http://b:1/"] {
+            assert!(Servers::parse(bad).is_err(), "{bad:?}");
+        }
+        let too_many = vec!["ws://a:1/ws"; SERVERS_MAX + 1].join(",");
+        assert!(Servers::parse(&too_many).is_err());
+    }
 
     #[test]
     fn server_urls() {

@@ -15,7 +15,8 @@ pub struct zego_engine_profile {
     pub app_sign: *const c_char,
     /// A `zego_scenario` value.
     pub scenario: i32,
-    /// The signaling URL of the server, e.g. "ws://127.0.0.1:9180/ws". Required (1001006 when NULL or invalid).
+    /// The signaling URL of the server, e.g. "ws://127.0.0.1:9180/ws", or the URLs of a cluster's nodes separated by
+    /// commas, tried in turn when a connection fails. Required (1001006 when NULL or invalid).
     pub server: *const c_char,
 }
 

@@ -14,7 +14,7 @@ use super::Player;
 use crate::config::{PlayerConfig, PublishChannel, VideoConfig};
 use crate::event::{CallbackThread, Event};
 use crate::publisher::{unix_micros, Publisher};
-use crate::server_url::ServerUrl;
+use crate::server_url::Servers;
 use crate::transport::{MediaNotice, TransportConfig};
 
 type Ws =
@@ -168,7 +168,7 @@ async fn frames_flow_from_publisher_to_player_in_order_with_low_latency() {
         .await
         .expect("server");
     let url = server.ws_url();
-    let transport = TransportConfig::for_server(&ServerUrl::parse(&url).unwrap());
+    let transport = TransportConfig::for_servers(&Servers::parse(&url).unwrap());
     assert!(transport.loopback);
     let mut alice = Signaling::login(&url, "media-room", "alice").await;
     let mut bob = Signaling::login(&url, "media-room", "bob").await;
@@ -376,7 +376,7 @@ async fn a_transport_lost_after_connecting_is_reported() {
         .await
         .expect("server");
     let url = server.ws_url();
-    let transport = TransportConfig::for_server(&ServerUrl::parse(&url).unwrap());
+    let transport = TransportConfig::for_servers(&Servers::parse(&url).unwrap());
     let mut alice = Signaling::login(&url, "lost-room", "alice").await;
     let (mut callbacks, _events) = collector();
     let (notices, mut notices_rx) = unbounded_channel::<MediaNotice>();
@@ -439,7 +439,7 @@ async fn frames_survive_loss_delay_and_reordering() {
     };
     let server = zego_server::Server::start(config).await.expect("server");
     let url = server.ws_url();
-    let transport = TransportConfig::for_server(&ServerUrl::parse(&url).unwrap());
+    let transport = TransportConfig::for_servers(&Servers::parse(&url).unwrap());
     let mut alice = Signaling::login(&url, "lossy-room", "alice").await;
     let mut bob = Signaling::login(&url, "lossy-room", "bob").await;
     let (mut callbacks, events) = collector();

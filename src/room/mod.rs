@@ -26,6 +26,7 @@ use zego_protocol::message::{ClientMessage, ReplyResult, StreamInfo, User};
 
 use crate::config::{RoomConfig, RoomStateChangedReason};
 use crate::event::{Event, EventSender};
+use crate::server_url::Servers;
 
 pub(crate) use events::EMPTY_JSON;
 
@@ -59,7 +60,8 @@ impl Default for SessionTiming {
 /// Everything a login needs.
 #[derive(Clone)]
 pub(crate) struct LoginParams {
-    pub server: String,
+    /// The server's addresses (the nodes of a cluster), tried in turn.
+    pub servers: Arc<Servers>,
     pub app_id: u32,
     /// The 32 app_sign bytes, when the engine has one; used when the room config has no token.
     pub app_sign: Option<[u8; 32]>,

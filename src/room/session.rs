@@ -221,7 +221,8 @@ impl RoomSession {
                 Err(LoginError::Refused(code)) => return Err(code),
                 Err(LoginError::Timeout) => return Err(error::ROOM_LOGIN_TIMEOUT),
                 Err(LoginError::Connect(e)) => {
-                    tracing::debug!(attempt, error = %e, server = %self.params.server, "connecting failed");
+                    tracing::debug!(attempt, error = %e, server = %self.params.servers.current(), "connecting failed");
+                    self.params.servers.advance();
                     if attempt >= timing.connect_attempts {
                         return Err(error::ROOM_CONNECT_FAILED);
                     }
@@ -277,8 +278,14 @@ impl RoomSession {
                 Err(LoginError::Refused(code)) => {
                     tracing::debug!(code, "reconnect refused for now")
                 }
-                Err(LoginError::Timeout) => tracing::debug!("reconnect login timed out"),
-                Err(LoginError::Connect(e)) => tracing::debug!(error = %e, "reconnect failed"),
+                Err(LoginError::Timeout) => {
+                    tracing::debug!(server = %self.params.servers.current(), "reconnect login timed out");
+                    self.params.servers.advance();
+                }
+                Err(LoginError::Connect(e)) => {
+                    tracing::debug!(error = %e, server = %self.params.servers.current(), "reconnect failed");
+                    self.params.servers.advance();
+                }
             }
         }
     }
@@ -332,7 +339,7 @@ impl RoomSession {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(Connection, LoggedIn), LoginError> {
         let mut conn = tokio::select! {
-            conn = Connection::connect(&self.params.server, connect_timeout) => {
+            conn = Connection::connect(self.params.servers.current(), connect_timeout) => {
                 conn.map_err(LoginError::Connect)?
             }
             _ = stopped(stop) => return Err(LoginError::Stopped { sent: false }),
@@ -416,7 +423,8 @@ impl RoomSession {
     async fn resume_and_leave(&self, session_id: &str) {
         let timeout = self.params.timing.logout_timeout;
         let attempt = async {
-            let Ok(mut conn) = Connection::connect(&self.params.server, timeout).await else {
+            let Ok(mut conn) = Connection::connect(self.params.servers.current(), timeout).await
+            else {
                 return;
             };
             let login = self.login_message(self.next_req_id(), Some(session_id));

@@ -16,7 +16,7 @@ mod runtime;
 pub(crate) mod stats;
 
 use crate::config::PublishChannel;
-use crate::server_url::ServerUrl;
+use crate::server_url::Servers;
 
 pub(crate) use encoder_control::EncoderControl;
 pub(crate) use keyframe_requests::is_keyframe_request;
@@ -38,10 +38,10 @@ pub(crate) struct TransportConfig {
 }
 
 impl TransportConfig {
-    /// Loopback when the server is on this machine.
-    pub fn for_server(server: &ServerUrl) -> TransportConfig {
+    /// Loopback when the server (every server listed) is on this machine.
+    pub(crate) fn for_servers(servers: &Servers) -> TransportConfig {
         TransportConfig {
-            loopback: server.is_loopback(),
+            loopback: servers.is_loopback(),
         }
     }
 
@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn loopback_servers_keep_media_on_loopback() {
-        let config = |url| TransportConfig::for_server(&ServerUrl::parse(url).unwrap());
+        let config = |url| TransportConfig::for_servers(&Servers::parse(url).unwrap());
         assert!(config("ws://127.0.0.1:8080/ws").loopback);
         assert!(!config("ws://10.0.0.1:8080/ws").loopback);
         assert_eq!(

@@ -248,6 +248,8 @@ enum Cut {
 /// it, [`TcpRelay::freeze`] silences them, and `set_open(false)` refuses new ones, like a network that went away.
 pub struct TcpRelay {
     addr: SocketAddr,
+    /// Where new connections go: [`TcpRelay::set_target`] moves them, as a name resolving elsewhere does.
+    target: Arc<Mutex<SocketAddr>>,
     open: Arc<AtomicBool>,
     cut: tokio::sync::watch::Sender<Cut>,
     generation: Mutex<u64>,
@@ -268,6 +270,8 @@ impl TcpRelay {
         let open = Arc::new(AtomicBool::new(true));
         let cut = tokio::sync::watch::channel(Cut::None).0;
         let (open2, cut2) = (open.clone(), cut.clone());
+        let target = Arc::new(Mutex::new(target));
+        let target2 = target.clone();
         runtime.spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -278,6 +282,7 @@ impl TcpRelay {
                 }
                 let mut cut = cut2.subscribe();
                 cut.mark_unchanged();
+                let target = *target2.lock();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
@@ -299,6 +304,7 @@ impl TcpRelay {
         });
         TcpRelay {
             addr,
+            target,
             open,
             cut,
             generation: Mutex::new(0),
@@ -326,6 +332,11 @@ impl TcpRelay {
     pub fn freeze(&self) {
         let g = self.next();
         self.cut.send_replace(Cut::Freeze(g));
+    }
+
+    /// New connections go to `target` from now on.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.target.lock() = target;
     }
 
     pub fn set_open(&self, open: bool) {

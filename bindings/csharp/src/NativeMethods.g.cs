@@ -675,7 +675,8 @@ namespace Zego.Express.Native
         /// </summary>
         public int scenario;
         /// <summary>
-        ///  The signaling URL of the server, e.g. "ws://127.0.0.1:9180/ws". Required (1001006 when NULL or invalid).
+        ///  The signaling URL of the server, e.g. "ws://127.0.0.1:9180/ws", or the URLs of a cluster's nodes separated by
+        ///  commas, tried in turn when a connection fails. Required (1001006 when NULL or invalid).
         /// </summary>
         public byte* server;
     }

@@ -524,7 +524,7 @@ class EngineProfile:
     scenario: Union[Scenario, int] = Scenario.GENERAL
     """A `zego_scenario` value."""
     server: str = ""
-    """The signaling URL of the server, e.g. "ws://127.0.0.1:9180/ws". Required (1001006 when NULL or invalid)."""
+    """The signaling URL of the server, e.g. "ws://127.0.0.1:9180/ws", or the URLs of a cluster's nodes separated by commas, tried in turn when a connection fails. Required (1001006 when NULL or invalid)."""
 
     @classmethod
     def _from_c(cls, c: _native.zego_engine_profile) -> "EngineProfile":

@@ -1,8 +1,9 @@
 //! The one definition of the zego-express wire protocol, shared by the SDK and the server:
 //! signaling messages ([`message`]), error codes ([`error`]), limits ([`limits`]), input checks ([`validate`]),
 //! the app_sign login proof ([`signature`]), the Token04 room token ([`token04`]) and keeping their secrets out of
-//! logs ([`redact`]).
+//! logs ([`redact`]), and what the nodes of a cluster tell each other ([`cluster`]).
 
+pub mod cluster;
 pub mod error;
 pub mod limits;
 pub mod message;

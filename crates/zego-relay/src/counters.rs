@@ -9,6 +9,7 @@ use crate::RelayMetrics;
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub publishers: AtomicU64,
+    pub pulls: AtomicU64,
     pub players: AtomicU64,
     pub packets_received: AtomicU64,
     pub bytes_received: AtomicU64,
@@ -42,6 +43,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         RelayMetrics {
             publishers: get(&self.publishers),
+            pulls: get(&self.pulls),
             players: get(&self.players),
             packets_received: get(&self.packets_received),
             bytes_received: get(&self.bytes_received),

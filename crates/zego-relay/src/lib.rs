@@ -21,6 +21,9 @@ mod keyframe;
 mod keyframe_cache;
 mod msid_sdp;
 mod offer;
+mod pull;
+#[cfg(test)]
+mod pull_tests;
 mod rewrite;
 mod route;
 mod session;
@@ -118,8 +121,8 @@ pub enum RelayError {
     BadOffer(String),
     #[error("the stream is not published")]
     StreamNotPublished,
-    /// Kept for callers that enforce uniqueness themselves; the relay never returns it, since publishing a published
-    /// stream replaces its publisher (see [`Relay::publish`]).
+    /// [`Relay::pull`] of a stream that has a publisher or a pull already. Publishing a published stream replaces
+    /// its publisher instead (see [`Relay::publish`]).
     #[error("the stream is already published")]
     AlreadyPublished,
     #[error("the relay has shut down")]
@@ -130,13 +133,15 @@ pub enum RelayError {
 
 /// Counters since start, for `/metrics`.
 ///
-/// `publishers` and `players` are the sessions open now; every other field is a total since start. Packet and byte
-/// counts are of RTP media (bytes are RTP payload bytes), so `bytes_forwarded` is `bytes_received` times the number
-/// of players that got it.
+/// `publishers`, `pulls` and `players` are the sessions open now; every other field is a total since start. Packet
+/// and byte counts are of RTP media (bytes are RTP payload bytes), so `bytes_forwarded` is `bytes_received` times
+/// the number of players that got it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayMetrics {
-    /// Publisher sessions open now.
+    /// Publisher sessions open now (not counting pulls).
     pub publishers: u64,
+    /// Pulls open now: sessions that take a stream from another relay (see [`Relay::pull`]).
+    pub pulls: u64,
     /// Player sessions open now.
     pub players: u64,
     /// RTP media packets accepted from publishers (authenticated, not duplicates).
@@ -353,6 +358,44 @@ impl Relay {
         answer.await.map_err(|_| RelayError::Closed)?
     }
 
+    /// Opens a session that pulls `key` from another relay: it becomes the stream's publisher in this relay (local
+    /// players attach to it as to any publisher, with the keyframe cache, keyframe requests and estimates passed
+    /// upstream), but it is the offering side. Returns its session id and the SDP offer (receive-only H.264 + Opus,
+    /// NACK/RTX) to hand to the other relay, which answers it as it answers any player (`Relay::play`).
+    /// Err(RelayError::AlreadyPublished) if the stream already has a publisher or a pull here; Err(RelayError::Io(..))
+    /// if the pull's own socket (see [`Relay::complete_pull`]) cannot be opened.
+    ///
+    /// Players may play the stream at once; they wait for its first keyframe as with a new publisher. The session
+    /// ends like any other ([`Relay::close_session`], or [`RelayEvent::Lost`] when the other relay goes silent for
+    /// [`RelayOptions::publisher_lost_timeout`]). A publisher of the stream that arrives later replaces the pull.
+    pub async fn pull(&self, key: StreamKey) -> Result<(SessionId, String), RelayError> {
+        let (reply, offer) = oneshot::channel();
+        let origin = shard::origin_of(&key, self.inner.shards.len());
+        self.send(origin, Command::Pull { key, reply })?;
+        offer.await.map_err(|_| RelayError::Closed)?
+    }
+
+    /// Completes a pull with the other relay's SDP answer; ICE (this side full ICE, controlling, towards the answer's
+    /// host candidate) and DTLS then start. Err(BadOffer(..)) for an answer that does not parse or does not match.
+    ///
+    /// An answer that does not parse leaves the pull waiting for another; after any other error the pull is of no
+    /// use and should be closed (else it ends after [`RelayOptions::connect_timeout`]).
+    ///
+    /// Each pull has a UDP socket of its own (on this relay's IP, a port the system picks, announced in the pull's
+    /// offer) instead of the media port, so any number of pulls between two relays, either way, work side by side.
+    pub async fn complete_pull(&self, id: SessionId, answer_sdp: &str) -> Result<(), RelayError> {
+        let shard = shard::shard_of_session(id);
+        if shard >= self.inner.shards.len() {
+            return Err(RelayError::BadOffer(
+                "no pull with this session id is open".into(),
+            ));
+        }
+        let (reply, done) = oneshot::channel();
+        let answer = answer_sdp.to_owned();
+        self.send(shard, Command::CompletePull { id, answer, reply })?;
+        done.await.map_err(|_| RelayError::Closed)?
+    }
+
     /// Ends a session. Closing a publisher stops the media of its players; the signaling side tells them.
     pub fn close_session(&self, id: SessionId) {
         // After shutdown there is nothing left to close.
@@ -407,9 +450,11 @@ impl Relay {
     }
 
     fn send(&self, shard: usize, command: Command) -> Result<(), RelayError> {
-        self.inner.shards[shard]
-            .send(command)
-            .map_err(|_| RelayError::Closed)
+        // A session id naming no shard of this relay (made up, or of another relay) reaches none.
+        let Some(shard) = self.inner.shards.get(shard) else {
+            return Err(RelayError::Closed);
+        };
+        shard.send(command).map_err(|_| RelayError::Closed)
     }
 }
 
@@ -426,7 +471,8 @@ fn bind_sockets(bind: SocketAddr, count: usize) -> io::Result<Vec<std::net::UdpS
     Ok(sockets)
 }
 
-fn bind_socket(bind: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
+/// A non-blocking UDP socket bound to `bind`, with large buffers (the shared port's, and each pull's own).
+pub(crate) fn bind_socket(bind: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
 
     let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;

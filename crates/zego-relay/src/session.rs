@@ -10,13 +10,14 @@ use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpWrite, Ssrc, StreamRx};
-use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
 
 use crate::counters::Counters;
 use crate::fec::{FecReceiver, FecSender, MediaPacket};
 use crate::fec_sdp;
 use crate::msid_sdp;
 use crate::offer;
+use crate::pull::{self, Pull};
 use crate::rewrite::{SeqTimeRewriter, SourceId};
 use crate::shard::{self, ShardId};
 use crate::{RelayError, SessionId};
@@ -87,6 +88,11 @@ impl RtcEnv {
     }
 
     fn new_rtc(&self, role: RoleKind, fec_pt: Option<u8>, now: Instant) -> Rtc {
+        self.rtc_config(role, fec_pt).build(now)
+    }
+
+    /// The configuration of a session's `Rtc`: ICE-lite, RTP mode, the relay's formats, and what `role` needs.
+    pub fn rtc_config(&self, role: RoleKind, fec_pt: Option<u8>) -> RtcConfig {
         // The ufrag names the shard, so that a peer's STUN read by another shard's socket finds its session.
         let random = IceCreds::new();
         let credentials = IceCreds {
@@ -130,7 +136,7 @@ impl RtcEnv {
                 FormatParams::default(),
             );
         }
-        config.build(now)
+        config
     }
 }
 
@@ -210,6 +216,10 @@ pub(crate) struct Session {
     pub created_at: Instant,
     pub last_rx: Instant,
     pub connected: bool,
+    /// Player: connected, but its side may not have its SRTP keys yet (see `Sfu::on_connected`): what comes for it
+    /// meanwhile is held here and written once they are ([`Session::release_held`]). Sent at once, a keyframe it
+    /// cannot decrypt would leave it with delta frames and nothing to show.
+    pub held: Option<Vec<HeldPacket>>,
     /// When the peer's first DTLS record arrived (its ClientHello): with the moment DTLS completes, a measure of the
     /// round trip before any RTT estimate exists.
     pub first_dtls_at: Option<Instant>,
@@ -226,6 +236,8 @@ pub(crate) struct Session {
     pub lost: bool,
     /// Player: its latest downlink estimate (bits per second) and when it came.
     pub downlink_estimate: Option<(u64, Instant)>,
+    /// A pull from another relay (a publisher of the stream to this relay's players), see `pull`.
+    pub pull: Option<Box<Pull>>,
 }
 
 impl Session {
@@ -322,7 +334,11 @@ impl Session {
             answer = offer::complete_rejected_lines(&answer, &offered)?;
         }
 
-        let session = Session {
+        Ok((Session::new(id, role, rtc, next_timeout, now), answer))
+    }
+
+    fn new(id: SessionId, role: Role, rtc: Rtc, next_timeout: Instant, now: Instant) -> Session {
+        Session {
             id,
             route: 0,
             role,
@@ -330,6 +346,7 @@ impl Session {
             created_at: now,
             last_rx: now,
             connected: false,
+            held: None,
             first_dtls_at: None,
             next_timeout,
             last_driven: now,
@@ -338,12 +355,70 @@ impl Session {
             gone: None,
             lost: false,
             downlink_estimate: None,
-        };
-        Ok((session, answer))
+            pull: None,
+        }
     }
 
+    /// Builds a pull of a stream from another relay and returns it with the SDP offer for that relay (see `pull`).
+    /// It publishes the stream here once [`Session::complete_pull`] has its answer.
+    /// `local` is the address of the pull's own socket.
+    pub fn offer_pull(
+        id: SessionId,
+        env: &RtcEnv,
+        local: SocketAddr,
+        now: Instant,
+    ) -> Result<(Session, String), RelayError> {
+        let (mut rtc, pull, offer) = pull::offer(env, local, now)?;
+        let next_timeout = loop {
+            match rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(_) => {}
+                Err(e) => return Err(offer::refused(e)),
+            }
+        };
+        let role = Role::Publisher(PublisherTracks::default());
+        let mut session = Session::new(id, role, rtc, next_timeout, now);
+        session.pull = Some(Box::new(pull));
+        Ok((session, offer))
+    }
+
+    /// Completes a pull with the other relay's answer: its tracks are known and ICE starts towards the answer's
+    /// candidates. Returns the other relay's addresses.
+    pub fn complete_pull(
+        &mut self,
+        answer_sdp: &str,
+        outbox: &mut impl Outbox,
+        outputs: &mut Vec<(SessionId, SessionOutput)>,
+        counters: &Counters,
+    ) -> Result<Vec<SocketAddr>, RelayError> {
+        let Some(pull) = self.pull.as_mut() else {
+            return Err(RelayError::BadOffer("the session is not a pull".into()));
+        };
+        let (origins, medias) = pull.accept(&mut self.rtc, answer_sdp)?;
+        let tracks = publisher_tracks(&self.rtc, &medias);
+        if tracks.video.is_none() && tracks.audio.is_none() {
+            return Err(RelayError::BadOffer(
+                "the answer accepts neither H.264 video nor Opus audio".into(),
+            ));
+        }
+        self.role = Role::Publisher(tracks);
+        self.drain(outbox, outputs, counters);
+        Ok(origins)
+    }
+
+    /// A session that brings a stream to this relay's players: a publisher's, or a pull from another relay.
     pub fn is_publisher(&self) -> bool {
         matches!(self.role, Role::Publisher(_))
+    }
+
+    /// A pull from another relay.
+    pub fn is_pull(&self) -> bool {
+        self.pull.is_some()
+    }
+
+    /// A pull's own socket address: where its datagrams arrive and leave from.
+    pub fn pull_addr(&self) -> Option<SocketAddr> {
+        self.pull.as_ref().map(|p| p.local)
     }
 
     pub fn accepts(&self, input: &Input) -> bool {
@@ -454,6 +529,19 @@ impl Session {
         true
     }
 
+    /// Player: its SRTP keys are in place now; writes what was held for it meanwhile, in order. Returns whether
+    /// anything was written (as [`Session::forward`]).
+    pub fn release_held(&mut self, counters: &Counters) -> bool {
+        let Some(held) = self.held.take() else {
+            return false;
+        };
+        let mut wrote = false;
+        for h in &held {
+            wrote |= self.forward(h.source, h.kind, &h.packet, h.opens_keyframe, counters);
+        }
+        wrote
+    }
+
     /// Player: after a cached keyframe, its video waits for the next live keyframe, which continues the player's
     /// stream right after the cached one (see `keyframe_cache`).
     pub fn after_cached_keyframe(&mut self) {
@@ -487,6 +575,18 @@ impl Session {
         counters: &Counters,
     ) -> bool {
         if !self.connected || self.gone.is_some() {
+            return false;
+        }
+        if let Some(held) = &mut self.held {
+            // A few milliseconds of the stream; beyond the bound the player starts from the cached keyframe.
+            if held.len() < MAX_HELD {
+                held.push(HeldPacket {
+                    source,
+                    kind,
+                    packet: packet.clone(),
+                    opens_keyframe,
+                });
+            }
             return false;
         }
         let Role::Player(tracks) = &mut self.role else {
@@ -607,7 +707,12 @@ impl Session {
                     if self.is_retransmission(&t.contents) {
                         Counters::add(&counters.retransmissions, 1);
                     }
-                    outbox.send(t.destination, &t.contents);
+                    if self.pull.is_some() {
+                        // A pull has a socket of its own, whose address str0m names as the source.
+                        outbox.send_from(t.source, t.destination, &t.contents);
+                    } else {
+                        outbox.send(t.destination, &t.contents);
+                    }
                 }
                 Ok(Output::Event(event)) => self.on_event(event, outputs, counters),
                 Err(e) => {
@@ -768,9 +873,23 @@ pub(crate) fn is_rtp(datagram: &[u8]) -> bool {
     datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(64..96).contains(&(datagram[1] & 0x7F))
 }
 
+/// A packet for a player held until its SRTP keys are in place (see [`Session::held`]).
+pub(crate) struct HeldPacket {
+    source: SourceId,
+    kind: MediaKind,
+    packet: MediaPacket,
+    opens_keyframe: bool,
+}
+
+/// The most packets held for a player while its SRTP keys may be missing: a keyframe of a high-rate stream.
+const MAX_HELD: usize = 1024;
+
 /// Where a session's datagrams go.
 pub(crate) trait Outbox {
+    /// A datagram from the relay's shared socket (its one media port).
     fn send(&mut self, destination: SocketAddr, datagram: &[u8]);
+    /// A datagram of a pull, from the pull's own socket, whose address is `source` (see `pull`).
+    fn send_from(&mut self, source: SocketAddr, destination: SocketAddr, datagram: &[u8]);
 }
 
 fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {

@@ -40,8 +40,8 @@ pub(crate) struct Sfu {
     counters: Arc<Counters>,
     place: Placement,
     load: Arc<ShardLoad>,
-    /// This shard's publishers and players, as last added to the shared gauges.
-    gauges: (u64, u64),
+    /// This shard's publishers, pulls and players, as last added to the shared gauges.
+    gauges: (u64, u64, u64),
     sessions: HashMap<SessionId, Session>,
     /// Which session a remote address belongs to, learnt when a session first accepted a datagram from it.
     by_addr: HashMap<SocketAddr, SessionId>,
@@ -57,8 +57,8 @@ pub(crate) struct Sfu {
     outputs: Vec<(SessionId, SessionOutput)>,
     /// Players that got media since they were last driven.
     dirty: Vec<SessionId>,
-    /// Players to send the cached keyframe at the given time (once their side of DTLS is surely done).
-    cached_keyframes_due: HashMap<SessionId, Instant>,
+    /// Connected players whose video may start at the given time (once their side of DTLS is surely done).
+    video_starts_due: HashMap<SessionId, Instant>,
     events: VecDeque<RelayEvent>,
     last_maintenance: Instant,
     drop_log: DropLog,
@@ -82,7 +82,7 @@ impl Sfu {
             counters,
             place,
             load,
-            gauges: (0, 0),
+            gauges: (0, 0, 0),
             sessions: HashMap::new(),
             by_addr: HashMap::new(),
             foreign: HashMap::new(),
@@ -93,7 +93,7 @@ impl Sfu {
             next_route_id: 1,
             outputs: Vec::new(),
             dirty: Vec::new(),
-            cached_keyframes_due: HashMap::new(),
+            video_starts_due: HashMap::new(),
             events: VecDeque::new(),
             last_maintenance: now,
             drop_log: DropLog::default(),
@@ -109,7 +109,7 @@ impl Sfu {
 
     /// Lets time pass: players that got media transmit it, str0m timeouts run, and housekeeping when it is due.
     pub fn handle_timeout(&mut self, now: Instant, outbox: &mut impl Outbox) {
-        self.send_due_cached_keyframes(now, outbox);
+        self.start_due_videos(now, outbox);
         self.transmit_dirty(now, outbox);
         self.drive_timeouts(now, outbox);
         if now >= self.last_maintenance + MAINTENANCE_INTERVAL {
@@ -169,7 +169,7 @@ impl Sfu {
     ) -> Result<(SessionId, String), RelayError> {
         debug_assert_eq!(self.place.origin_of(&key), self.place.shard);
         let id = self.place.session_id(self.next_session_id);
-        let (mut session, answer) = Session::accept(
+        let (session, answer) = Session::accept(
             id,
             RoleKind::Publisher,
             &key.stream_id,
@@ -194,8 +194,62 @@ impl Sfu {
             );
             self.remove_session(previous, "replaced by a new publisher", true, outbox);
         }
-        // Looked up after the old publisher is gone: a route nobody plays goes with its publisher.
-        let route_id = self.route_id(&key);
+        self.attach_publisher(&key, session);
+        tracing::info!(session = id, ?key, "publisher session created");
+        self.act_on_outputs(now, outbox);
+        Ok((id, answer))
+    }
+
+    /// Opens a pull of a stream from another relay (see `pull`): the stream's publisher here from now on. `local`
+    /// is the address of the socket the I/O layer opened for it: what that socket reads goes to
+    /// [`Sfu::handle_pull_datagram`], and what the pull sends goes to [`Outbox::send_from`] with it as the source.
+    /// The socket is the pull's until the session ends ([`RelayEvent::Disconnected`] or [`RelayEvent::Lost`]).
+    /// Returns the session and the offer for the other relay.
+    pub fn pull(
+        &mut self,
+        key: StreamKey,
+        local: SocketAddr,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) -> Result<(SessionId, String), RelayError> {
+        debug_assert_eq!(self.place.origin_of(&key), self.place.shard);
+        if self.is_published(&key) {
+            return Err(RelayError::AlreadyPublished);
+        }
+        let id = self.place.session_id(self.next_session_id);
+        let (session, offer) = Session::offer_pull(id, &self.env, local, now)?;
+        self.next_session_id += 1;
+        self.attach_publisher(&key, session);
+        tracing::info!(session = id, ?key, "pull session created");
+        self.act_on_outputs(now, outbox);
+        Ok((id, offer))
+    }
+
+    /// Completes a pull with the other relay's answer: ICE starts, over the pull's own socket.
+    pub fn complete_pull(
+        &mut self,
+        id: SessionId,
+        answer: &str,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) -> Result<(), RelayError> {
+        let Some(session) = self.sessions.get_mut(&id).filter(|s| s.is_pull()) else {
+            return Err(RelayError::BadOffer(
+                "no pull with this session id is open".into(),
+            ));
+        };
+        let origins = session.complete_pull(answer, outbox, &mut self.outputs, &self.counters)?;
+        tracing::info!(session = id, ?origins, "pull answered");
+        self.act_on_outputs(now, outbox);
+        Ok(())
+    }
+
+    /// Makes a new session the publisher of its stream (of this shard's route of it, which it makes if need be);
+    /// the stream's players wait for its first keyframe.
+    fn attach_publisher(&mut self, key: &StreamKey, mut session: Session) {
+        let id = session.id;
+        // Looked up after any old publisher is gone: a route nobody plays goes with its publisher.
+        let route_id = self.route_id(key);
         session.route = route_id;
         let route = self
             .routes
@@ -214,9 +268,6 @@ impl Sfu {
         tell_mirrors_the_publisher(route, &mut self.to_shards);
         self.sessions.insert(id, session);
         self.update_gauges();
-        tracing::info!(session = id, ?key, "publisher session created");
-        self.act_on_outputs(now, outbox);
-        Ok((id, answer))
     }
 
     pub fn play(
@@ -304,6 +355,31 @@ impl Sfu {
         self.receive(data, source, now, outbox, false);
     }
 
+    /// A datagram the own socket of the pull `id` read (see [`Sfu::pull`]): the pull's, whatever its source.
+    pub fn handle_pull_datagram(
+        &mut self,
+        id: SessionId,
+        data: &[u8],
+        source: SocketAddr,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) {
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.drop_datagram(now, source, "not STUN, DTLS or RTP");
+            return;
+        };
+        // A datagram that was on its way when the pull ended has nobody to go to.
+        let Some(local) = self.sessions.get(&id).and_then(Session::pull_addr) else {
+            return;
+        };
+        let input = session::receive_input(now, source, local, contents);
+        if !self.sessions.get(&id).is_some_and(|s| s.accepts(&input)) {
+            self.drop_datagram(now, source, "the pull does not accept it");
+            return;
+        }
+        self.feed(id, data, input, now, outbox);
+    }
+
     /// A datagram of one of this shard's sessions, or one to hand to the shard whose session it is. One handed
     /// over by another shard is never handed on.
     fn receive(
@@ -355,7 +431,18 @@ impl Sfu {
                 session.id
             }
         };
+        self.feed(id, data, input, now, outbox);
+    }
 
+    /// Feeds a datagram (`data`, as str0m input) to the session `id`.
+    fn feed(
+        &mut self,
+        id: SessionId,
+        data: &[u8],
+        input: str0m::Input,
+        now: Instant,
+        outbox: &mut impl Outbox,
+    ) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
@@ -574,19 +661,24 @@ impl Sfu {
         if session.is_publisher() || !session.waiting_keyframe() {
             return;
         }
+        // The relay is the DTLS server: its last flight completes the handshake here, and reaches the player half
+        // a round trip later, which then sets up SRTP; media sent before then is dropped there. The handshake (from
+        // the ClientHello) took at least a round trip and the player's own work: what comes for the player until
+        // that much later is held, and its video starts then (from a live keyframe held meanwhile, else the cached
+        // one).
+        let handshake = session
+            .first_dtls_at
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let wait = (handshake + SRTP_READY_MARGIN).min(MAX_SRTP_READY_WAIT);
+        self.video_starts_due.insert(id, now + wait);
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.held = Some(Vec::new());
+        }
         let cached = self
             .routes
             .get(&route_id)
             .is_some_and(|r| r.cached_keyframe().is_some());
         if cached {
-            // The relay is the DTLS server: its last flight completes the handshake here, and reaches the player
-            // half a round trip later, which then sets up SRTP; media sent before then is dropped there. The
-            // handshake (from the ClientHello) took at least a round trip and the player's own work: wait as long.
-            let handshake = session
-                .first_dtls_at
-                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-            let wait = (handshake + SRTP_READY_MARGIN).min(MAX_SRTP_READY_WAIT);
-            self.cached_keyframes_due.insert(id, now + wait);
             return;
         }
         // A keyframe that went by before this player could receive it was lost on it: ask again unless a request
@@ -688,20 +780,27 @@ impl Sfu {
         true
     }
 
-    /// Sends the cached keyframes that are due; a player that got a live keyframe meanwhile needs none, and one whose
-    /// stream's cache went away asks the publisher as usual.
-    fn send_due_cached_keyframes(&mut self, now: Instant, outbox: &mut impl Outbox) {
+    /// Writes what was held for players whose SRTP keys are surely in place now, and starts their video: from a live
+    /// keyframe among it, else from the cached keyframe, else from the next live one, asked of the publisher.
+    fn start_due_videos(&mut self, now: Instant, outbox: &mut impl Outbox) {
         let due: Vec<SessionId> = self
-            .cached_keyframes_due
+            .video_starts_due
             .iter()
             .filter(|(_, &at)| at <= now)
             .map(|(&id, _)| id)
             .collect();
         for id in due {
-            self.cached_keyframes_due.remove(&id);
-            let Some(session) = self.sessions.get(&id) else {
+            self.video_starts_due.remove(&id);
+            let Some(session) = self.sessions.get_mut(&id) else {
                 continue;
             };
+            if session.release_held(&self.counters) {
+                session.drain_after_write(outbox, &mut self.outputs, &self.counters);
+                if !session.dirty {
+                    session.dirty = true;
+                    self.dirty.push(id);
+                }
+            }
             if !session.waiting_keyframe() {
                 continue;
             }
@@ -878,7 +977,7 @@ impl Sfu {
                 session.lost = session.connected;
             } else if session.connected
                 && session.waiting_keyframe()
-                && !self.cached_keyframes_due.contains_key(&session.id)
+                && !self.video_starts_due.contains_key(&session.id)
             {
                 waiting_routes.push(session.route);
             }
@@ -904,7 +1003,7 @@ impl Sfu {
     fn next_deadline(&self, now: Instant) -> Instant {
         let sessions = self.sessions.values().map(|s| s.next_timeout);
         let keyframes = self.routes.values().filter_map(|r| r.keyframes.deadline());
-        let cached = self.cached_keyframes_due.values().copied();
+        let cached = self.video_starts_due.values().copied();
         sessions
             .chain(keyframes)
             .chain(cached)
@@ -953,7 +1052,7 @@ impl Sfu {
                 self.to_shards.push_back((shard, forget));
             }
         }
-        self.cached_keyframes_due.remove(&id);
+        self.video_starts_due.remove(&id);
         if let Some(route) = self.routes.get_mut(&session.route) {
             if route.publisher == Some(id) {
                 route.publisher = None;
@@ -1004,10 +1103,19 @@ impl Sfu {
 
     /// This shard's share of the session gauges, and its load for placing players.
     fn update_gauges(&mut self) {
-        let publishers = self.sessions.values().filter(|s| s.is_publisher()).count() as u64;
-        let players = self.sessions.len() as u64 - publishers;
-        let (old_publishers, old_players) = mem::replace(&mut self.gauges, (publishers, players));
+        let (mut publishers, mut pulls) = (0, 0);
+        for session in self.sessions.values().filter(|s| s.is_publisher()) {
+            if session.is_pull() {
+                pulls += 1;
+            } else {
+                publishers += 1;
+            }
+        }
+        let players = self.sessions.len() as u64 - publishers - pulls;
+        let (old_publishers, old_pulls, old_players) =
+            mem::replace(&mut self.gauges, (publishers, pulls, players));
         Counters::adjust(&self.counters.publishers, old_publishers, publishers);
+        Counters::adjust(&self.counters.pulls, old_pulls, pulls);
         Counters::adjust(&self.counters.players, old_players, players);
         self.load.set(self.place.shard, self.sessions.len() as u64);
     }

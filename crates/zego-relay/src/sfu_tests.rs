@@ -22,22 +22,27 @@ const RELAY: &str = "10.0.0.1:5000";
 const SPS: &[u8] = &[0x67, 0x42, 0xe0, 0x1f, 0x8c, 0x8d, 0x40, 0x50, 0x1e, 0xd0];
 const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
 
-/// Datagrams the core sent, for delivery to the peers.
+/// Datagrams the core sent, for delivery to the peers: each with the address of the pull's socket it left from
+/// (none for the shared socket), its destination, and its bytes.
 #[derive(Default)]
-struct Sent(Vec<(SocketAddr, Vec<u8>)>);
+pub(crate) struct Sent(pub Vec<(Option<SocketAddr>, SocketAddr, Vec<u8>)>);
 
 impl Outbox for Sent {
     fn send(&mut self, destination: SocketAddr, datagram: &[u8]) {
-        self.0.push((destination, datagram.to_vec()));
+        self.0.push((None, destination, datagram.to_vec()));
+    }
+
+    fn send_from(&mut self, source: SocketAddr, destination: SocketAddr, datagram: &[u8]) {
+        self.0.push((Some(source), destination, datagram.to_vec()));
     }
 }
 
 /// A browser-like peer: full ICE, frame mode, H.264 and Opus.
-struct Peer {
-    rtc: Rtc,
+pub(crate) struct Peer {
+    pub rtc: Rtc,
     addr: SocketAddr,
-    mid: Mid,
-    events: Vec<Event>,
+    pub mid: Mid,
+    pub events: Vec<Event>,
     /// A peer that went away: it neither sends nor receives.
     gone: bool,
     /// The core's SDP answer to its offer.
@@ -55,21 +60,34 @@ impl Peer {
             .pt()
     }
 
-    fn connected(&self) -> bool {
+    pub fn connected(&self) -> bool {
         self.events.iter().any(|e| matches!(e, Event::Connected))
     }
 }
 
 /// The cores (one per shard) and their peers on one fake clock.
-struct Net {
-    now: Instant,
+pub(crate) struct Net {
+    pub now: Instant,
     start: Instant,
-    shards: Vec<Sfu>,
-    peers: Vec<Peer>,
-    events: Vec<RelayEvent>,
+    pub shards: Vec<Sfu>,
+    pub peers: Vec<Peer>,
+    pub events: Vec<RelayEvent>,
+    /// The relay's address.
+    pub relay: SocketAddr,
+    /// The third byte of its peers' addresses (`10.0.<n>.x`).
+    peer_net: u8,
+    /// Datagrams the cores sent to addresses none of the peers has (another relay's), with their source and
+    /// destination.
+    pub outside: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Datagrams from outside for the cores: the shard whose socket reads each, its source, and it.
+    pub inbound: Vec<(ShardId, SocketAddr, Vec<u8>)>,
+    /// The pulls' own sockets: the address of each, the shard that owns it and its pull's session.
+    pub pulls: Vec<(SocketAddr, ShardId, SessionId)>,
+    /// Datagrams from outside for the pulls' sockets: the socket's address, the source, and the datagram.
+    pub pull_inbound: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
 }
 
-fn key() -> StreamKey {
+pub(crate) fn key() -> StreamKey {
     StreamKey {
         app_id: 1,
         stream_id: "s".into(),
@@ -82,7 +100,11 @@ impl Net {
     }
 
     fn sharded(count: usize) -> Net {
-        let now = Instant::now();
+        Net::sharded_at(count, RELAY.parse().unwrap(), 1, Instant::now())
+    }
+
+    /// A relay of `count` shards at `relay`, its peers at `10.0.<peer_net>.x`, its clock at `now`.
+    pub fn sharded_at(count: usize, relay: SocketAddr, peer_net: u8, now: Instant) -> Net {
         let counters = Arc::new(Counters::default());
         let load = ShardLoad::new(count);
         let shards = (0..count)
@@ -96,15 +118,7 @@ impl Net {
                     }
                 };
                 let options = RelayOptions::default();
-                Sfu::new(
-                    RELAY.parse().unwrap(),
-                    options,
-                    counters.clone(),
-                    place,
-                    load.clone(),
-                    now,
-                )
-                .unwrap()
+                Sfu::new(relay, options, counters.clone(), place, load.clone(), now).unwrap()
             })
             .collect();
         Net {
@@ -113,11 +127,48 @@ impl Net {
             shards,
             peers: Vec::new(),
             events: Vec::new(),
+            relay,
+            peer_net,
+            outside: Vec::new(),
+            inbound: Vec::new(),
+            pulls: Vec::new(),
+            pull_inbound: Vec::new(),
         }
     }
 
-    fn origin(&self) -> ShardId {
-        crate::shard::origin_of(&key(), self.shards.len())
+    /// The address of the socket a new pull gets: on the relay's IP, a port no other pull of it has.
+    pub fn new_pull_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.relay.ip(), 6000 + self.pulls.len() as u16)
+    }
+
+    /// Whether `addr` is one of the relay's addresses: its shared port or a pull's socket.
+    pub fn owns(&self, addr: SocketAddr) -> bool {
+        addr == self.relay || self.pulls.iter().any(|p| p.0 == addr)
+    }
+
+    /// Hands a datagram from outside to the relay: to the pull whose socket `destination` is, or else to the
+    /// shared socket of shard `lands_on`.
+    pub fn receive_from_outside(
+        &mut self,
+        lands_on: ShardId,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: Vec<u8>,
+    ) {
+        if destination == self.relay {
+            self.inbound.push((lands_on, source, datagram));
+        } else {
+            self.pull_inbound.push((destination, source, datagram));
+        }
+    }
+
+    pub fn origin(&self) -> ShardId {
+        self.origin_of(&key())
+    }
+
+    /// The origin shard of the stream `key`.
+    pub fn origin_of(&self, key: &StreamKey) -> ShardId {
+        crate::shard::origin_of(key, self.shards.len())
     }
 
     /// A peer that offers video in `direction` (and audio), answered by the core as publisher or player.
@@ -128,8 +179,19 @@ impl Net {
 
     /// Like [`Net::join`], with the session made on shard `shard` (a publisher's must be the origin), and the
     /// peer's datagrams read by shard `lands_on`.
-    fn join_on(
+    pub fn join_on(
         &mut self,
+        publisher: bool,
+        shard: ShardId,
+        lands_on: ShardId,
+    ) -> (usize, SessionId) {
+        self.join_stream(key(), publisher, shard, lands_on)
+    }
+
+    /// Like [`Net::join_on`], for the stream `key`.
+    pub fn join_stream(
+        &mut self,
+        key: StreamKey,
         publisher: bool,
         shard: ShardId,
         lands_on: ShardId,
@@ -143,7 +205,7 @@ impl Net {
             .codec_config()
             .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
         let mut rtc = config.build(self.now);
-        let addr: SocketAddr = format!("10.0.1.{}:4000", self.peers.len() + 1)
+        let addr: SocketAddr = format!("10.0.{}.{}:4000", self.peer_net, self.peers.len() + 1)
             .parse()
             .unwrap();
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
@@ -159,9 +221,9 @@ impl Net {
         let mut sent = Sent::default();
         let core = &mut self.shards[shard];
         let (id, answer) = if publisher {
-            core.publish(key(), &offer.to_sdp_string(), self.now, &mut sent)
+            core.publish(key, &offer.to_sdp_string(), self.now, &mut sent)
         } else {
-            core.play(key(), &offer.to_sdp_string(), self.now, &mut sent)
+            core.play(key, &offer.to_sdp_string(), self.now, &mut sent)
         }
         .unwrap();
         self.pass_messages(&mut sent);
@@ -182,9 +244,9 @@ impl Net {
     }
 
     /// Runs everyone until nothing more happens at the current time.
-    fn settle(&mut self) {
+    pub fn settle(&mut self) {
         loop {
-            let mut to_core = Vec::new();
+            let mut to_core = std::mem::take(&mut self.inbound);
             for peer in self.peers.iter_mut().filter(|p| !p.gone) {
                 peer.rtc.handle_input(Input::Timeout(self.now)).unwrap();
                 loop {
@@ -201,12 +263,19 @@ impl Net {
             for (shard, source, datagram) in &to_core {
                 self.shards[*shard].handle_datagram(datagram, *source, self.now, &mut sent);
             }
+            let to_pulls = std::mem::take(&mut self.pull_inbound);
+            for (local, source, datagram) in &to_pulls {
+                if let Some(&(_, shard, id)) = self.pulls.iter().find(|p| p.0 == *local) {
+                    self.shards[shard]
+                        .handle_pull_datagram(id, datagram, *source, self.now, &mut sent);
+                }
+            }
             let messages = self.pass_messages(&mut sent);
             for core in &mut self.shards {
                 core.handle_timeout(self.now, &mut sent);
             }
             let messages = messages + self.pass_messages(&mut sent);
-            if to_core.is_empty() && sent.0.is_empty() && messages == 0 {
+            if to_core.is_empty() && to_pulls.is_empty() && sent.0.is_empty() && messages == 0 {
                 return;
             }
             self.deliver(sent);
@@ -215,7 +284,7 @@ impl Net {
 
     /// Delivers what the cores tell each other until they are quiet, and collects their events; returns how many
     /// messages went.
-    fn pass_messages(&mut self, sent: &mut Sent) -> usize {
+    pub fn pass_messages(&mut self, sent: &mut Sent) -> usize {
         let mut passed = 0;
         loop {
             let mut messages = Vec::new();
@@ -237,21 +306,22 @@ impl Net {
         }
     }
 
-    fn deliver(&mut self, sent: Sent) {
-        let relay: SocketAddr = RELAY.parse().unwrap();
-        for (destination, datagram) in sent.0 {
-            let Some(peer) = self
-                .peers
-                .iter_mut()
-                .find(|p| p.addr == destination && !p.gone)
-            else {
+    pub fn deliver(&mut self, sent: Sent) {
+        let relay = self.relay;
+        for (from, destination, datagram) in sent.0 {
+            let source = from.unwrap_or(relay);
+            let Some(peer) = self.peers.iter_mut().find(|p| p.addr == destination) else {
+                self.outside.push((source, destination, datagram));
                 continue;
             };
+            if peer.gone {
+                continue;
+            }
             let input = Input::Receive(
                 self.now,
                 Receive {
                     proto: Protocol::Udp,
-                    source: relay,
+                    source,
                     destination,
                     contents: datagram.as_slice().try_into().unwrap(),
                 },
@@ -290,7 +360,7 @@ impl Net {
     }
 
     /// One frame of video from peer `from`: a keyframe (SPS, PPS, IDR) or a delta frame, in Annex B.
-    fn send_frame(&mut self, from: usize, keyframe: bool, n: u32) {
+    pub fn send_frame(&mut self, from: usize, keyframe: bool, n: u32) {
         let mut frame = Vec::new();
         let nals: Vec<Vec<u8>> = if keyframe {
             vec![SPS.to_vec(), PPS.to_vec(), slice(0x65, n)]
@@ -327,14 +397,14 @@ fn slice(head: u8, n: u32) -> Vec<u8> {
     v
 }
 
-fn keyframe_requests(peer: &Peer) -> usize {
+pub(crate) fn keyframe_requests(peer: &Peer) -> usize {
     peer.events
         .iter()
         .filter(|e| matches!(e, Event::KeyframeRequest(_)))
         .count()
 }
 
-fn frames_received(peer: &Peer) -> Vec<Vec<u8>> {
+pub(crate) fn frames_received(peer: &Peer) -> Vec<Vec<u8>> {
     peer.events
         .iter()
         .filter_map(|e| match e {
@@ -355,7 +425,7 @@ fn publishing() -> (Net, usize, SessionId) {
 }
 
 /// The tag of each frame received (its slice's), in order.
-fn tags(peer: &Peer) -> Vec<u32> {
+pub(crate) fn tags(peer: &Peer) -> Vec<u32> {
     let tag = |f: &Vec<u8>| {
         let at = f
             .windows(5)

@@ -8,7 +8,8 @@
 //!   every publisher packet once, and it writes them into its own players. Keyframe wishes and estimates go back.
 //! - **Datagrams**: the kernel spreads peers over the sockets by their address (SO_REUSEPORT). A shard that reads a
 //!   datagram of another shard's session hands it over: STUN names the session's shard in the relay's ICE ufrag
-//!   ([`ufrag_prefix`]), and later datagrams from that address follow it.
+//!   ([`ufrag_prefix`]), and later datagrams from that address follow it. A pull from another relay is not on the
+//!   shared port: it has a socket of its own on its shard (see `pull`).
 //!
 //! Nothing on the forwarding path takes a lock: shards share only these messages, over channels.
 //!

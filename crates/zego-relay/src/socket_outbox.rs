@@ -3,11 +3,15 @@
 //! writes one packet to many players at once, and each call costs more than the copy that gathers them.
 //!
 //! A backlog holds what the socket could not take while its send buffer was full.
+//!
+//! The thread's pulls each have a socket of their own (see `pull`), kept here by address for what the pulls send:
+//! their checks, DTLS and RTCP, a few datagrams a second, sent at once and not batched.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -27,6 +31,8 @@ pub(crate) struct SocketOutbox {
     bytes: Vec<u8>,
     gathered: Vec<(SocketAddr, Range<usize>)>,
     backlog: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The sockets of this thread's pulls, by the address the pull announces (the source str0m names).
+    pull_sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     last_error_log: Option<Instant>,
 }
 
@@ -37,8 +43,19 @@ impl SocketOutbox {
             bytes: Vec::with_capacity(SEND_BATCH * 1500),
             gathered: Vec::with_capacity(SEND_BATCH),
             backlog: VecDeque::new(),
+            pull_sockets: HashMap::new(),
             last_error_log: None,
         }
+    }
+
+    /// From now on, what a pull sends from `addr` leaves from `socket`.
+    pub fn add_pull_socket(&mut self, addr: SocketAddr, socket: Arc<UdpSocket>) {
+        self.pull_sockets.insert(addr, socket);
+    }
+
+    /// The pull that sent from `addr` ended: its socket closes once its reader lets it go too.
+    pub fn remove_pull_socket(&mut self, addr: SocketAddr) {
+        self.pull_sockets.remove(&addr);
     }
 
     /// Whether datagrams wait for the socket to become writable.
@@ -159,6 +176,20 @@ impl Outbox for SocketOutbox {
         self.gathered.push((destination, start..self.bytes.len()));
         if self.gathered.len() >= SEND_BATCH {
             self.send_gathered();
+        }
+    }
+
+    fn send_from(&mut self, source: SocketAddr, destination: SocketAddr, datagram: &[u8]) {
+        let Some(socket) = self.pull_sockets.get(&source) else {
+            // Never the shared socket: the other side knows the pull by its own socket's address.
+            tracing::debug!(%source, "no socket for a pull's datagram");
+            return;
+        };
+        match socket.try_send_to(datagram, destination) {
+            Ok(_) => {}
+            // A full send buffer drops, as the network would: ICE, DTLS and RTCP retry.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => self.log_error(&e),
         }
     }
 }

@@ -9,8 +9,8 @@ use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::token04::{self, Claims, Mode, Privilege};
 
 use crate::config::{
-    AppConfig, ConfigError, FileConfig, ServerConfig, DEFAULT_LISTEN, DEFAULT_MEDIA, DEV_APP_ID,
-    DEV_APP_SIGN, DEV_SERVER_SECRET,
+    AppConfig, ClusterConfig, ConfigError, FileConfig, ServerConfig, DEFAULT_LISTEN, DEFAULT_MEDIA,
+    DEV_APP_ID, DEV_APP_SIGN, DEV_SERVER_SECRET,
 };
 
 #[derive(Debug, Parser)]
@@ -76,9 +76,68 @@ pub struct ServeArgs {
     /// Silence after which a connection is closed, in milliseconds [default: 60000].
     #[arg(long, value_name = "MS")]
     pub idle_timeout_ms: Option<u64>,
+    /// Join a cluster whose directory is this Redis server (redis://HOST:PORT); needs --node-id and
+    /// --cluster-secret.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// This node's name in the cluster.
+    #[arg(long, value_name = "NAME")]
+    pub node_id: Option<String>,
+    /// Where the other nodes reach this one's HTTP endpoints [default: http://LISTEN].
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
+    /// The secret the nodes of the cluster share [default: $ZEGO_CLUSTER_SECRET].
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "ZEGO_CLUSTER_SECRET",
+        hide_env_values = true
+    )]
+    pub cluster_secret: Option<String>,
     /// Log filter (tracing EnvFilter syntax) [default: $RUST_LOG, else "info"].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+}
+
+impl ServeArgs {
+    /// The cluster to join: the file's `[cluster]` table with each flag over its key; none without a Redis URL.
+    fn cluster(&self, file: Option<ClusterConfig>) -> Result<Option<ClusterConfig>, ConfigError> {
+        let Some(redis) = self
+            .redis
+            .clone()
+            .or_else(|| file.as_ref().map(|c| c.redis.clone()))
+        else {
+            if self.node_id.is_some() || self.advertise.is_some() {
+                return Err(ConfigError::Invalid(
+                    "--node-id and --advertise need --redis (or a [cluster] table)".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let missing = |what: &str| {
+            ConfigError::Invalid(format!("a cluster node needs {what} (see docs/cluster.md)"))
+        };
+        let node_id = self
+            .node_id
+            .clone()
+            .or_else(|| file.as_ref().map(|c| c.node_id.clone()))
+            .ok_or_else(|| missing("--node-id"))?;
+        let secret = self
+            .cluster_secret
+            .clone()
+            .or_else(|| file.as_ref().map(|c| c.secret.clone()))
+            .ok_or_else(|| missing("--cluster-secret or ZEGO_CLUSTER_SECRET"))?;
+        let advertise = self
+            .advertise
+            .clone()
+            .or_else(|| file.and_then(|c| c.advertise));
+        Ok(Some(ClusterConfig {
+            redis,
+            node_id,
+            advertise,
+            secret,
+        }))
+    }
 }
 
 fn parse_app(value: &str) -> Result<AppConfig, String> {
@@ -130,6 +189,7 @@ impl ServeArgs {
             config.idle_timeout = ms(v);
         }
         config.validate()?;
+        config.cluster = self.cluster(file.cluster.clone())?;
         Ok((config, self.log.clone().or(file.log)))
     }
 }
@@ -377,6 +437,79 @@ mod tests {
         assert_eq!(log, None);
         let cli = parse(&["--media-threads", "2"]);
         assert_eq!(cli.serve.resolve().unwrap().0.media_threads, 2);
+    }
+
+    #[test]
+    fn cluster_flags_and_file_table_make_a_node() {
+        assert!(parse(&[]).serve.resolve().unwrap().0.cluster.is_none());
+        let secret = "0123456789abcdef-secret";
+        let cli = parse(&[
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--node-id",
+            "edge-1",
+            "--cluster-secret",
+            secret,
+        ]);
+        let (config, _) = cli.serve.resolve().unwrap();
+        config.validate().unwrap();
+        let cluster = config.cluster.unwrap();
+        assert_eq!(
+            (cluster.node_id.as_str(), cluster.secret.as_str()),
+            ("edge-1", secret)
+        );
+        assert_eq!(cluster.advertise, None);
+
+        let err = parse(&[
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--cluster-secret",
+            secret,
+        ])
+        .serve
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("--node-id"), "{err}");
+        assert!(
+            parse(&["--node-id", "a"]).serve.resolve().is_err(),
+            "no Redis"
+        );
+
+        let dir = std::env::temp_dir().join(format!("zego-server-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(
+            &path,
+            format!("[cluster]\nredis = \"redis://10.0.0.9:6379\"\nnode_id = \"b\"\nadvertise = \"http://10.0.0.2:9180\"\nsecret = \"{secret}\"\n"),
+        )
+        .unwrap();
+        let cli = parse(&["--config", path.to_str().unwrap(), "--node-id", "b2"]);
+        let (config, _) = cli.serve.resolve().unwrap();
+        config.validate().unwrap();
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.node_id, "b2", "the flag over the file");
+        assert_eq!(cluster.advertise.as_deref(), Some("http://10.0.0.2:9180"));
+        std::fs::remove_dir_all(dir).unwrap();
+
+        let short = parse(&[
+            "--redis",
+            "redis://h:1",
+            "--node-id",
+            "a",
+            "--cluster-secret",
+            "short",
+        ]);
+        let err = short.serve.resolve().unwrap().0.validate().unwrap_err();
+        assert!(err.to_string().contains("at least 16"), "{err}");
+        let bad_id = parse(&[
+            "--redis",
+            "redis://h:1",
+            "--node-id",
+            "a b",
+            "--cluster-secret",
+            secret,
+        ]);
+        assert!(bad_id.serve.resolve().unwrap().0.validate().is_err());
     }
 
     #[test]

@@ -124,6 +124,63 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// A connection on which nothing arrives for this long is closed.
     pub idle_timeout: Duration,
+    /// Run as one node of a cluster coordinated through Redis; `None`: a single server.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// One node of a cluster (docs/cluster.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The Redis server of the directory, e.g. `redis://127.0.0.1:6379`.
+    pub redis: String,
+    /// This node's name, unique among the running nodes.
+    pub node_id: String,
+    /// Where the other nodes reach this one's HTTP endpoints, e.g. `http://10.0.0.5:9180` [default: the listen
+    /// address].
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// The secret every node of the cluster shares: a node pulls another's streams with it. At least 16 characters.
+    pub secret: String,
+}
+
+/// The shortest cluster secret a node accepts.
+pub const CLUSTER_SECRET_MIN: usize = 16;
+
+impl ClusterConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.redis.starts_with("redis://") && !self.redis.starts_with("unix://") {
+            return Err(ConfigError::Invalid(format!(
+                "cluster: redis must be a redis:// or unix:// URL, got {:?}",
+                self.redis
+            )));
+        }
+        let id_ok = !self.node_id.is_empty()
+            && self.node_id.len() <= 64
+            && self
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !id_ok {
+            return Err(ConfigError::Invalid(format!(
+                "cluster: node_id must be 1-64 characters of A-Z a-z 0-9 - _ ., got {:?}",
+                self.node_id
+            )));
+        }
+        if self.secret.len() < CLUSTER_SECRET_MIN {
+            return Err(ConfigError::Invalid(format!(
+                "cluster: secret must be at least {CLUSTER_SECRET_MIN} characters"
+            )));
+        }
+        if let Some(advertise) = &self.advertise {
+            if !advertise.starts_with("http://") {
+                return Err(ConfigError::Invalid(format!(
+                    "cluster: advertise must be an http:// URL, got {advertise:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -144,6 +201,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            cluster: None,
         }
     }
 }
@@ -151,6 +209,9 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Refuses configurations the server cannot run with, naming the culprit.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         if self.apps.is_empty() {
             return Err(ConfigError::Invalid("no app is configured".into()));
         }
@@ -244,6 +305,7 @@ pub struct FileConfig {
     pub idle_timeout_ms: Option<u64>,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl FileConfig {

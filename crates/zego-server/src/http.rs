@@ -49,6 +49,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route(SIGNALING_PATH, get(signaling))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/", get(assets::serve))
         .route("/debug/{*file}", get(assets::serve))
@@ -138,6 +139,19 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, &'static str> {
         .ok_or("Sec-WebSocket-Key is missing")?;
     HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
         .map_err(|_| "Sec-WebSocket-Key is unusable")
+}
+
+/// Ready to serve everything: a single server always is; a cluster node while its directory answers.
+async fn ready(State(state): State<HttpState>) -> Response {
+    if state.hub.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the cluster directory is unavailable\n",
+        )
+            .into_response()
+    }
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {

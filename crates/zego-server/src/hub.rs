@@ -13,11 +13,13 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
+use zego_protocol::cluster::{NodeId, NodeLoad, RoomEvent};
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::message::ServerMessage;
-use zego_relay::{Relay, RelayError};
+use zego_relay::{Relay, RelayError, StreamKey};
 
 use crate::clock::Now;
+use crate::cluster::{Claim, Cluster};
 use crate::metrics::{self, SignalingCounters};
 use crate::rooms::{
     CloseReason, LoginRequest, Output, PlayGrant, Prepared, PublishGrant, Registry, RelayOutcome,
@@ -81,6 +83,8 @@ struct Effects {
 pub struct Hub {
     state: Mutex<State>,
     relay: Relay,
+    /// This node's part of a cluster, if it is in one.
+    cluster: Option<Arc<Cluster>>,
     pub counters: SignalingCounters,
 }
 
@@ -89,15 +93,108 @@ pub fn encode(msg: &ServerMessage) -> Utf8Bytes {
 }
 
 impl Hub {
-    pub fn new(registry: Registry, relay: Relay) -> Arc<Self> {
+    pub fn new(mut registry: Registry, relay: Relay, cluster: Option<Arc<Cluster>>) -> Arc<Self> {
+        if cluster.is_some() {
+            registry.join_cluster();
+        }
         Arc::new(Hub {
             state: Mutex::new(State {
                 registry,
                 links: HashMap::new(),
             }),
             relay,
+            cluster,
             counters: SignalingCounters::default(),
         })
+    }
+
+    /// Whether this node can serve everything: not in a cluster, or its directory answers (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.is_ready())
+    }
+
+    /// Runs a core step that no session asked for (timers, relay and cluster events) and applies its outputs.
+    fn step(self: &Arc<Self>, step: impl FnOnce(&mut Registry) -> Vec<Output>) {
+        let mut effects = Effects::default();
+        {
+            let mut state = self.state.lock();
+            let outputs = step(&mut state.registry);
+            self.apply(&mut state, outputs, &mut effects);
+        }
+        self.after(effects);
+    }
+
+    fn read<T>(&self, read: impl FnOnce(&Registry) -> T) -> T {
+        read(&self.state.lock().registry)
+    }
+
+    /// An event of another node of the cluster.
+    pub fn cluster_event(self: &Arc<Self>, node: &str, event: RoomEvent) {
+        self.step(|registry| registry.cluster_event(node, event));
+    }
+
+    /// All that another node has placed, as it published when it joined the directory again.
+    pub fn node_state(self: &Arc<Self>, state: &zego_protocol::cluster::NodeState) {
+        let users = state.users.iter().cloned().collect();
+        let streams = state.streams.iter().cloned().collect();
+        self.step(|registry| registry.node_state(&state.node, &users, &streams));
+    }
+
+    /// A node left the cluster.
+    pub fn node_gone(self: &Arc<Self>, node: &str) {
+        self.step(|registry| registry.node_gone(node));
+    }
+
+    /// The directory as read back after (re)connecting to it.
+    pub fn cluster_resync(self: &Arc<Self>, directory: Vec<(NodeId, RoomEvent)>) {
+        self.step(|registry| registry.cluster_resync(directory));
+    }
+
+    /// What this node has placed in the cluster's rooms.
+    pub fn cluster_state(&self) -> Vec<RoomEvent> {
+        self.read(Registry::cluster_state)
+    }
+
+    pub fn players_of(&self, key: &StreamKey) -> usize {
+        self.read(|registry| registry.players_of(key))
+    }
+
+    pub fn origin_of(&self, key: &StreamKey) -> Option<NodeId> {
+        self.read(|registry| registry.origin_of(key).map(str::to_owned))
+    }
+
+    /// Streams of other nodes that players here play.
+    pub fn remote_audiences(&self) -> Vec<(StreamKey, NodeId)> {
+        self.read(Registry::remote_audiences)
+    }
+
+    /// Whether `key` is published (and live) on this node.
+    pub fn publishes_here(&self, key: &StreamKey) -> bool {
+        self.read(|registry| registry.publishes_here(key))
+    }
+
+    /// This node's load now, without sampling egress (which [`Hub::load`] does once per refresh).
+    pub fn load_now(&self) -> NodeLoad {
+        let sessions = self.read(|registry| registry.census().sessions) as u64;
+        NodeLoad {
+            sessions,
+            viewers: self.relay.metrics().players,
+            egress_bps: 0,
+        }
+    }
+
+    /// This node's load, for the cluster's node registry.
+    pub fn load(&self) -> NodeLoad {
+        let sessions = self.read(|registry| registry.census().sessions) as u64;
+        let relay = self.relay.metrics();
+        NodeLoad {
+            sessions,
+            viewers: relay.players,
+            egress_bps: self
+                .cluster
+                .as_ref()
+                .map_or(0, |c| c.egress_bps(relay.bytes_forwarded)),
+        }
     }
 
     /// Applies outputs under the lock; returns what must be done after it.
@@ -124,6 +221,11 @@ impl Hub {
                 }
                 Output::CloseRelay(id) => effects.close_relay.push(id),
                 Output::StartPlay(grant) => effects.start_play.push(grant),
+                Output::Cluster(event) => {
+                    if let Some(cluster) = &self.cluster {
+                        cluster.tell(event);
+                    }
+                }
             }
         }
     }
@@ -213,34 +315,22 @@ impl Hub {
     }
 
     pub fn relay_disconnected(self: &Arc<Self>, relay: zego_relay::SessionId) {
-        let mut effects = Effects::default();
-        {
-            let mut state = self.state.lock();
-            let outputs = state.registry.relay_disconnected(relay, Now::system());
-            self.apply(&mut state, outputs, &mut effects);
+        if let Some(cluster) = &self.cluster {
+            cluster.relay_session_ended(relay);
         }
-        self.after(effects);
+        self.step(|registry| registry.relay_disconnected(relay, Now::system()));
     }
 
     /// The relay lost a peer (nothing arrives from it): a publisher's streams end at once.
     pub fn relay_lost(self: &Arc<Self>, relay: zego_relay::SessionId) {
-        let mut effects = Effects::default();
-        {
-            let mut state = self.state.lock();
-            let outputs = state.registry.relay_lost(relay, Now::system());
-            self.apply(&mut state, outputs, &mut effects);
+        if let Some(cluster) = &self.cluster {
+            cluster.relay_session_ended(relay);
         }
-        self.after(effects);
+        self.step(|registry| registry.relay_lost(relay, Now::system()));
     }
 
     pub fn tick(self: &Arc<Self>, now: Now) {
-        let mut effects = Effects::default();
-        {
-            let mut state = self.state.lock();
-            let outputs = state.registry.handle_timeout(now);
-            self.apply(&mut state, outputs, &mut effects);
-        }
-        self.after(effects);
+        self.step(|registry| registry.handle_timeout(now));
     }
 
     pub async fn publish(
@@ -262,6 +352,25 @@ impl Hub {
         let Some(grant) = grant else {
             return owned;
         };
+        if let Some(cluster) = &self.cluster {
+            // A stream id is published once in the whole cluster.
+            let refusal = match cluster.claim(&grant.key).await {
+                Ok(Claim::Granted) => None,
+                Ok(Claim::Taken) => Some((
+                    error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED,
+                    error::message(error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED).to_owned(),
+                )),
+                Err(e) => {
+                    tracing::warn!(stream_id = %grant.key.stream_id, "publish refused: {e}");
+                    Some((error::PUBLISHER_INNER_ERROR, e.to_string()))
+                }
+            };
+            if let Some((code, message)) = refusal {
+                SignalingCounters::bump(&self.counters.relay_refusals);
+                self.finish_publish(grant, extra_info, Err(RelayRefusal { code, message }));
+                return true;
+            }
+        }
         let outcome = relay_outcome(
             tokio::time::timeout(
                 RELAY_CALL_TIMEOUT,
@@ -270,8 +379,23 @@ impl Hub {
             .await,
             error::PUBLISHER_INNER_ERROR,
         );
+        let key = grant.key.clone();
+        let refused = outcome.is_err();
         self.finish_publish(grant, extra_info, outcome);
+        if refused {
+            self.release_unless_local(&key).await;
+        }
         true
+    }
+
+    /// Gives a claimed stream id back unless this node still publishes or is publishing it.
+    async fn release_unless_local(&self, key: &StreamKey) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        if !self.read(|registry| registry.has_local_stream(key)) {
+            cluster.release(key).await;
+        }
     }
 
     fn finish_publish(
@@ -315,14 +439,35 @@ impl Hub {
     }
 
     async fn run_play(self: &Arc<Self>, grant: PlayGrant) {
-        let outcome = relay_outcome(
-            tokio::time::timeout(
-                RELAY_CALL_TIMEOUT,
-                self.relay.play(grant.key.clone(), &grant.offer),
-            )
-            .await,
-            error::PLAYER_INNER_ERROR,
-        );
+        let pulled = match (&self.cluster, &grant.origin) {
+            (Some(cluster), Some(origin)) => {
+                // Published on another node: this node's relay pulls it from there first.
+                let pull = cluster.ensure_pull(&self.relay, &grant.key, origin);
+                match tokio::time::timeout(RELAY_CALL_TIMEOUT, pull).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the stream's node did not answer in time".to_owned()),
+                }
+            }
+            _ => Ok(()),
+        };
+        let outcome = match pulled {
+            Ok(()) => relay_outcome(
+                tokio::time::timeout(
+                    RELAY_CALL_TIMEOUT,
+                    self.relay.play(grant.key.clone(), &grant.offer),
+                )
+                .await,
+                error::PLAYER_INNER_ERROR,
+            ),
+            Err(why) => {
+                tracing::warn!(stream_id = %grant.key.stream_id, "cannot pull the stream: {why}");
+                Err(RelayRefusal {
+                    code: error::PLAYER_INNER_ERROR,
+                    message: format!("cannot reach the stream on its node: {why}"),
+                })
+            }
+        };
         if outcome.is_err() {
             SignalingCounters::bump(&self.counters.relay_refusals);
         }

@@ -8,7 +8,8 @@
 //!
 //! Where things live: `registry` is the sans-IO room core (apps → rooms → sessions, streams, plays) driven by
 //! inputs and the current time; `hub` applies its outputs to connections and the relay; `connection` serves
-//! one WebSocket; `server` starts and stops it all.
+//! one WebSocket; `server` starts and stops it all. `cluster` makes a node of several run as one, through a
+//! directory in Redis (docs/cluster.md).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), zego_server::StartError> {
@@ -22,6 +23,7 @@ mod assets;
 mod auth;
 pub mod cli;
 mod clock;
+mod cluster;
 pub mod config;
 mod connection;
 mod dev_token;
@@ -41,6 +43,7 @@ pub mod server;
 mod whip;
 
 pub use config::{
-    AppConfig, ConfigError, FileConfig, ServerConfig, DEV_APP_ID, DEV_APP_SIGN, DEV_SERVER_SECRET,
+    AppConfig, ClusterConfig, ConfigError, FileConfig, ServerConfig, DEV_APP_ID, DEV_APP_SIGN,
+    DEV_SERVER_SECRET,
 };
 pub use server::{EmbeddedServer, Server, ServerHandle, StartError};

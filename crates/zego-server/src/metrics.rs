@@ -116,6 +116,11 @@ pub fn render(
                 "Player sessions at the relay.",
                 relay.players,
             ),
+            (
+                "zego_relay_pulls",
+                "Streams the relay pulls from other nodes of the cluster.",
+                relay.pulls,
+            ),
         ],
         counters: vec![
             (

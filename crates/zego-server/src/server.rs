@@ -14,6 +14,7 @@ use zego_relay::{Relay, RelayConfig, RelayEvent};
 
 use crate::auth::AppKeys;
 use crate::clock::Now;
+use crate::cluster::{self, Cluster, ClusterState};
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::ConnectionSettings;
 use crate::dev_token::DevApp;
@@ -79,7 +80,16 @@ impl Server {
         })?;
 
         let settings = Settings::from_config(&config);
-        let hub = Hub::new(Registry::new(settings, &keys), relay.clone());
+        let ws_url = format!("ws://{}{SIGNALING_PATH}", connectable(http_addr));
+        let cluster = config
+            .cluster
+            .clone()
+            .map(|c| Cluster::new(c, format!("http://{}", connectable(http_addr)), ws_url));
+        let hub = Hub::new(
+            Registry::new(settings, &keys),
+            relay.clone(),
+            cluster.as_ref().map(|(c, _)| c.clone()),
+        );
         let shutdown = CancellationToken::new();
         let mut tasks = vec![
             tokio::spawn(run_timers(
@@ -89,7 +99,27 @@ impl Server {
             )),
             tokio::spawn(watch_relay(hub.clone(), relay.events(), shutdown.clone())),
         ];
-        let router = http::router(HttpState {
+        let mut cluster_router = None;
+        if let Some((cluster, events)) = cluster {
+            tasks.push(tokio::spawn(cluster::run_directory(
+                hub.clone(),
+                cluster.clone(),
+                events,
+                shutdown.clone(),
+            )));
+            tasks.push(tokio::spawn(cluster::run_sweeper(
+                hub.clone(),
+                cluster.clone(),
+                relay.clone(),
+                shutdown.clone(),
+            )));
+            cluster_router = Some(cluster::router(ClusterState {
+                hub: hub.clone(),
+                cluster,
+                relay: relay.clone(),
+            }));
+        }
+        let mut router = http::router(HttpState {
             hub: hub.clone(),
             shutdown: shutdown.clone(),
             connections: ConnectionSettings {
@@ -99,6 +129,9 @@ impl Server {
             next_conn: Arc::new(AtomicU64::new(0)),
             dev_app: DevApp::from_apps(&config.apps),
         });
+        if let Some(cluster_router) = cluster_router {
+            router = router.merge(cluster_router);
+        }
         let limits = ListenerLimits {
             max_connections: config.max_connections,
             max_connections_per_ip: config.max_connections_per_ip,

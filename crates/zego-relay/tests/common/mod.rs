@@ -138,6 +138,11 @@ impl Received {
     pub fn audio_len(&self) -> usize {
         self.audio.lock().len()
     }
+
+    /// At least `audio` audio packets and more than `video` video packets have come.
+    pub fn got(&self, audio: usize, video: usize) -> bool {
+        self.audio_len() >= audio && self.video_len() > video
+    }
 }
 
 /// A `webrtc` crate peer connection, connected to the relay.

@@ -37,7 +37,7 @@ impl Registry {
             .ok_or(error::ENGINE_APP_ID_INCORRECT)?;
         let previous = app.users.get(&req.user.user_id).copied();
         if let Some(room) = app.rooms.get(&req.room_id) {
-            let mut members = room.members.len();
+            let mut members = room.members.len() + app.remote_member_count(&req.room_id);
             if previous.is_some_and(|p| room.members.contains(&p)) {
                 members -= 1;
             }
@@ -52,6 +52,8 @@ impl Registry {
             self.totals.same_user_kicks += 1;
             self.remove_session(previous, Removal::SameUserLoggedIn, &mut outputs);
         }
+        // The same user on another node is kicked there when it hears of this login.
+        self.forget_remote_user(req.app_id, &req.user.user_id, &mut outputs);
 
         self.last_session += 1;
         let id = self.last_session;
@@ -87,7 +89,15 @@ impl Registry {
         self.by_resume_token.insert(resume_token, id);
 
         let answer = send(id, self.login_reply(id, req.req_id, now));
+        let clustered = self.clustered;
         outputs.extend(reply_then_tell(answer, |outputs| {
+            if clustered {
+                outputs.push(Output::Cluster(RoomEvent::UserJoined {
+                    app_id: req.app_id,
+                    room_id: req.room_id.clone(),
+                    user: req.user.clone(),
+                }));
+            }
             let msg = ServerMessage::UserUpdate {
                 room_id: req.room_id.clone(),
                 update_type: UpdateType::Add,
@@ -154,11 +164,16 @@ impl Registry {
         let session = self.sessions.get(&id)?;
         let app = self.apps.get(&session.app_id)?;
         let room = app.rooms.get(&session.room_id)?;
+        let remote = app.remote_rooms.get(&session.room_id);
         let users = if session.notify_users {
+            let remote_users = remote
+                .into_iter()
+                .flat_map(|r| r.users.values().map(|(user, _)| user.clone()));
             room.members
                 .iter()
                 .filter_map(|m| self.sessions.get(m))
                 .map(|s| s.user.clone())
+                .chain(remote_users)
                 .collect()
         } else {
             Vec::new()
@@ -166,6 +181,7 @@ impl Registry {
         let streams = room
             .streams
             .iter()
+            .chain(remote.into_iter().flat_map(|r| r.streams.iter()))
             .filter_map(|sid| {
                 app.streams
                     .get(sid)
@@ -173,6 +189,16 @@ impl Registry {
                     .map(|s| s.info(sid))
             })
             .collect();
+        // Extra info set on several nodes: the latest update of each key.
+        let mut extra_info = room.extra_info.clone();
+        for info in remote.into_iter().flat_map(|r| r.extra_info.values()) {
+            let newer = extra_info
+                .get(&info.key)
+                .is_none_or(|known| known.update_time_ms < info.update_time_ms);
+            if newer {
+                extra_info.insert(info.key.clone(), info.clone());
+            }
+        }
         Some(ReplyResult::Login {
             session_id: session.resume_token.clone(),
             heartbeat_interval_ms: self.settings.heartbeat_interval.as_millis() as u64,
@@ -181,8 +207,8 @@ impl Registry {
             token_expire_time: session.grant.token_expire(),
             users,
             streams,
-            room_extra_info: room.extra_info.values().cloned().collect(),
-            online_count: room.members.len() as u32,
+            room_extra_info: extra_info.into_values().collect(),
+            online_count: (room.members.len() + app.remote_member_count(&session.room_id)) as u32,
         })
     }
 

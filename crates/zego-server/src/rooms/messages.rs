@@ -38,12 +38,20 @@ impl Registry {
             update_time_ms: now.unix_ms,
         };
         seat.room.extra_info.insert(key.to_owned(), info.clone());
-        let msg = ServerMessage::RoomExtraInfoUpdate {
-            room_id: seat.session.room_id.clone(),
-            infos: vec![info],
-        };
+        let app_id = seat.session.app_id;
+        let room_id = seat.session.room_id.clone();
+        let others = seat.others();
         reply_then_tell(reply(id, req_id, error::SUCCESS, None), |outputs| {
-            tell(outputs, seat.others(), msg)
+            self.announce(outputs, || RoomEvent::RoomExtraInfo {
+                app_id,
+                room_id: room_id.clone(),
+                info: info.clone(),
+            });
+            let msg = ServerMessage::RoomExtraInfoUpdate {
+                room_id,
+                infos: vec![info],
+            };
+            tell(outputs, others, msg)
         })
     }
 
@@ -81,7 +89,15 @@ impl Registry {
             error::SUCCESS,
             Some(ReplyResult::BroadcastMessage { message_id }),
         );
-        reply_then_tell(answer, |outputs| tell(outputs, seat.others(), msg))
+        let (app_id, room_id, others) = (
+            seat.session.app_id,
+            seat.session.room_id.clone(),
+            seat.others(),
+        );
+        reply_then_tell(answer, |outputs| {
+            self.announce_message(outputs, app_id, room_id, None, &msg);
+            tell(outputs, others, msg)
+        })
     }
 
     /// To the listed users of the sender's room (others are ignored), or to everyone else in it.
@@ -120,7 +136,20 @@ impl Registry {
             from_user: seat.session.user.clone(),
             command: command.to_owned(),
         };
+        let app_id = seat.session.app_id;
+        let room_id = seat.session.room_id.clone();
+        // Users of other nodes: all of them, or those listed that are not here.
+        let remote_to: Option<Vec<String>> = (!to_user_ids.is_empty()).then(|| {
+            to_user_ids
+                .iter()
+                .filter(|u| !seat.users.contains_key(*u))
+                .cloned()
+                .collect()
+        });
         reply_then_tell(reply(id, req_id, error::SUCCESS, None), |outputs| {
+            if remote_to.as_ref().is_none_or(|users| !users.is_empty()) {
+                self.announce_message(outputs, app_id, room_id, remote_to, &msg);
+            }
             tell(outputs, to, msg)
         })
     }

@@ -13,6 +13,7 @@
 //! `Registry`'s methods are split by concern: `login`, `timers`, `publish`, `play`, `messages`, and `removal` (a
 //! session leaving); `room` holds what a room is made of.
 
+mod cluster;
 mod login;
 mod messages;
 mod play;
@@ -26,6 +27,7 @@ mod timers;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use zego_protocol::cluster::{NodeId, RoomEvent};
 use zego_protocol::error::{self, ErrorCode};
 use zego_protocol::message::{
     stream_delete_reason, BroadcastMessage, Credentials, ReplyResult, RoomExtraInfo, ServerMessage,
@@ -37,7 +39,7 @@ use zego_relay::StreamKey;
 use crate::auth::{self, AppKeys, Grant, ReplayGuard};
 use crate::clock::Now;
 use crate::config::ServerConfig;
-use room::{Play, Room, Session, Stream};
+use room::{Play, RemoteRoom, Room, Session, Stream, NO_SESSION};
 
 /// A signaling session (one user logged in to one room), unique for the server's lifetime.
 pub type SessionId = u64;
@@ -89,6 +91,8 @@ pub enum Output {
     CloseRelay(RelaySessionId),
     /// A waiting play can start: ask the relay, then call [`Registry::finish_play`].
     StartPlay(PlayGrant),
+    /// Tell the other nodes of the cluster (only when [`Registry::join_cluster`] was called).
+    Cluster(RoomEvent),
 }
 
 fn send(to: SessionId, msg: ServerMessage) -> Output {
@@ -154,6 +158,8 @@ pub struct PlayGrant {
     pub key: StreamKey,
     pub offer: String,
     pub attempt: u64,
+    /// The node that publishes the stream, when it is not this one: the relay pulls it from there first.
+    pub origin: Option<NodeId>,
 }
 
 /// The first step of a publish or play: outputs to apply now, and the grant to take to the relay, if any.
@@ -220,6 +226,8 @@ struct App {
     /// Sessions waiting for a stream id to be published.
     waiting: HashMap<String, BTreeSet<SessionId>>,
     replay: ReplayGuard,
+    /// The rooms as the other nodes of the cluster make them, by room id.
+    remote_rooms: HashMap<String, RemoteRoom>,
 }
 
 /// What a request of a session works on: the session, its room and the rest of its app, borrowed together so
@@ -287,6 +295,8 @@ pub struct Registry {
     last_session: SessionId,
     last_attempt: u64,
     totals: TimerTotals,
+    /// Part of a cluster: changes are told to the other nodes ([`Output::Cluster`]).
+    clustered: bool,
 }
 
 impl Registry {
@@ -303,6 +313,7 @@ impl Registry {
                         streams: HashMap::new(),
                         waiting: HashMap::new(),
                         replay: ReplayGuard::default(),
+                        remote_rooms: HashMap::new(),
                     },
                 )
             })
@@ -315,6 +326,7 @@ impl Registry {
             last_session: 0,
             last_attempt: 0,
             totals: TimerTotals::default(),
+            clustered: false,
         }
     }
 
@@ -325,7 +337,7 @@ impl Registry {
         };
         for app in self.apps.values() {
             census.rooms += app.rooms.len();
-            census.streams += app.streams.values().filter(|s| s.is_live()).count();
+            census.streams += app.streams.values().filter(|s| s.relay.is_some()).count();
             census.waiting_plays += app.waiting.values().map(BTreeSet::len).sum::<usize>();
         }
         census.plays = self

@@ -44,6 +44,7 @@ impl Registry {
         match seat.streams.get_mut(stream_id).filter(|s| s.is_live()) {
             Some(stream) => {
                 stream.players.insert(id);
+                let origin = stream.origin.clone();
                 seat.session.plays.insert(
                     stream_id.to_owned(),
                     Play::Starting {
@@ -63,6 +64,7 @@ impl Registry {
                         },
                         offer: offer.to_owned(),
                         attempt,
+                        origin,
                     }),
                 }
             }

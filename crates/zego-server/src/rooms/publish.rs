@@ -59,6 +59,7 @@ impl Registry {
                         attempt: Some(attempt),
                         players: BTreeSet::new(),
                         media_lost_at: None,
+                        origin: None,
                     },
                 );
                 seat.room.streams.insert(stream_id.to_owned());
@@ -141,10 +142,18 @@ impl Registry {
             error::SUCCESS,
             Some(ReplyResult::Publish { sdp }),
         );
+        let clustered = self.clustered;
         if was_live {
             tracing::info!(session = id, stream_id, "stream publisher replaced");
             return reply_then_tell(answer, |outputs| {
                 if extra_changed {
+                    if clustered {
+                        outputs.push(Output::Cluster(RoomEvent::StreamExtraInfo {
+                            app_id: grant.key.app_id,
+                            room_id: room_id.clone(),
+                            stream: info.clone(),
+                        }));
+                    }
                     let msg = ServerMessage::StreamExtraInfoUpdate {
                         room_id,
                         streams: vec![info],
@@ -160,6 +169,13 @@ impl Registry {
             "stream published"
         );
         let mut outputs = reply_then_tell(answer, |outputs| {
+            if clustered {
+                outputs.push(Output::Cluster(RoomEvent::StreamAdded {
+                    app_id: grant.key.app_id,
+                    room_id: room_id.clone(),
+                    stream: info.clone(),
+                }));
+            }
             let msg = ServerMessage::StreamUpdate {
                 room_id,
                 update_type: UpdateType::Add,
@@ -191,7 +207,7 @@ impl Registry {
     }
 
     /// Turns the plays waiting for a stream that just appeared into starting plays.
-    fn start_waiting_plays(&mut self, key: &StreamKey, outputs: &mut Vec<Output>) {
+    pub(super) fn start_waiting_plays(&mut self, key: &StreamKey, outputs: &mut Vec<Output>) {
         let Some(waiters) = self
             .apps
             .get_mut(&key.app_id)
@@ -216,12 +232,14 @@ impl Registry {
             ) else {
                 continue;
             };
+            let mut origin = None;
             if let Some(stream) = self
                 .apps
                 .get_mut(&key.app_id)
                 .and_then(|a| a.streams.get_mut(&key.stream_id))
             {
                 stream.players.insert(waiter);
+                origin = stream.origin.clone();
             }
             outputs.push(Output::StartPlay(PlayGrant {
                 session: waiter,
@@ -229,6 +247,7 @@ impl Registry {
                 key: key.clone(),
                 offer,
                 attempt,
+                origin,
             }));
         }
     }
@@ -294,12 +313,21 @@ impl Registry {
             )];
         };
         stream.extra_info = extra_info.to_owned();
-        let msg = ServerMessage::StreamExtraInfoUpdate {
-            room_id: seat.session.room_id.clone(),
-            streams: vec![stream.info(stream_id)],
-        };
+        let room_id = seat.session.room_id.clone();
+        let info = stream.info(stream_id);
+        let others = seat.others();
+        let app_id = seat.session.app_id;
         reply_then_tell(reply(id, req_id, error::SUCCESS, None), |outputs| {
-            tell(outputs, seat.others(), msg)
+            self.announce(outputs, || RoomEvent::StreamExtraInfo {
+                app_id,
+                room_id: room_id.clone(),
+                stream: info.clone(),
+            });
+            let msg = ServerMessage::StreamExtraInfoUpdate {
+                room_id,
+                streams: vec![info],
+            };
+            tell(outputs, others, msg)
         })
     }
 }

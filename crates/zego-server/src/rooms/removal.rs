@@ -63,6 +63,13 @@ impl Registry {
             .copied()
             .filter(|m| self.sessions.get(m).is_some_and(|s| s.notify_users))
             .collect();
+        if self.clustered {
+            outputs.push(Output::Cluster(RoomEvent::UserLeft {
+                app_id,
+                room_id: room_id.clone(),
+                user_id: user.user_id.clone(),
+            }));
+        }
         let msg = ServerMessage::UserUpdate {
             room_id: room_id.clone(),
             update_type: UpdateType::Delete,
@@ -117,7 +124,8 @@ impl Registry {
         true
     }
 
-    /// Deletes streams of one app (all of one owner): players are stopped, the room hears one Delete.
+    /// Deletes streams of one app (all of one owner, or all of one other node): players are stopped, the room
+    /// hears one Delete, and the other nodes of a cluster hear of the ones published here.
     pub(super) fn delete_streams(
         &mut self,
         app_id: u32,
@@ -139,14 +147,20 @@ impl Registry {
             if let Some(room) = app.rooms.get_mut(&stream.room_id) {
                 room.streams.remove(stream_id);
             }
+            if let Some(remote) = app.remote_rooms.get_mut(&stream.room_id) {
+                remote.streams.remove(stream_id);
+            }
             if let Some(session) = self.sessions.get_mut(&stream.owner) {
                 session.publishing.remove(stream_id);
             }
-            let Some(publisher) = stream.relay else {
-                // Never visible: the publish still in flight finds the stream gone and closes its relay session.
-                continue;
-            };
-            outputs.push(Output::CloseRelay(publisher));
+            if stream.origin.is_none() {
+                let Some(publisher) = stream.relay else {
+                    // Never visible: the publish still in flight finds the stream gone and closes its relay
+                    // session.
+                    continue;
+                };
+                outputs.push(Output::CloseRelay(publisher));
+            }
             for player in &stream.players {
                 let Some(session) = self.sessions.get_mut(player) else {
                     continue;
@@ -173,6 +187,14 @@ impl Registry {
             return;
         };
         let room_id = room_id.clone();
+        if self.clustered && owner != NO_SESSION {
+            outputs.push(Output::Cluster(RoomEvent::StreamsDeleted {
+                app_id,
+                room_id: room_id.clone(),
+                stream_ids: deleted.iter().map(|(_, s)| s.stream_id.clone()).collect(),
+                reason,
+            }));
+        }
         let to = app
             .rooms
             .get(&room_id)

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use zego_protocol::cluster::NodeId;
 use zego_protocol::limits;
 use zego_protocol::message::{RoomExtraInfo, StreamInfo, User};
 
@@ -39,6 +40,22 @@ impl Room {
     /// The members other than `id`, in the order they joined.
     pub fn others(&self, id: SessionId) -> Vec<SessionId> {
         self.members.iter().copied().filter(|m| *m != id).collect()
+    }
+}
+
+/// What this node knows of a room from the other nodes of its cluster: their users, the streams they publish
+/// (which are also in the app's streams), and the extra info their users set.
+#[derive(Debug, Default)]
+pub struct RemoteRoom {
+    /// By user id, with the node the user is on.
+    pub users: BTreeMap<String, (User, NodeId)>,
+    pub streams: BTreeSet<String>,
+    pub extra_info: BTreeMap<String, RoomExtraInfo>,
+}
+
+impl RemoteRoom {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.streams.is_empty() && self.extra_info.is_empty()
     }
 }
 
@@ -125,11 +142,33 @@ pub struct Stream {
     /// When the publisher's media connection ended at the relay; the stream is deleted if it is not published
     /// again within the grace period.
     pub media_lost_at: Option<Instant>,
+    /// The node of the cluster that publishes it, for a stream published elsewhere (its `owner` is then
+    /// [`NO_SESSION`] and its `relay` `None`: players here are served by a pull from that node).
+    pub origin: Option<NodeId>,
 }
 
+/// The owner of a stream published on another node: no session of this one.
+pub const NO_SESSION: SessionId = 0;
+
 impl Stream {
+    /// A stream published elsewhere in the cluster.
+    pub fn remote(room_id: &str, info: &StreamInfo, node: &str) -> Self {
+        Stream {
+            room_id: room_id.to_owned(),
+            owner: NO_SESSION,
+            user: info.user.clone(),
+            extra_info: info.extra_info.clone(),
+            relay: None,
+            attempt: None,
+            players: BTreeSet::new(),
+            media_lost_at: None,
+            origin: Some(node.to_owned()),
+        }
+    }
+
+    /// Visible to the room: its publish completed here, or it is published on another node.
     pub fn is_live(&self) -> bool {
-        self.relay.is_some()
+        self.relay.is_some() || self.origin.is_some()
     }
 
     pub fn info(&self, stream_id: &str) -> StreamInfo {

@@ -1143,3 +1143,181 @@ fn a_lost_publisher_s_stream_is_deleted_at_once_with_reason_2() {
     );
     assert_eq!(w.reg.census().streams, 1);
 }
+
+mod cluster {
+    //! Two registries as two nodes: what one outputs for the cluster is fed to the other.
+
+    use super::*;
+    use zego_protocol::cluster::RoomEvent;
+
+    fn events(outputs: &[Output]) -> Vec<RoomEvent> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Cluster(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn node() -> World {
+        let mut w = World::new();
+        w.reg.join_cluster();
+        w
+    }
+
+    /// Feeds `outputs`' cluster events from node `from` to `to`, returning `to`'s outputs.
+    fn deliver(outputs: &[Output], from: &str, to: &mut World) -> Vec<Output> {
+        events(outputs)
+            .into_iter()
+            .flat_map(|event| to.reg.cluster_event(from, event))
+            .collect()
+    }
+
+    #[test]
+    fn a_single_server_says_nothing_to_a_cluster() {
+        let mut w = World::new();
+        let (anchor, outputs) = w.login("anchor", "r");
+        assert!(events(&outputs).is_empty());
+        assert!(events(&w.publish(anchor, "s")).is_empty());
+    }
+
+    #[test]
+    fn users_streams_and_messages_of_another_node_reach_local_members() {
+        let (mut a, mut b) = (node(), node());
+        let (viewer, _) = b.login("viewer", "r");
+        let (anchor, outputs) = a.login("anchor", "r");
+        let seen = deliver(&outputs, "a", &mut b);
+        assert!(
+            matches!(&to(&seen, viewer)[..], [ServerMessage::UserUpdate { update_type: UpdateType::Add, users, .. }] if users == &[user("anchor")])
+        );
+
+        let seen = deliver(&a.publish(anchor, "s"), "a", &mut b);
+        assert!(
+            matches!(&to(&seen, viewer)[..], [ServerMessage::StreamUpdate { update_type: UpdateType::Add, streams, .. }] if streams[0].stream_id == "s")
+        );
+        // The same event again (a resync) changes nothing.
+        let again = b.reg.cluster_event(
+            "a",
+            RoomEvent::StreamAdded {
+                app_id: DEV_APP_ID,
+                room_id: "r".into(),
+                stream: zego_protocol::message::StreamInfo {
+                    user: user("anchor"),
+                    stream_id: "s".into(),
+                    extra_info: String::new(),
+                },
+            },
+        );
+        assert!(to(&again, viewer).is_empty());
+
+        // The viewer's play is of a stream on node a: the relay pulls it first.
+        let prepared = b.reg.prepare_play(viewer, 3, "s", "offer", false, b.now);
+        let grant = prepared.grant.expect("granted");
+        assert_eq!(grant.origin.as_deref(), Some("a"));
+        let outcome = b.relay_ok();
+        b.reg.finish_play(grant, outcome);
+        let key = StreamKey {
+            app_id: DEV_APP_ID,
+            stream_id: "s".into(),
+        };
+        assert_eq!(b.reg.players_of(&key), 1);
+        assert_eq!(b.reg.remote_audiences(), [(key.clone(), "a".to_owned())]);
+
+        // A second publisher of the id on b is refused there at once.
+        let (intruder, _) = b.login("intruder", "r");
+        let prepared = b.reg.prepare_publish(intruder, 9, "s", "", "offer", b.now);
+        assert!(prepared.grant.is_none());
+        assert_eq!(
+            reply_code(&to(&prepared.outputs, intruder)[0]),
+            error::PUBLISHER_STREAM_ID_ALREADY_PUBLISHED
+        );
+
+        // The anchor stops: the viewer's play ends and its relay session closes.
+        let outputs = a.reg.stop_publish(anchor, 4, "s", a.now);
+        let seen = deliver(&outputs, "a", &mut b);
+        let msgs = to(&seen, viewer);
+        assert!(msgs.iter().any(|m| matches!(m, ServerMessage::PlayStopped { stream_id, code } if stream_id == "s" && *code == reason::STOPPED)));
+        assert!(msgs.iter().any(|m| matches!(
+            m,
+            ServerMessage::StreamUpdate {
+                update_type: UpdateType::Delete,
+                ..
+            }
+        )));
+        assert_eq!(closed_relays(&seen).len(), 1, "the play's relay session");
+        assert_eq!(b.reg.players_of(&key), 0);
+        assert!(b.reg.origin_of(&key).is_none());
+    }
+
+    #[test]
+    fn a_login_snapshot_holds_the_whole_cluster_s_room() {
+        let (mut a, mut b) = (node(), node());
+        let (anchor, outputs) = a.login("anchor", "r");
+        deliver(&outputs, "a", &mut b);
+        deliver(&a.publish(anchor, "s"), "a", &mut b);
+        let (late, outputs) = b.login("late", "r");
+        match World::login_reply(&outputs, late) {
+            ReplyResult::Login {
+                users,
+                streams,
+                online_count,
+                ..
+            } => {
+                assert!(users.contains(&user("anchor")));
+                assert!(users.contains(&user("late")));
+                assert_eq!(streams.len(), 1);
+                assert_eq!(online_count, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_user_id_per_app_in_the_whole_cluster() {
+        let (mut a, mut b) = (node(), node());
+        let (first, _) = b.login("u", "r");
+        let (_, outputs) = a.login("u", "r");
+        let seen = deliver(&outputs, "a", &mut b);
+        assert!(to(&seen, first).iter().any(|m| matches!(m, ServerMessage::Kicked { code, .. } if *code == error::ROOM_KICKED_OUT_SAME_USER)));
+        assert!(!b.reg.has_session(first));
+        // b tells the others its session left; a, where the user now is, keeps it.
+        let left = deliver(&seen, "b", &mut a);
+        assert!(left.is_empty());
+        assert_eq!(a.reg.sessions.len(), 1);
+    }
+
+    #[test]
+    fn a_node_that_goes_takes_its_users_and_streams_with_it() {
+        let (mut a, mut b) = (node(), node());
+        let (viewer, _) = b.login("viewer", "r");
+        let (anchor, outputs) = a.login("anchor", "r");
+        deliver(&outputs, "a", &mut b);
+        deliver(&a.publish(anchor, "s"), "a", &mut b);
+        let gone = b.reg.node_gone("a");
+        let msgs = to(&gone, viewer);
+        assert!(msgs.iter().any(|m| matches!(m, ServerMessage::StreamUpdate { update_type: UpdateType::Delete, reasons, .. } if reasons[0].code == reason::DISCONNECTED)));
+        assert!(msgs.iter().any(|m| matches!(m, ServerMessage::UserUpdate { update_type: UpdateType::Delete, users, .. } if users == &[user("anchor")])));
+        // What a node writes again after Redis came back is its own state only.
+        let state = a.reg.cluster_state();
+        assert_eq!(state.len(), 2, "{state:?}");
+    }
+
+    #[test]
+    fn a_node_s_state_after_an_outage_removes_what_it_no_longer_has() {
+        let (mut a, mut b) = (node(), node());
+        let (viewer, _) = b.login("viewer", "r");
+        let (_, outputs) = a.login("stays", "r");
+        deliver(&outputs, "a", &mut b);
+        let (_, outputs) = a.login("leaves", "r");
+        deliver(&outputs, "a", &mut b);
+        let users = [(DEV_APP_ID, "r".to_owned(), "stays".to_owned())].into();
+        let seen = b.reg.node_state("a", &users, &BTreeSet::new());
+        let msgs = to(&seen, viewer);
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            matches!(&msgs[0], ServerMessage::UserUpdate { update_type: UpdateType::Delete, users, .. } if users == &[user("leaves")])
+        );
+        assert!(b.reg.node_state("a", &users, &BTreeSet::new()).is_empty());
+    }
+}
