@@ -1,7 +1,8 @@
 //! Playing through a lossy network: the impairment relay (zego-netsim) sits between both engines and the embedded
 //! server's media port, so every media packet crosses it. With loss on the path the player still renders frames in
 //! capture order (retransmissions repair what is lost, nothing undecodable reaches the screen), and its quality
-//! callback reports the loss the path really has.
+//! callback reports the loss the path really has. An anchor whose uplink loses packets adds Opus in-band FEC to its
+//! audio.
 
 mod flow_support;
 
@@ -12,12 +13,12 @@ use std::time::{Duration, Instant};
 use flow_support::metric;
 use parking_lot::Mutex;
 use zego_express::config::{
-    EngineProfile, PlayerConfig, PublishChannel, RoomConfig, RoomStateChangedReason, Scenario,
-    VideoConfig,
+    AudioConfig, EngineProfile, PlayerConfig, PublishChannel, RoomConfig, RoomStateChangedReason,
+    Scenario, VideoConfig,
 };
-use zego_express::event::{Event, PlayQuality};
+use zego_express::event::{Event, PlayQuality, PublishQuality};
 use zego_express::Engine;
-use zego_netsim::{Impairment, NetSim, NetSimHandle};
+use zego_netsim::{Direction, Impairment, NetSim, NetSimHandle};
 use zego_protocol::message::User;
 use zego_server::{EmbeddedServer, ServerConfig, DEV_APP_ID, DEV_APP_SIGN};
 
@@ -245,4 +246,57 @@ fn the_viewers_quality_reports_the_loss_the_path_has() {
     viewer.stop_playing("s").unwrap();
     anchor.stop_publishing(PublishChannel::Main).unwrap();
     drop((viewer, anchor));
+}
+
+/// The anchor's publish quality reports over `window`.
+fn publish_reports(events: &mpsc::Receiver<Event>, window: Duration) -> Vec<PublishQuality> {
+    let until = Instant::now() + window;
+    let mut reports = Vec::new();
+    while let Ok(e) = events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        if let Event::PublisherQualityUpdate { quality, .. } = e {
+            reports.push(quality);
+        }
+    }
+    reports
+}
+
+#[test]
+fn an_anchor_whose_uplink_loses_packets_adds_opus_fec_to_its_audio() {
+    init_logs();
+    let path = LossyPath::start(Impairment::default(), Impairment::default());
+    let (anchor, events) = engine(path.server.ws_url());
+    anchor
+        .login_room("fec", user("anchor"), RoomConfig::default())
+        .unwrap();
+    wait_for(&events, "the anchor's login", logged_in);
+    // Speech at 16 kb/s: too little for Opus to carry a copy of each frame without being given more.
+    anchor
+        .set_audio_config(
+            AudioConfig {
+                bitrate_kbps: 16,
+                channels: 1,
+            },
+            PublishChannel::Main,
+        )
+        .unwrap();
+    anchor.start_publishing("a", PublishChannel::Main).unwrap();
+    let clean = publish_reports(&events, Duration::from_millis(6500));
+    let clean: Vec<f64> = clean.iter().map(|q| q.audio_kbps).collect();
+
+    path.netsim()
+        .set_impairment(Direction::Up, "loss=10%".parse().unwrap())
+        .unwrap();
+    let lossy = publish_reports(&events, Duration::from_millis(6500));
+    let lossy: Vec<f64> = lossy.iter().map(|q| q.audio_kbps).collect();
+    println!("audio kb/s on a clean uplink {clean:?}, at 10 % loss {lossy:?}");
+    assert!(
+        !clean.is_empty() && clean.iter().all(|&k| k < 22.0),
+        "the configured 16 kb/s on a clean uplink: {clean:?}"
+    );
+    // Told to expect the loss, the encoder carries each frame's copy at the bitrate that takes it.
+    assert!(
+        lossy.last().is_some_and(|&k| k > 26.0),
+        "in-band FEC at 32 kb/s under loss: {lossy:?}"
+    );
+    anchor.stop_publishing(PublishChannel::Main).unwrap();
 }

@@ -1,4 +1,5 @@
-//! The audio thread: 20 ms of microphone (or synthetic tone) -> Opus -> the sending task.
+//! The audio thread: 20 ms of microphone (or synthetic tone) -> Opus -> the sending task. On a lossy uplink the
+//! encoder adds in-band FEC (see `audio_protection`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zego_media::{OpusEncoder, SyntheticMicrophone};
 
+use super::audio_protection::AudioProtection;
 use super::capture::{Pacer, IDLE};
 use super::{EncodedSample, Shared};
 use crate::config::AudioSourceType;
@@ -28,6 +30,7 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut source: Option<(AudioSourceType, u16, Source)> = None;
     let mut encoder: Option<OpusEncoder> = None;
     let mut encoder_bitrate = 0;
+    let mut protection = AudioProtection::default();
     let mut pcm = Vec::new();
     // Frames captured but not sent since the last sent one (muted), so RTP time keeps following real time.
     let mut unsent: u16 = 0;
@@ -81,19 +84,30 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             .counters
             .audio_captured
             .fetch_add(1, Ordering::Relaxed);
-        let Some(sink) = shared.sink.lock().as_ref().map(|s| s.audio.clone()) else {
+        let Some((sink, control)) = shared
+            .sink
+            .lock()
+            .as_ref()
+            .map(|s| (s.audio.clone(), s.encoder.clone()))
+        else {
             encoder = None;
             unsent = 0;
+            protection = AudioProtection::default();
             continue;
         };
         if shared.audio_muted.load(Ordering::Relaxed) {
             unsent = unsent.saturating_add(1);
             continue;
         }
-        let bitrate = cfg.bitrate_kbps * 1000;
+        let loss = protection.update(Instant::now(), control.congestion().feedback());
+        if let Some(percent) = loss {
+            tracing::debug!(channel = ?shared.channel, percent, "Opus expects this loss (in-band FEC above 0)");
+        }
+        let bitrate = protection.bitrate(cfg.bitrate_kbps * 1000, channels);
         if encoder.as_ref().is_none_or(|e| e.channels() != channels) {
             match OpusEncoder::new(SAMPLE_RATE, channels, bitrate) {
-                Ok(e) => {
+                Ok(mut e) => {
+                    e.set_packet_loss_percent(protection.loss_percent());
                     encoder = Some(e);
                     encoder_bitrate = bitrate;
                 }
@@ -106,6 +120,9 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let Some(enc) = encoder.as_mut() else {
             continue;
         };
+        if let Some(percent) = loss {
+            enc.set_packet_loss_percent(percent);
+        }
         if encoder_bitrate != bitrate {
             enc.set_bitrate(bitrate);
             encoder_bitrate = bitrate;

@@ -6,6 +6,7 @@
 //! relay produce an IDR. The transport steers the encoder through its [`EncoderControl`] (bitrate, keyframes).
 
 mod audio;
+mod audio_protection;
 mod capture;
 mod encode;
 mod mailbox;
