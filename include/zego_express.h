@@ -153,6 +153,12 @@
 #define ZEGO_ERROR_PUBLISHER_FORBIDDEN_BY_SERVER 1003025
 /** The same stream_id is already published by another user. */
 #define ZEGO_ERROR_PUBLISHER_STREAM_ID_ALREADY_PUBLISHED 1003028
+/** SEI data is null or empty. */
+#define ZEGO_ERROR_PUBLISHER_SEI_DATA_NULL 1003043
+/** SEI data is longer than 4096 bytes. */
+#define ZEGO_ERROR_PUBLISHER_SEI_DATA_TOO_LONG 1003044
+/** SEI sent more than 30 times in a second (a code of this SDK). */
+#define ZEGO_ERROR_PUBLISHER_SEI_TOO_FREQUENT 1003045
 /** Stream extra info is null. */
 #define ZEGO_ERROR_PUBLISHER_EXTRA_INFO_NULL 1003050
 /** Stream extra info is longer than 1024 bytes. */
@@ -188,6 +194,11 @@
 /** Broadcast messages sent too frequently. */
 #define ZEGO_ERROR_IM_BROADCAST_RATE_EXCEEDED 1009015
 
+
+/**
+ * Messages accepted per second at most, as the original allows.
+ */
+#define MAX_PER_SECOND 30
 
 /**
  * Scenario of an engine (`zego_engine_profile.scenario`).
@@ -783,6 +794,16 @@ typedef void (*zego_func_player_quality_update)(const char *stream_id,
 typedef void (*zego_func_player_recv_audio_first_frame)(const char *stream_id, void *user_context);
 
 /**
+ * App data the publisher sent with `zego_send_sei` (`data_length` bytes, valid during the call), delivered just
+ * before the render callback of the frame it rode on: ZEGO-defined messages as sent, user-unregistered ones with
+ * their 16-byte UUID first.
+ */
+typedef void (*zego_func_player_recv_sei)(const char *stream_id,
+                                          const uint8_t *data,
+                                          uint32_t data_length,
+                                          void *user_context);
+
+/**
  * The first video packet of a played stream arrived.
  */
 typedef void (*zego_func_player_recv_video_first_frame)(const char *stream_id, void *user_context);
@@ -1217,6 +1238,12 @@ int zego_register_player_recv_audio_first_frame_callback(zego_engine engine,
                                                          void *user_context);
 
 /**
+ * Registers a `zego_func_player_recv_sei` for the SEI of played streams. NULL unregisters. The callback runs on
+ * this engine's callback thread.
+ */
+int zego_register_player_recv_sei_callback(zego_engine engine, zego_func_player_recv_sei callback, void *user_context);
+
+/**
  * Registers a `zego_func_player_recv_video_first_frame` for the first video received of a played stream.
  * NULL unregisters. The callback runs on this engine's callback thread.
  */
@@ -1408,6 +1435,18 @@ int zego_send_custom_video_capture_frame(zego_engine engine,
                                          int32_t channel);
 
 /**
+ * Sends `data_length` bytes of app data (copied before this returns) with the next video frame of the stream
+ * `channel` publishes, as an H.264 SEI message: players receive it through `player_recv_sei` just before that
+ * frame's render callback. At most 30 messages a second; while the video is muted they wait for the next frame
+ * (the latest 30).
+ *
+ * Returns 0, or: 1000001 bad handle; 1003043 `data` NULL or empty; 1003044 longer than 4096 bytes; 1000008 bad
+ * channel, or user-unregistered data shorter than 16 bytes; 1003001 the channel does not publish; 1003045 more
+ * than 30 messages in a second.
+ */
+int zego_send_sei(zego_engine engine, const uint8_t *data, size_t data_length, int32_t channel);
+
+/**
  * Sets the audio configuration of `channel` (default 48 kb/s mono Opus).
  *
  * Returns 0, or: 1000001 bad handle; 1000008 `config` NULL, bad channel, bitrate outside 6..=510 kb/s or
@@ -1489,6 +1528,14 @@ int zego_set_room_extra_info(zego_engine engine, const char *room_id, const char
  * Returns 0, or: 1000001 bad handle; 1000008 `seconds` is 0.
  */
 int zego_set_room_retry_time(zego_engine engine, uint32_t seconds);
+
+/**
+ * Sets how `zego_send_sei` writes data into the video, for every channel: `sei_type` is a `zego_sei_type` value
+ * (ZEGO's payload type 243 by default; user-unregistered data must begin with a 16-byte UUID).
+ *
+ * Returns 0, or: 1000001 bad handle; 1000008 bad type.
+ */
+int zego_set_sei_config(zego_engine engine, int32_t sei_type);
 
 /**
  * Sets the extra info of the stream `channel` publishes ("" clears it). The result arrives through

@@ -106,6 +106,17 @@ zego_enum!(
     None = 2,
 });
 
+zego_enum!(
+    /// How `send_sei` writes the app's data into the video.
+    #[derive(Default)]
+    SeiType {
+    /// ZEGO's own SEI payload type (243): the data as given.
+    #[default]
+    ZegoDefined = 0,
+    /// H.264 `user_data_unregistered` (payload type 5): the data must begin with a 16-byte UUID.
+    UserUnregister = 1,
+});
+
 /// What `zego_engine_create` takes.
 #[derive(Debug, Clone)]
 pub struct EngineProfile {

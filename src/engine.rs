@@ -26,7 +26,7 @@ use zego_protocol::{token04, validate};
 
 use self::core::Core;
 use crate::config::{
-    AudioConfig, AudioSourceType, EngineProfile, PlayerConfig, PublishChannel, RoomConfig,
+    AudioConfig, AudioSourceType, EngineProfile, PlayerConfig, PublishChannel, RoomConfig, SeiType,
     VideoConfig, VideoSourceType,
 };
 use crate::event::{CallbackThread, Event, EventSink};
@@ -471,6 +471,27 @@ impl Engine {
         channel: PublishChannel,
     ) -> Result<()> {
         self.with_publisher(channel, |p| p.send_custom_video_frame(frame))
+    }
+
+    /// How later `send_sei` calls write their data.
+    pub fn set_sei_config(&self, kind: SeiType) {
+        self.core.state.lock().sei_type = kind;
+    }
+
+    /// Sends `data` with the next video frame of the stream `channel` publishes: 1003043 empty, 1003044 longer than
+    /// 4096 bytes, 1000008 a user-unregistered message shorter than its UUID, 1003001 the channel does not publish,
+    /// 1003045 more than 30 in a second.
+    pub fn send_sei(&self, data: &[u8], channel: PublishChannel) -> Result<()> {
+        let kind = self.core.state.lock().sei_type;
+        crate::publisher::check_sei(data, kind)?;
+        let slot = {
+            let mut state = self.core.state.lock();
+            if !state.publishes.contains_key(&channel) {
+                return Err(error::PUBLISHER_NO_DATA);
+            }
+            self.core.publisher(&mut state, channel)
+        };
+        slot.publisher.send_sei(data, kind)
     }
 
     /// Runs `f` on the channel's publisher (created on first use) without holding the engine lock.

@@ -160,6 +160,11 @@ pub enum Event {
     PlayerRenderVideoFirstFrame {
         stream_id: String,
     },
+    /// App data sent with the frame that follows (`send_sei`).
+    PlayerRecvSei {
+        stream_id: String,
+        data: Vec<u8>,
+    },
     PlayerVideoSizeChanged {
         stream_id: String,
         width: u32,

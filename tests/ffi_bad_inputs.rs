@@ -397,6 +397,7 @@ fn publishing_arguments_and_state_are_validated() {
     let main = zego_publish_channel::ZEGO_PUBLISH_CHANNEL_MAIN as i32;
     let (stream, empty, spaced, bad_utf8) = (c("stream-1"), c(""), c("s 1"), not_utf8());
     let (long_stream, long_info) = (c(&"s".repeat(257)), c(&"x".repeat(1025)));
+    let sei = [7u8; 4097];
     let good_video = zego_video_config {
         capture_width: 640,
         capture_height: 360,
@@ -585,6 +586,41 @@ fn publishing_arguments_and_state_are_validated() {
         ),
         case!(
             zego_send_custom_video_capture_frame(h, frame.as_ptr(), frame.len(), &i420, 4),
+            error::COMMON_INVALID_PARAMETER
+        ),
+        case!(
+            zego_send_sei(h, null(), 4, main),
+            error::PUBLISHER_SEI_DATA_NULL
+        ),
+        case!(
+            zego_send_sei(h, sei.as_ptr(), 0, main),
+            error::PUBLISHER_SEI_DATA_NULL
+        ),
+        // The length is checked before the buffer is read: no read past it.
+        case!(
+            zego_send_sei(h, sei.as_ptr(), usize::MAX, main),
+            error::PUBLISHER_SEI_DATA_TOO_LONG
+        ),
+        case!(
+            zego_send_sei(h, sei.as_ptr(), 4097, main),
+            error::PUBLISHER_SEI_DATA_TOO_LONG
+        ),
+        case!(
+            zego_send_sei(h, sei.as_ptr(), 4, 9),
+            error::COMMON_INVALID_PARAMETER
+        ),
+        case!(
+            zego_send_sei(h, sei.as_ptr(), 4, main),
+            error::PUBLISHER_NO_DATA
+        ),
+        case!(zego_set_sei_config(h, 2), error::COMMON_INVALID_PARAMETER),
+        case!(zego_set_sei_config(h, -1), error::COMMON_INVALID_PARAMETER),
+        case!(
+            zego_set_sei_config(h, zego_sei_type::ZEGO_SEI_TYPE_USER_UNREGISTER as i32),
+            error::SUCCESS
+        ),
+        case!(
+            zego_send_sei(h, sei.as_ptr(), 15, main),
             error::COMMON_INVALID_PARAMETER
         ),
     ]);
@@ -816,6 +852,12 @@ fn every_handle_call(h: zego_engine) -> Vec<(&'static str, c_int)> {
         (
             "set_captured_render_format",
             zego_set_captured_render_format(h, 1),
+        ),
+        ("set_sei_config", zego_set_sei_config(h, 0)),
+        ("send_sei", zego_send_sei(h, text.as_ptr().cast(), 5, 0)),
+        (
+            "register_player_recv_sei_callback",
+            zego_register_player_recv_sei_callback(h, None, null_mut()),
         ),
         (
             "register_room_state_update_callback",

@@ -17,7 +17,7 @@ use zego_protocol::error::ErrorCode;
 use zego_protocol::message::ClientMessage;
 
 use crate::config::{
-    EngineProfile, EngineState, PlayerConfig, PlayerState, PublishChannel, PublisherState,
+    EngineProfile, EngineState, PlayerConfig, PlayerState, PublishChannel, PublisherState, SeiType,
 };
 use crate::event::{Event, EventSender};
 use crate::player::Player;
@@ -76,6 +76,8 @@ pub(crate) struct State {
     pub previews: HashSet<PublishChannel>,
     /// Stream extra info per channel, sent with each publish.
     pub extra_info: HashMap<PublishChannel, String>,
+    /// How `send_sei` writes data, for every channel.
+    pub sei_type: SeiType,
     /// Publish and play tasks, joined at destroy.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Whether EngineStateUpdate(Start) was the last engine state told.

@@ -197,6 +197,18 @@ pub type zego_func_player_recv_audio_first_frame =
 pub type zego_func_player_render_video_first_frame =
     Option<unsafe extern "C" fn(stream_id: *const c_char, user_context: *mut c_void)>;
 
+/// App data the publisher sent with `zego_send_sei` (`data_length` bytes, valid during the call), delivered just
+/// before the render callback of the frame it rode on: ZEGO-defined messages as sent, user-unregistered ones with
+/// their 16-byte UUID first.
+pub type zego_func_player_recv_sei = Option<
+    unsafe extern "C" fn(
+        stream_id: *const c_char,
+        data: *const u8,
+        data_length: u32,
+        user_context: *mut c_void,
+    ),
+>;
+
 /// A played stream's video resolution changed (also reported once for the first frame).
 pub type zego_func_player_video_size_changed = Option<
     unsafe extern "C" fn(

@@ -71,6 +71,7 @@ callback_table! {
     player_recv_video_first_frame: zego_func_player_recv_video_first_frame,
     player_recv_audio_first_frame: zego_func_player_recv_audio_first_frame,
     player_render_video_first_frame: zego_func_player_render_video_first_frame,
+    player_recv_sei: zego_func_player_recv_sei,
     player_video_size_changed: zego_func_player_video_size_changed,
     im_recv_broadcast_message: zego_func_im_recv_broadcast_message,
     im_recv_custom_command: zego_func_im_recv_custom_command,
@@ -340,6 +341,10 @@ impl CallbackRegistry {
             Event::PlayerRecvAudioFirstFrame { stream_id } => self.call(
                 |t| &t.player_recv_audio_first_frame,
                 |cb, cx| unsafe { cb(keep.c(stream_id), cx) },
+            ),
+            Event::PlayerRecvSei { stream_id, data } => self.call(
+                |t| &t.player_recv_sei,
+                |cb, cx| unsafe { cb(keep.c(stream_id), data.as_ptr(), data.len() as u32, cx) },
             ),
             Event::PlayerRenderVideoFirstFrame { stream_id } => self.call(
                 |t| &t.player_render_video_first_frame,

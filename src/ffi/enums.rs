@@ -129,6 +129,15 @@ pub enum zego_video_source_type {
     ZEGO_VIDEO_SOURCE_TYPE_CAMERA = 2,
 }
 
+/// How `zego_send_sei` writes the app's data into the video (`zego_set_sei_config`).
+#[repr(i32)]
+pub enum zego_sei_type {
+    /// ZEGO's own SEI payload type (243): the data as given.
+    ZEGO_SEI_TYPE_ZEGO_DEFINED = 0,
+    /// H.264 `user_data_unregistered` (payload type 5): the data must begin with a 16-byte UUID.
+    ZEGO_SEI_TYPE_USER_UNREGISTER = 1,
+}
+
 /// Where a publish channel's audio comes from (`zego_set_audio_source`).
 #[repr(i32)]
 pub enum zego_audio_source_type {
@@ -347,6 +356,14 @@ mod tests {
             (ZEGO_VIDEO_SOURCE_TYPE_CAMERA, VideoSourceType::Camera),
         ] {
             assert_eq!(VideoSourceType::from_value(c as i32), Ok(rust));
+        }
+
+        use zego_sei_type::*;
+        for (c, rust) in [
+            (ZEGO_SEI_TYPE_ZEGO_DEFINED, SeiType::ZegoDefined),
+            (ZEGO_SEI_TYPE_USER_UNREGISTER, SeiType::UserUnregister),
+        ] {
+            assert_eq!(SeiType::from_value(c as i32), Ok(rust));
         }
 
         use zego_audio_source_type::*;

@@ -8,7 +8,8 @@ use zego_media::frame::{chroma_size, PixelFormat, VideoFrame, MAX_DIMENSION};
 use zego_protocol::error;
 
 use crate::config::{
-    AudioConfig, AudioSourceType, PublishChannel, VideoConfig, VideoFrameFormat, VideoSourceType,
+    AudioConfig, AudioSourceType, PublishChannel, SeiType, VideoConfig, VideoFrameFormat,
+    VideoSourceType,
 };
 use crate::ffi::handle::{self, zego_engine};
 use crate::ffi::input::{self, ffi_code, Out};
@@ -291,6 +292,50 @@ pub extern "C" fn zego_send_custom_video_capture_frame(
             let data = unsafe { input::slice(data, data_length, error::COMMON_INVALID_PARAMETER) }?;
             let channel = PublishChannel::from_value(channel)?;
             engine.send_custom_video_capture_frame(custom_frame(data, param)?, channel)
+        })
+    })
+}
+
+/// Sets how `zego_send_sei` writes data into the video, for every channel: `sei_type` is a `zego_sei_type` value
+/// (ZEGO's payload type 243 by default; user-unregistered data must begin with a 16-byte UUID).
+///
+/// Returns 0, or: 1000001 bad handle; 1000008 bad type.
+#[no_mangle]
+pub extern "C" fn zego_set_sei_config(engine: zego_engine, sei_type: i32) -> c_int {
+    ffi_code!("zego_set_sei_config", {
+        handle::with_engine(engine, |engine| {
+            engine.set_sei_config(SeiType::from_value(sei_type)?);
+            Ok(())
+        })
+    })
+}
+
+/// Sends `data_length` bytes of app data (copied before this returns) with the next video frame of the stream
+/// `channel` publishes, as an H.264 SEI message: players receive it through `player_recv_sei` just before that
+/// frame's render callback. At most 30 messages a second; while the video is muted they wait for the next frame
+/// (the latest 30).
+///
+/// Returns 0, or: 1000001 bad handle; 1003043 `data` NULL or empty; 1003044 longer than 4096 bytes; 1000008 bad
+/// channel, or user-unregistered data shorter than 16 bytes; 1003001 the channel does not publish; 1003045 more
+/// than 30 messages in a second.
+#[no_mangle]
+pub extern "C" fn zego_send_sei(
+    engine: zego_engine,
+    data: *const u8,
+    data_length: usize,
+    channel: i32,
+) -> c_int {
+    ffi_code!("zego_send_sei", {
+        handle::with_engine(engine, |engine| {
+            if data.is_null() {
+                return Err(error::PUBLISHER_SEI_DATA_NULL);
+            }
+            // Checked before the bytes are touched: a wrong length must not read past the app's buffer.
+            if data_length > zego_rtp::sei::MAX_DATA {
+                return Err(error::PUBLISHER_SEI_DATA_TOO_LONG);
+            }
+            let data = unsafe { input::slice(data, data_length, error::PUBLISHER_SEI_DATA_NULL) }?;
+            engine.send_sei(data, PublishChannel::from_value(channel)?)
         })
     })
 }

@@ -375,6 +375,20 @@ pub extern "C" fn zego_register_player_recv_audio_first_frame_callback(
     )
 }
 
+/// Registers a `zego_func_player_recv_sei` for the SEI of played streams. NULL unregisters. The callback runs on
+/// this engine's callback thread.
+#[no_mangle]
+pub extern "C" fn zego_register_player_recv_sei_callback(
+    engine: zego_engine,
+    callback: zego_func_player_recv_sei,
+    user_context: *mut c_void,
+) -> c_int {
+    ffi_code!(
+        "zego_register_player_recv_sei_callback",
+        register(engine, |t| &mut t.player_recv_sei, callback, user_context)
+    )
+}
+
 /// Registers a `zego_func_player_render_video_first_frame` for the first video frame rendered of a played stream.
 /// NULL unregisters. The callback runs on this engine's callback thread.
 #[no_mangle]

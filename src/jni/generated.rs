@@ -37,6 +37,7 @@ const CLASSES: &[&str] = &[
     "zego/express/VideoFrameFormat",
     "zego/express/ViewMode",
     "zego/express/VideoSourceType",
+    "zego/express/SeiType",
     "zego/express/AudioSourceType",
     "zego/express/LogLevel",
 ];
@@ -982,6 +983,26 @@ unsafe extern "C" fn on_zego_func_player_render_video_first_frame(
     });
 }
 
+/// Calls the `zego/express/ffi/PlayerRecvSeiCallback` registered for `zego_func_player_recv_sei`.
+unsafe extern "C" fn on_zego_func_player_recv_sei(
+    stream_id: *const c_char,
+    data: *const u8,
+    data_length: u32,
+    user_context: *mut c_void,
+) {
+    glue::dispatch(user_context, |env, listener| {
+        let a_stream_id = glue::string_out(env, stream_id)?;
+        let a_data = glue::bytes(env, data, data_length as usize)?;
+        listener.call(
+            env,
+            &[
+                JValue::Object(&a_stream_id).as_jni(),
+                JValue::Object(&a_data).as_jni(),
+            ],
+        )
+    });
+}
+
 /// Calls the `zego/express/ffi/PlayerVideoSizeChangedCallback` registered for `zego_func_player_video_size_changed`.
 unsafe extern "C" fn on_zego_func_player_video_size_changed(
     stream_id: *const c_char,
@@ -1761,6 +1782,41 @@ pub extern "system" fn Java_zego_express_ffi_Native_zego_1send_1custom_1video_1c
     })
 }
 
+/// `zego_set_sei_config`: Sets how `zego_send_sei` writes data into the video, for every channel: `sei_type` is a `zego_sei_type` value
+#[no_mangle]
+pub extern "system" fn Java_zego_express_ffi_Native_zego_1set_1sei_1config<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    engine: jlong,
+    sei_type: jint,
+) -> jint {
+    glue::code(&mut env, "zego_set_sei_config", |env| {
+        let mut keep = glue::Keep::default();
+
+        let code = ffi::zego_set_sei_config(engine as u64, sei_type);
+
+        Ok(code)
+    })
+}
+
+/// `zego_send_sei`: Sends `data_length` bytes of app data (copied before this returns) with the next video frame of the stream
+#[no_mangle]
+pub extern "system" fn Java_zego_express_ffi_Native_zego_1send_1sei<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    engine: jlong,
+    data: JByteArray<'l>,
+    channel: jint,
+) -> jint {
+    glue::code(&mut env, "zego_send_sei", |env| {
+        let mut keep = glue::Keep::default();
+        let (a_data, a_data_len) = keep.bytes(env, &data)?;
+        let code = ffi::zego_send_sei(engine as u64, a_data, a_data_len, channel);
+
+        Ok(code)
+    })
+}
+
 /// `zego_register_debug_error_callback`: Registers a `zego_func_debug_error` for an API error the engine wants the app to notice.
 #[no_mangle]
 pub extern "system" fn Java_zego_express_ffi_Native_zego_1register_1debug_1error_1callback<'l>(
@@ -2524,6 +2580,43 @@ pub extern "system" fn Java_zego_express_ffi_Native_zego_1register_1player_1recv
             Ok(code)
         },
     )
+}
+
+/// `zego_register_player_recv_sei_callback`: Registers a `zego_func_player_recv_sei` for the SEI of played streams. NULL unregisters. The callback runs on
+#[no_mangle]
+pub extern "system" fn Java_zego_express_ffi_Native_zego_1register_1player_1recv_1sei_1callback<
+    'l,
+>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    engine: jlong,
+    callback: JObject<'l>,
+) -> jint {
+    glue::code(&mut env, "zego_register_player_recv_sei_callback", |env| {
+        let mut keep = glue::Keep::default();
+        let a_callback = glue::Registration::new(
+            env,
+            &callback,
+            "player_recv_sei",
+            "zego/express/ffi/PlayerRecvSeiCallback",
+            "(Ljava/lang/String;[B)V",
+            CLASSES,
+        )?;
+        let f_callback: ffi::zego_func_player_recv_sei = if a_callback.is_set() {
+            Some(on_zego_func_player_recv_sei)
+        } else {
+            None
+        };
+        let code = ffi::zego_register_player_recv_sei_callback(
+            engine as u64,
+            f_callback,
+            a_callback.context(),
+        );
+        if code == 0 {
+            a_callback.commit(engine as u64);
+        }
+        Ok(code)
+    })
 }
 
 /// `zego_register_player_render_video_first_frame_callback`: Registers a `zego_func_player_render_video_first_frame` for the first video frame rendered of a played stream.

@@ -376,6 +376,16 @@ pub(crate) fn samples<'l>(
     Ok(array.into())
 }
 
+/// Bytes of a callback as a `byte[]` (copied).
+pub(crate) fn bytes<'l>(env: &mut JNIEnv<'l>, ptr: *const u8, len: usize) -> Result<JObject<'l>> {
+    let slice: &[u8] = if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    };
+    Ok(env.byte_array_from_slice(slice)?.into())
+}
+
 /// The 4 planes of a frame callback as a `byte[][]` (copied); unused planes are null.
 pub(crate) fn planes<'l>(
     env: &mut JNIEnv<'l>,

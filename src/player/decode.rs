@@ -10,7 +10,7 @@ use zego_media::{stamp, H264Decoder, OpusDecoder};
 
 use super::receive::assembler::AccessUnit;
 use super::receive::AudioPacket;
-use super::render::{AudioOut, VideoRender};
+use super::render::{deliver_sei, AudioOut, VideoRender};
 use super::PlayerShared;
 use crate::event::Event;
 
@@ -38,13 +38,19 @@ pub(super) fn video_thread(
         if shared.stopped.load(Ordering::Acquire) {
             break;
         }
+        let sei = zego_rtp::sei::app_data(&au.data);
         if need_keyframe && !au.keyframe {
+            deliver_sei(&shared, sei);
             continue;
         }
         let decoded = match decoder.decode(&au.data) {
             Ok(Some(frame)) => frame,
-            Ok(None) => continue,
+            Ok(None) => {
+                deliver_sei(&shared, sei);
+                continue;
+            }
             Err(e) => {
+                deliver_sei(&shared, sei);
                 tracing::debug!(stream_id = %shared.stream_id, "decode failed, waiting for a keyframe: {e}");
                 need_keyframe = true;
                 shared
@@ -66,7 +72,7 @@ pub(super) fn video_thread(
             }
             None => frame.capture_time_us = 0,
         }
-        render.show(&shared, frame, au.rtp_timestamp, au.completed_at);
+        render.show(&shared, frame, au.rtp_timestamp, au.completed_at, sei);
     }
 }
 

@@ -93,6 +93,7 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             encoder = None;
             unsent = 0;
             protection = AudioProtection::default();
+            shared.audio_fec_kbps.store(0, Ordering::Relaxed);
             continue;
         };
         if shared.audio_muted.load(Ordering::Relaxed) {
@@ -104,6 +105,12 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             tracing::debug!(channel = ?shared.channel, percent, "Opus expects this loss (in-band FEC above 0)");
         }
         let bitrate = protection.bitrate(cfg.bitrate_kbps * 1000, channels);
+        let raised = if bitrate > cfg.bitrate_kbps * 1000 {
+            bitrate / 1000
+        } else {
+            0
+        };
+        shared.audio_fec_kbps.store(raised, Ordering::Relaxed);
         if encoder.as_ref().is_none_or(|e| e.channels() != channels) {
             match OpusEncoder::new(SAMPLE_RATE, channels, bitrate) {
                 Ok(mut e) => {

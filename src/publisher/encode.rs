@@ -111,6 +111,7 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             let settings = shared.settings.lock();
             (settings.video, settings.audio.bitrate_kbps)
         };
+        let audio_kbps = audio_kbps.max(shared.audio_fec_kbps.load(Ordering::Relaxed));
         let mut want = h264_config(&cfg);
         want.bitrate_bps =
             control.video_bitrate(want.bitrate_bps, audio_wire_bps(audio_kbps), Instant::now());
@@ -170,7 +171,11 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         let force_keyframe = control.take_keyframe_request();
         match enc.encode(frame, force_keyframe) {
             Ok(Some(encoded)) => {
-                dropper.encoded(encoded.data.len());
+                let mut data = encoded.data;
+                if let Some(units) = shared.sei.lock().take() {
+                    data = zego_rtp::sei::insert_before_first_slice(&data, &units);
+                }
+                dropper.encoded(data.len());
                 shared
                     .counters
                     .video_encoded
@@ -180,7 +185,7 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                     capture_interval(last_sent_capture_us, frame.capture_time_us, period);
                 last_sent_capture_us = Some(frame.capture_time_us);
                 let sample = EncodedSample {
-                    data: Bytes::from(encoded.data),
+                    data: Bytes::from(data),
                     duration,
                     keyframe: encoded.keyframe,
                 };

@@ -12,9 +12,11 @@ mod encode;
 mod mailbox;
 mod quality;
 mod scale;
+mod sei;
+pub(crate) use sei::check as check_sei;
 mod send;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,7 +39,9 @@ use zego_media::stamp::{self, Stamp};
 use zego_protocol::error::{self, ErrorCode};
 
 use self::mailbox::Mailbox;
-use crate::config::{AudioConfig, AudioSourceType, PublishChannel, VideoConfig, VideoSourceType};
+use crate::config::{
+    AudioConfig, AudioSourceType, PublishChannel, SeiType, VideoConfig, VideoSourceType,
+};
 use crate::event::{Event, EventSender};
 use crate::transport::congestion::audio_wire_bps;
 use crate::transport::peer::codecs;
@@ -117,6 +121,11 @@ pub(super) struct Shared {
     /// Capture -> encoder, newest frame wins.
     pub frames: Mailbox<Captured>,
     pub counters: Counters,
+    /// The audio encoder's bitrate in kb/s while in-band FEC raised it above the configured one, else 0: the video
+    /// encoder's share of the estimate leaves room for it.
+    pub audio_fec_kbps: AtomicU32,
+    /// SEI waiting for the next encoded frame.
+    pub sei: Mutex<sei::SeiOutbox>,
     /// PublisherCapturedVideoFirstFrame was sent for the current capture run.
     first_frame_reported: AtomicBool,
     /// Capture threads are running (custom frames are taken only then).
@@ -244,6 +253,8 @@ impl Publisher {
                 sink: Mutex::new(None),
                 frames: Mailbox::default(),
                 counters: Counters::default(),
+                audio_fec_kbps: AtomicU32::new(0),
+                sei: Mutex::new(sei::SeiOutbox::default()),
                 first_frame_reported: AtomicBool::new(false),
                 capturing: AtomicBool::new(false),
                 custom_frame_number: AtomicU64::new(0),
@@ -354,6 +365,11 @@ impl Publisher {
     /// Muted audio sends nothing.
     pub fn mute_audio(&self, mute: bool) {
         self.shared.audio_muted.store(mute, Ordering::Release);
+    }
+
+    /// Queues `data` for the next encoded video frame (see [`sei::SeiOutbox::push`] for the codes).
+    pub fn send_sei(&self, data: &[u8], kind: SeiType) -> Result<()> {
+        self.shared.sei.lock().push(data, kind, Instant::now())
     }
 
     /// Creates the peer (send-only H.264 + Opus), waits for ICE gathering, returns the SDP offer; starts capture.
@@ -522,6 +538,7 @@ impl Publisher {
             control.publishing = false;
             self.idle_threads(&mut control)
         };
+        self.shared.sei.lock().clear();
         self.close_session().await;
         if let Some(t) = threads {
             join_off_runtime(t).await;

@@ -231,6 +231,9 @@ pub fn types(model: &Model, errors: &[ErrorCode]) -> Result<String, String> {
                     "short[]".into(),
                     format!("Interop.Samples({}, {count})", p.name),
                 ),
+                Out::Bytes { len } => {
+                    ("byte[]".into(), format!("Interop.Bytes({}, {len})", p.name))
+                }
                 Out::Planes { lengths } => {
                     has_planes = true;
                     (

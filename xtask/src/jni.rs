@@ -169,6 +169,12 @@ pub fn glue(model: &Model) -> Result<String, String> {
                     ));
                     args.push(format!("JValue::Object(&a_{n}).as_jni()"));
                 }
+                Out::Bytes { len } => {
+                    body.push(format!(
+                        "let a_{n} = glue::bytes(env, {n}, {len} as usize)?;"
+                    ));
+                    args.push(format!("JValue::Object(&a_{n}).as_jni()"));
+                }
                 Out::Planes { lengths } => {
                     body.push(format!("let a_{n} = glue::planes(env, {n}, {lengths})?;"));
                     args.push(format!("JValue::Object(&a_{n}).as_jni()"));

@@ -134,6 +134,7 @@ pub fn out_kotlin(
             format!("[L{};", class_of(name)),
         ),
         Out::Samples { .. } => ("ShortArray".into(), "[S".into()),
+        Out::Bytes { .. } => ("ByteArray".into(), "[B".into()),
         Out::Planes { .. } => ("Array<ByteArray?>".into(), "[[B".into()),
     })
 }

@@ -59,6 +59,10 @@ pub enum Out {
     Samples {
         count: String,
     },
+    /// `const uint8_t *` data with its `uint32_t` length (the named parameter, ending in `_length`).
+    Bytes {
+        len: String,
+    },
     /// `const uint8_t *const *data` with `const uint32_t *data_length`: 4 planes, unused ones NULL / 0.
     Planes {
         lengths: String,
@@ -202,6 +206,13 @@ pub fn callback(model: &Model, c: &Callback) -> Result<Vec<OutParam>, String> {
                         }
                     }
                     None => Out::Struct(s.clone()),
+                },
+                Ty::Prim(Prim::U8) => match next {
+                    Some((len, Ty::Prim(Prim::U32))) if len.ends_with("_length") => {
+                        i += 1;
+                        Out::Bytes { len: len.clone() }
+                    }
+                    _ => return Err(err()),
                 },
                 Ty::Prim(Prim::I16) => match count_after(next) {
                     Some(count) => {

@@ -89,8 +89,8 @@ pub fn native(model: &Model) -> Result<String, String> {
     s.push_str(
         "class Arg(NamedTuple):\n    \
              \"\"\"One callback argument as the language sees it: `kind` is int, float, bool, str, enum, struct,\n    \
-             structs (a list with its count), samples (int16 PCM with its count) or planes (4 buffers with their\n    \
-             lengths); `width` is how many C parameters it takes.\"\"\"\n\n    \
+             structs (a list with its count), samples (int16 PCM with its count), bytes (with their length) or\n    \
+             planes (4 buffers with their lengths); `width` is how many C parameters it takes.\"\"\"\n\n    \
              name: str\n    \
              kind: str\n    \
              type_name: Optional[str]\n    \
@@ -133,6 +133,7 @@ pub fn native(model: &Model) -> Result<String, String> {
                 Out::Struct(st) => ("struct", Some(names::type_name(st)), 1),
                 Out::StructList { name, .. } => ("structs", Some(names::type_name(name)), 2),
                 Out::Samples { .. } => ("samples", None, 2),
+                Out::Bytes { .. } => ("bytes", None, 2),
                 Out::Planes { .. } => ("planes", None, 2),
             };
             let type_name = type_name.map_or("None".into(), |t| format!("\"{t}\""));

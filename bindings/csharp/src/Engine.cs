@@ -312,6 +312,29 @@ namespace Zego.Express
             }
         }
 
+        /// <summary>How <see cref="SendSei"/> writes data: ZEGO-defined (default) or user-unregistered (data begins
+        /// with a 16-byte UUID).</summary>
+        public void SetSeiConfig(SeiType seiType)
+        {
+            ZegoException.Check(
+                NativeMethods.zego_set_sei_config(Live("zego_set_sei_config"), (int)seiType), "zego_set_sei_config");
+        }
+
+        /// <summary>
+        /// Sends up to 4096 bytes with the next video frame of the stream <paramref name="channel"/> publishes, at
+        /// most 30 times a second; players receive them in <c>PlayerRecvSei</c> just before that frame.
+        /// </summary>
+        public unsafe void SendSei(byte[] data, PublishChannel channel = PublishChannel.Main)
+        {
+            if (data == null) throw new ArgumentNullException("data");
+            fixed (byte* bytes = data)
+            {
+                ZegoException.Check(
+                    NativeMethods.zego_send_sei(Live("zego_send_sei"), bytes, (UIntPtr)data.Length, (int)channel),
+                    "zego_send_sei");
+            }
+        }
+
         /// <summary>The pixel format of captured frames: I420 (default), NV12, BGRA32 or RGBA32.</summary>
         public void SetCapturedRenderFormat(VideoFrameFormat format)
         {

@@ -24,6 +24,14 @@ namespace Zego.Express
             if (samples.Length > 0) Marshal.Copy((IntPtr)p, samples, 0, samples.Length);
             return samples;
         }
+
+        /// <summary>A copy of <paramref name="length"/> bytes.</summary>
+        internal static byte[] Bytes(byte* p, uint length)
+        {
+            var bytes = new byte[p == null ? 0 : length];
+            if (bytes.Length > 0) Marshal.Copy((IntPtr)p, bytes, 0, bytes.Length);
+            return bytes;
+        }
     }
 
     /// <summary>

@@ -56,6 +56,9 @@ namespace Zego.Express.Native
         internal delegate void zego_register_player_recv_audio_first_frame_callback_callback_delegate(byte* stream_id, void* user_context);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void zego_register_player_recv_sei_callback_callback_delegate(byte* stream_id, byte* data, uint data_length, void* user_context);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate void zego_register_player_recv_video_first_frame_callback_callback_delegate(byte* stream_id, void* user_context);
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -369,6 +372,28 @@ namespace Zego.Express.Native
         internal static extern int zego_send_custom_video_capture_frame(ulong engine, byte* data, System.UIntPtr data_length, zego_video_frame_param* param, int channel);
 
         /// <summary>
+        ///  Sets how `zego_send_sei` writes data into the video, for every channel: `sei_type` is a `zego_sei_type` value
+        ///  (ZEGO's payload type 243 by default; user-unregistered data must begin with a 16-byte UUID).
+        ///
+        ///  Returns 0, or: 1000001 bad handle; 1000008 bad type.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "zego_set_sei_config", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int zego_set_sei_config(ulong engine, int sei_type);
+
+        /// <summary>
+        ///  Sends `data_length` bytes of app data (copied before this returns) with the next video frame of the stream
+        ///  `channel` publishes, as an H.264 SEI message: players receive it through `player_recv_sei` just before that
+        ///  frame's render callback. At most 30 messages a second; while the video is muted they wait for the next frame
+        ///  (the latest 30).
+        ///
+        ///  Returns 0, or: 1000001 bad handle; 1003043 `data` NULL or empty; 1003044 longer than 4096 bytes; 1000008 bad
+        ///  channel, or user-unregistered data shorter than 16 bytes; 1003001 the channel does not publish; 1003045 more
+        ///  than 30 messages in a second.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "zego_send_sei", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int zego_send_sei(ulong engine, byte* data, System.UIntPtr data_length, int channel);
+
+        /// <summary>
         ///  Registers a `zego_func_debug_error` for an API error the engine wants the app to notice.
         ///  NULL unregisters. The callback runs on this engine's callback thread.
         /// </summary>
@@ -500,6 +525,13 @@ namespace Zego.Express.Native
         /// </summary>
         [DllImport(__DllName, EntryPoint = "zego_register_player_recv_audio_first_frame_callback", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern int zego_register_player_recv_audio_first_frame_callback(ulong engine, zego_register_player_recv_audio_first_frame_callback_callback_delegate callback, void* user_context);
+
+        /// <summary>
+        ///  Registers a `zego_func_player_recv_sei` for the SEI of played streams. NULL unregisters. The callback runs on
+        ///  this engine's callback thread.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "zego_register_player_recv_sei_callback", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern int zego_register_player_recv_sei_callback(ulong engine, zego_register_player_recv_sei_callback_callback_delegate callback, void* user_context);
 
         /// <summary>
         ///  Registers a `zego_func_player_render_video_first_frame` for the first video frame rendered of a played stream.

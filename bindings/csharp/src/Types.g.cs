@@ -163,6 +163,21 @@ namespace Zego.Express
     }
 
     /// <summary>
+    /// How `zego_send_sei` writes the app's data into the video (`zego_set_sei_config`).
+    /// </summary>
+    public enum SeiType
+    {
+        /// <summary>
+        /// ZEGO's own SEI payload type (243): the data as given.
+        /// </summary>
+        ZegoDefined = 0,
+        /// <summary>
+        /// H.264 `user_data_unregistered` (payload type 5): the data must begin with a 16-byte UUID.
+        /// </summary>
+        UserUnregister = 1,
+    }
+
+    /// <summary>
     /// Where a publish channel's audio comes from (`zego_set_audio_source`).
     /// </summary>
     public enum AudioSourceType
@@ -321,6 +336,12 @@ namespace Zego.Express
         PublisherForbiddenByServer = 1003025,
         /// <summary>The same stream_id is already published by another user.</summary>
         PublisherStreamIdAlreadyPublished = 1003028,
+        /// <summary>SEI data is null or empty.</summary>
+        PublisherSeiDataNull = 1003043,
+        /// <summary>SEI data is longer than 4096 bytes.</summary>
+        PublisherSeiDataTooLong = 1003044,
+        /// <summary>SEI sent more than 30 times in a second (a code of this SDK).</summary>
+        PublisherSeiTooFrequent = 1003045,
         /// <summary>Stream extra info is null.</summary>
         PublisherExtraInfoNull = 1003050,
         /// <summary>Stream extra info is longer than 1024 bytes.</summary>
@@ -2374,6 +2395,75 @@ namespace Zego.Express
             catch (Exception e)
             {
                 ZegoExpress.ReportCallbackException("PlayerRecvAudioFirstFrame", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// App data the publisher sent with `zego_send_sei` (`data_length` bytes, valid during the call), delivered just
+    /// before the render callback of the frame it rode on: ZEGO-defined messages as sent, user-unregistered ones with
+    /// their 16-byte UUID first.
+    /// </summary>
+    public sealed class PlayerRecvSeiEventArgs : EventArgs
+    {
+        internal PlayerRecvSeiEventArgs(string streamId, byte[] data)
+        {
+            StreamId = streamId;
+            Data = data;
+        }
+
+        public string StreamId { get; private set; }
+        public byte[] Data { get; private set; }
+    }
+
+    public sealed partial class Engine
+    {
+        EventHandler<PlayerRecvSeiEventArgs> playerRecvSei;
+        NativeMethods.zego_register_player_recv_sei_callback_callback_delegate playerRecvSeiNative;
+
+        /// <summary>
+        /// App data the publisher sent with `zego_send_sei` (`data_length` bytes, valid during the call), delivered just
+        /// before the render callback of the frame it rode on: ZEGO-defined messages as sent, user-unregistered ones with
+        /// their 16-byte UUID first.
+        /// </summary>
+        public event EventHandler<PlayerRecvSeiEventArgs> PlayerRecvSei
+        {
+            add { Subscribe(ref playerRecvSei, value, RegisterPlayerRecvSei); }
+            remove { Unsubscribe(ref playerRecvSei, value, RegisterPlayerRecvSei); }
+        }
+
+        unsafe int RegisterPlayerRecvSei(bool on)
+        {
+            if (playerRecvSeiNative == null)
+            {
+                playerRecvSeiNative = OnPlayerRecvSei;
+                Keep(playerRecvSeiNative);
+            }
+            return NativeMethods.zego_register_player_recv_sei_callback(Handle, on ? playerRecvSeiNative : null, null);
+        }
+
+        unsafe void OnPlayerRecvSei(byte* stream_id, byte* data, uint data_length, void* user_context)
+        {
+            var handler = playerRecvSei;
+            if (handler == null) return;
+            try
+            {
+                var args = new PlayerRecvSeiEventArgs(Interop.Text(stream_id), Interop.Bytes(data, data_length));
+                foreach (var one in handler.GetInvocationList())
+                {
+                    try
+                    {
+                        ((EventHandler<PlayerRecvSeiEventArgs>)one)(this, args);
+                    }
+                    catch (Exception e)
+                    {
+                        ZegoExpress.ReportCallbackException("PlayerRecvSei", e);
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                ZegoExpress.ReportCallbackException("PlayerRecvSei", e);
             }
         }
     }

@@ -151,6 +151,58 @@ namespace Zego.Express.Tests
 
     public static class ErrorTests
     {
+        /// <summary>SendSei bytes arrive in PlayerRecvSei unchanged and in order; the limits are ZegoExceptions.</summary>
+        [Test]
+        public static void SeiReachesThePlayer()
+        {
+            string room = Server.Unique("room"), stream = Server.Unique("stream");
+            var publisherStates = new Collector<PublisherState>();
+            var frames = new Collector<ulong>();
+            var sei = new Collector<byte[]>();
+            using (var anchor = Server.NewEngine())
+            using (var viewer = Server.NewEngine())
+            {
+                anchor.PublisherStateUpdate += (s, e) => publisherStates.Add(e.State);
+                viewer.CustomVideoRenderRemoteFrame += (s, e) => frames.Add(e.Param.FrameNumber);
+                viewer.PlayerRecvSei += (s, e) =>
+                {
+                    Assert.Equal(stream, e.StreamId, "stream id of an SEI");
+                    sei.Add(e.Data);
+                };
+                anchor.LoginRoom(room, new User { UserId = Server.Unique("anchor"), UserName = "Anchor" });
+                viewer.LoginRoom(room, new User { UserId = Server.Unique("viewer"), UserName = "Viewer" });
+                var e1 = Assert.Throws<ZegoException>(() => anchor.SendSei(new byte[] { 1 }), "before publishing");
+                Assert.Equal((int)ErrorCode.PublisherNoData, e1.Code, "code");
+                anchor.StartPublishingStream(stream);
+                publisherStates.Wait(l => l.Contains(PublisherState.Publishing), "publishing");
+                viewer.StartPlayingStream(stream);
+                frames.Wait(l => l.Count >= 3, "3 frames");
+
+                var sent = Enumerable.Range(0, 5)
+                    .Select(i => new byte[] { (byte)i, 0, 0, 1, 0, 0, 3, 0xFF })
+                    .ToList();
+                foreach (var data in sent)
+                {
+                    anchor.SendSei(data);
+                    Thread.Sleep(50);
+                }
+                anchor.SetSeiConfig(SeiType.UserUnregister);
+                var unregistered = Enumerable.Range(0, 16).Select(i => (byte)i).Concat(new byte[] { 42 }).ToArray();
+                anchor.SendSei(unregistered);
+                sent.Add(unregistered);
+                var got = sei.Wait(l => l.Count >= 6, "6 SEI messages");
+                Assert.Equal(6, got.Count, "each message once");
+                for (int i = 0; i < 6; i++) Assert.True(got[i].SequenceEqual(sent[i]), "message " + i + " unchanged");
+
+                e1 = Assert.Throws<ZegoException>(() => anchor.SendSei(new byte[0]), "empty");
+                Assert.Equal((int)ErrorCode.PublisherSeiDataNull, e1.Code, "code");
+                e1 = Assert.Throws<ZegoException>(() => anchor.SendSei(new byte[4097]), "too long");
+                Assert.Equal((int)ErrorCode.PublisherSeiDataTooLong, e1.Code, "code");
+                e1 = Assert.Throws<ZegoException>(() => anchor.SendSei(new byte[15]), "shorter than the UUID");
+                Assert.Equal((int)ErrorCode.CommonInvalidParameter, e1.Code, "code");
+            }
+        }
+
         [Test]
         public static void ErrorCodesSurfaceAsZegoException()
         {

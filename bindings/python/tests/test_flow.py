@@ -133,3 +133,40 @@ def test_custom_capture_frames_reach_the_player(make_engine, unique, waiter):
         anchor.send_custom_video_capture_frame(gray[:100], z.VideoFrameParam(format=VideoFrameFormat.I420, width=width,
                                                                             height=height))
     assert caught.value.code == z.ErrorCode.COMMON_INVALID_PARAMETER
+
+
+def test_sei_reaches_the_player_with_its_frames(make_engine, unique, waiter):
+    """send_sei bytes arrive in on_player_recv_sei unchanged and in order; the limits are ZegoErrors."""
+    room, stream = unique("room"), unique("stream")
+    anchor, viewer = make_engine(), make_engine()
+    publisher_states, frames, sei = waiter(), waiter(), waiter()
+    anchor.on("publisher_state_update")(lambda sid, state, code, ext: publisher_states.add((sid, state, code)))
+    viewer.on("custom_video_render_remote_frame")(lambda sid, planes, param: frames.add(param.frame_number))
+    viewer.on("player_recv_sei")(lambda sid, data: sei.add((sid, data)))
+
+    anchor.login_room(room, z.User(unique("anchor"), "Anchor"))
+    viewer.login_room(room, z.User(unique("viewer"), "Viewer"))
+    with pytest.raises(z.ZegoError) as caught:
+        anchor.send_sei(b"not publishing yet")
+    assert caught.value.code == z.ErrorCode.PUBLISHER_NO_DATA
+    anchor.start_publishing_stream(stream)
+    publisher_states.wait(lambda items: (stream, PublisherState.PUBLISHING, 0) in items)
+    viewer.start_playing_stream(stream)
+    frames.wait(lambda items: len(items) >= 3)
+
+    sent = [bytes([i, 0, 0, 1, 0, 0, 3]) + f"state {i}".encode() for i in range(5)]
+    for data in sent:
+        anchor.send_sei(data)
+        time.sleep(0.05)
+    anchor.set_sei_config(z.SeiType.USER_UNREGISTER)
+    unregistered = bytes(range(16)) + b"with a uuid"
+    anchor.send_sei(bytearray(unregistered))
+    got = sei.wait(lambda items: len(items) >= 6)
+    assert got == [(stream, data) for data in sent + [unregistered]]
+
+    for data, code in [(b"", z.ErrorCode.PUBLISHER_SEI_DATA_NULL),
+                       (bytes(4097), z.ErrorCode.PUBLISHER_SEI_DATA_TOO_LONG),
+                       (bytes(15), z.ErrorCode.COMMON_INVALID_PARAMETER)]:
+        with pytest.raises(z.ZegoError) as caught:
+            anchor.send_sei(data)
+        assert caught.value.code == code

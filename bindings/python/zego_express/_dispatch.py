@@ -78,6 +78,10 @@ def convert(spec: "_native.CallbackSpec", raw: Sequence[Any], views: _Views) -> 
             out.append([kind._from_c(value[j]) for j in range(count)] if value else [])
         elif arg.kind == "samples":
             out.append(_samples(views, value, raw[i + 1]))
+        elif arg.kind == "bytes":
+            address = ctypes.cast(value, ctypes.c_void_p).value
+            length = raw[i + 1]
+            out.append(ctypes.string_at(address, length) if address and length else b"")
         elif arg.kind == "planes":
             out.append(_planes(views, value, raw[i + 1]))
         else:

@@ -240,6 +240,11 @@ zego_func_player_recv_audio_first_frame = ctypes.CFUNCTYPE(None, ctypes.c_char_p
 # The first video frame of a played stream was decoded and handed to rendering.
 zego_func_player_render_video_first_frame = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
 
+# App data the publisher sent with `zego_send_sei` (`data_length` bytes, valid during the call), delivered just
+# before the render callback of the frame it rode on: ZEGO-defined messages as sent, user-unregistered ones with
+# their 16-byte UUID first.
+zego_func_player_recv_sei = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_uint32, ctypes.c_void_p)
+
 # A played stream's video resolution changed (also reported once for the first frame).
 zego_func_player_video_size_changed = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p)
 
@@ -309,6 +314,8 @@ FUNCTIONS: Dict[str, Tuple[object, List[object], Tuple[str, ...]]] = {
     "zego_set_video_source": (ctypes.c_int, [zego_engine, ctypes.c_int32, ctypes.c_int32], ("engine", "source_type", "channel")),
     "zego_set_audio_source": (ctypes.c_int, [zego_engine, ctypes.c_int32, ctypes.c_int32], ("engine", "source_type", "channel")),
     "zego_send_custom_video_capture_frame": (ctypes.c_int, [zego_engine, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, ctypes.POINTER(zego_video_frame_param), ctypes.c_int32], ("engine", "data", "data_length", "param", "channel")),
+    "zego_set_sei_config": (ctypes.c_int, [zego_engine, ctypes.c_int32], ("engine", "sei_type")),
+    "zego_send_sei": (ctypes.c_int, [zego_engine, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t, ctypes.c_int32], ("engine", "data", "data_length", "channel")),
     "zego_register_debug_error_callback": (ctypes.c_int, [zego_engine, zego_func_debug_error, ctypes.c_void_p], ("engine", "callback", "user_context")),
     "zego_register_engine_state_update_callback": (ctypes.c_int, [zego_engine, zego_func_engine_state_update, ctypes.c_void_p], ("engine", "callback", "user_context")),
     "zego_register_room_state_update_callback": (ctypes.c_int, [zego_engine, zego_func_room_state_update, ctypes.c_void_p], ("engine", "callback", "user_context")),
@@ -328,6 +335,7 @@ FUNCTIONS: Dict[str, Tuple[object, List[object], Tuple[str, ...]]] = {
     "zego_register_player_quality_update_callback": (ctypes.c_int, [zego_engine, zego_func_player_quality_update, ctypes.c_void_p], ("engine", "callback", "user_context")),
     "zego_register_player_recv_video_first_frame_callback": (ctypes.c_int, [zego_engine, zego_func_player_recv_video_first_frame, ctypes.c_void_p], ("engine", "callback", "user_context")),
     "zego_register_player_recv_audio_first_frame_callback": (ctypes.c_int, [zego_engine, zego_func_player_recv_audio_first_frame, ctypes.c_void_p], ("engine", "callback", "user_context")),
+    "zego_register_player_recv_sei_callback": (ctypes.c_int, [zego_engine, zego_func_player_recv_sei, ctypes.c_void_p], ("engine", "callback", "user_context")),
     "zego_register_player_render_video_first_frame_callback": (ctypes.c_int, [zego_engine, zego_func_player_render_video_first_frame, ctypes.c_void_p], ("engine", "callback", "user_context")),
     "zego_register_player_video_size_changed_callback": (ctypes.c_int, [zego_engine, zego_func_player_video_size_changed, ctypes.c_void_p], ("engine", "callback", "user_context")),
     "zego_register_im_recv_broadcast_message_callback": (ctypes.c_int, [zego_engine, zego_func_im_recv_broadcast_message, ctypes.c_void_p], ("engine", "callback", "user_context")),
@@ -359,8 +367,8 @@ def bind(lib: ctypes.CDLL) -> None:
 
 class Arg(NamedTuple):
     """One callback argument as the language sees it: `kind` is int, float, bool, str, enum, struct,
-    structs (a list with its count), samples (int16 PCM with its count) or planes (4 buffers with their
-    lengths); `width` is how many C parameters it takes."""
+    structs (a list with its count), samples (int16 PCM with its count), bytes (with their length) or
+    planes (4 buffers with their lengths); `width` is how many C parameters it takes."""
 
     name: str
     kind: str
@@ -527,6 +535,13 @@ CALLBACKS: Dict[str, CallbackSpec] = {
         "player_recv_audio_first_frame", "zego_register_player_recv_audio_first_frame_callback", True, zego_func_player_recv_audio_first_frame,
         (
             Arg("stream_id", "str", None, 1),
+        ),
+    ),
+    "player_recv_sei": CallbackSpec(
+        "player_recv_sei", "zego_register_player_recv_sei_callback", True, zego_func_player_recv_sei,
+        (
+            Arg("stream_id", "str", None, 1),
+            Arg("data", "bytes", None, 2),
         ),
     ),
     "player_render_video_first_frame": CallbackSpec(

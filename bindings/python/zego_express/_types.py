@@ -167,6 +167,15 @@ class VideoSourceType(IntEnum):
     CAMERA = 2
 
 
+class SeiType(IntEnum):
+    """How `zego_send_sei` writes the app's data into the video (`zego_set_sei_config`)."""
+
+    # ZEGO's own SEI payload type (243): the data as given.
+    ZEGO_DEFINED = 0
+    # H.264 `user_data_unregistered` (payload type 5): the data must begin with a 16-byte UUID.
+    USER_UNREGISTER = 1
+
+
 class AudioSourceType(IntEnum):
     """Where a publish channel's audio comes from (`zego_set_audio_source`)."""
 
@@ -378,6 +387,15 @@ class ErrorCode(IntEnum):
     PUBLISHER_STREAM_ID_ALREADY_PUBLISHED = 1003028
     """The same stream_id is already published by another user."""
 
+    PUBLISHER_SEI_DATA_NULL = 1003043
+    """SEI data is null or empty."""
+
+    PUBLISHER_SEI_DATA_TOO_LONG = 1003044
+    """SEI data is longer than 4096 bytes."""
+
+    PUBLISHER_SEI_TOO_FREQUENT = 1003045
+    """SEI sent more than 30 times in a second (a code of this SDK)."""
+
     PUBLISHER_EXTRA_INFO_NULL = 1003050
     """Stream extra info is null."""
 
@@ -493,6 +511,9 @@ ERROR_MESSAGES = {
     1003023: "This publish channel is already publishing a stream.",
     1003025: "Publishing forbidden by the server.",
     1003028: "The same stream_id is already published by another user.",
+    1003043: "SEI data is null or empty.",
+    1003044: "SEI data is longer than 4096 bytes.",
+    1003045: "SEI sent more than 30 times in a second (a code of this SDK).",
     1003050: "Stream extra info is null.",
     1003051: "Stream extra info is longer than 1024 bytes.",
     1003053: "Updating the stream extra info failed (is the stream being published?).",
@@ -806,6 +827,7 @@ ENUMS = {
     "VideoFrameFormat": VideoFrameFormat,
     "ViewMode": ViewMode,
     "VideoSourceType": VideoSourceType,
+    "SeiType": SeiType,
     "AudioSourceType": AudioSourceType,
     "LogLevel": LogLevel,
 }
@@ -823,6 +845,7 @@ __all__ = [
     "VideoFrameFormat",
     "ViewMode",
     "VideoSourceType",
+    "SeiType",
     "AudioSourceType",
     "LogLevel",
     "EngineProfile",

@@ -28,6 +28,7 @@ from ._types import (
     RoomState,
     RoomStateChangedReason,
     Scenario,
+    SeiType,
     Stream,
     UpdateType,
     User,
@@ -349,6 +350,9 @@ class Engine:
     def on_player_render_video_first_frame(self, stream_id: str) -> None:
         """The first video frame of a played stream was decoded."""
 
+    def on_player_recv_sei(self, stream_id: str, data: bytes) -> None:
+        """App data the publisher sent with :meth:`Engine.send_sei`, just before the frame it rode on."""
+
     def on_player_video_size_changed(self, stream_id: str, width: int, height: int) -> None:
         """A played stream's resolution changed."""
 
@@ -488,6 +492,19 @@ class Engine:
         self._call(
             "zego_send_custom_video_capture_frame", pointer, len(view), ctypes.byref(param._to_c()), int(channel)
         )
+
+    def set_sei_config(self, sei_type: SeiType) -> None:
+        """How :meth:`send_sei` writes data: ZEGO_DEFINED (default) or USER_UNREGISTER (data begins with a 16-byte
+        UUID)."""
+        self._call("zego_set_sei_config", int(sei_type))
+
+    def send_sei(self, data: Union[bytes, bytearray, memoryview], channel: PublishChannel = _MAIN) -> None:
+        """Sends up to 4096 bytes with the next video frame of the stream `channel` publishes, at most 30 times a
+        second; players receive them in on_player_recv_sei just before that frame."""
+        view = memoryview(data).cast("B")
+        buffer = (ctypes.c_uint8 * len(view)).from_buffer_copy(view)
+        pointer = ctypes.cast(buffer, ctypes.POINTER(ctypes.c_uint8))
+        self._call("zego_send_sei", pointer, len(view), int(channel))
 
     def set_captured_render_format(self, format: VideoFrameFormat) -> None:
         """The pixel format of captured frames: I420 (default), NV12, BGRA32 or RGBA32."""

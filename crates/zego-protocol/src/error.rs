@@ -87,6 +87,9 @@ error_table! {
     PUBLISHER_CHANNEL_ALREADY_PUBLISHING = 1003023, "This publish channel is already publishing a stream.";
     PUBLISHER_FORBIDDEN_BY_SERVER = 1003025, "Publishing forbidden by the server.";
     PUBLISHER_STREAM_ID_ALREADY_PUBLISHED = 1003028, "The same stream_id is already published by another user.";
+    PUBLISHER_SEI_DATA_NULL = 1003043, "SEI data is null or empty.";
+    PUBLISHER_SEI_DATA_TOO_LONG = 1003044, "SEI data is longer than 4096 bytes.";
+    PUBLISHER_SEI_TOO_FREQUENT = 1003045, "SEI sent more than 30 times in a second (a code of this SDK).";
     PUBLISHER_EXTRA_INFO_NULL = 1003050, "Stream extra info is null.";
     PUBLISHER_EXTRA_INFO_TOO_LONG = 1003051, "Stream extra info is longer than 1024 bytes.";
     PUBLISHER_UPDATE_EXTRA_INFO_FAILED = 1003053, "Updating the stream extra info failed (is the stream being published?).";

@@ -4,6 +4,7 @@
 //! format is the one both sides negotiate (constrained baseline, level 3.1, non-interleaved packetization).
 
 pub mod h264;
+pub mod sei;
 pub mod seq;
 pub mod timestamp;
 

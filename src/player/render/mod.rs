@@ -34,6 +34,7 @@ impl VideoRender {
         frame: VideoFrame,
         rtp_timestamp: u32,
         completed_at: Instant,
+        sei: Vec<Vec<u8>>,
     ) {
         let c = &shared.counters;
         if (frame.width, frame.height) != self.size {
@@ -45,6 +46,7 @@ impl VideoRender {
             });
         }
         if shared.video_muted.load(Ordering::Relaxed) {
+            deliver_sei(shared, sei);
             return;
         }
         // Held (at most the playout bound) so that frames repaired late do not make the others stutter.
@@ -73,6 +75,7 @@ impl VideoRender {
             c.delay_sum_us.fetch_add(delay, Ordering::Relaxed);
             c.delay_samples.fetch_add(1, Ordering::Relaxed);
         }
+        deliver_sei(shared, sei);
         let delivered = shared.events.send(Event::RemoteVideoFrame {
             stream_id: shared.stream_id.clone(),
             frame: Arc::new(frame),
@@ -85,6 +88,17 @@ impl VideoRender {
                 });
             }
         }
+    }
+}
+
+/// The SEI of a frame, just before the frame (or at once, for a frame that is not shown). Never dropped: apps keep
+/// state in it.
+pub(super) fn deliver_sei(shared: &PlayerShared, sei: Vec<Vec<u8>>) {
+    for data in sei {
+        shared.events.send(Event::PlayerRecvSei {
+            stream_id: shared.stream_id.clone(),
+            data,
+        });
     }
 }
 

@@ -30,6 +30,7 @@ abstract class EventHandler {
     open fun onPlayerRecvVideoFirstFrame(streamId: String) {}
     open fun onPlayerRecvAudioFirstFrame(streamId: String) {}
     open fun onPlayerRenderVideoFirstFrame(streamId: String) {}
+    open fun onPlayerRecvSEI(streamId: String, data: ByteArray) {}
     open fun onPlayerVideoSizeChanged(streamId: String, width: Int, height: Int) {}
     open fun onIMRecvBroadcastMessage(roomId: String, messageList: Array<BroadcastMessageInfo>) {}
     open fun onIMRecvCustomCommand(roomId: String, fromUser: User?, command: String) {}
@@ -240,6 +241,12 @@ class Engine(appId: Long, server: String, appSign: String = "", scenario: Scenar
                     onEvent("onPlayerRenderVideoFirstFrame") { it.onPlayerRenderVideoFirstFrame(streamId) }
             })
         }
+        register("zego_register_player_recv_sei_callback") { h ->
+            Native.zego_register_player_recv_sei_callback(h, if (!on) null else object : PlayerRecvSeiCallback {
+                override fun invoke(streamId: String, data: ByteArray) =
+                    onEvent("onPlayerRecvSEI") { it.onPlayerRecvSEI(streamId, data) }
+            })
+        }
         register("zego_register_player_video_size_changed_callback") { h ->
             Native.zego_register_player_video_size_changed_callback(h, if (!on) null else object : PlayerVideoSizeChangedCallback {
                 override fun invoke(streamId: String, width: Int, height: Int) =
@@ -426,6 +433,18 @@ class Engine(appId: Long, server: String, appSign: String = "", scenario: Scenar
     @JvmOverloads
     fun setAudioSource(source: AudioSourceType, channel: PublishChannel = PublishChannel.MAIN) =
         call("zego_set_audio_source") { Native.zego_set_audio_source(it, source.value, channel.value) }
+
+    /** How [sendSEI] writes data: ZEGO_DEFINED (default) or USER_UNREGISTER (data begins with a 16-byte UUID). */
+    fun setSEIConfig(seiType: SeiType) =
+        call("zego_set_sei_config") { Native.zego_set_sei_config(it, seiType.value) }
+
+    /**
+     * Sends up to 4096 bytes with the next video frame of the stream [channel] publishes, at most 30 times a second;
+     * players receive them in [EventHandler.onPlayerRecvSEI] just before that frame.
+     */
+    @JvmOverloads
+    fun sendSEI(data: ByteArray, channel: PublishChannel = PublishChannel.MAIN) =
+        call("zego_send_sei") { Native.zego_send_sei(it, data, channel.value) }
 
     /** Pushes one frame (planes back to back as [param] describes them) into a channel whose source is CUSTOM. */
     @JvmOverloads

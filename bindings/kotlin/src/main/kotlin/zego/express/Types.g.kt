@@ -192,6 +192,20 @@ enum class VideoSourceType(@JvmField val value: Int) {
     }
 }
 
+/** How `zego_send_sei` writes the app's data into the video (`zego_set_sei_config`). */
+enum class SeiType(@JvmField val value: Int) {
+    /** ZEGO's own SEI payload type (243): the data as given. */
+    ZEGO_DEFINED(0),
+    /** H.264 `user_data_unregistered` (payload type 5): the data must begin with a 16-byte UUID. */
+    USER_UNREGISTER(1);
+
+    companion object {
+        /** The member with this value, or null when this version does not know it. */
+        @JvmStatic
+        fun fromValue(value: Int): SeiType? = values().firstOrNull { it.value == value }
+    }
+}
+
 /** Where a publish channel's audio comes from (`zego_set_audio_source`). */
 enum class AudioSourceType(@JvmField val value: Int) {
     /** The built-in synthetic microphone: a sine tone. */
@@ -350,6 +364,12 @@ object ErrorCode {
     const val PUBLISHER_FORBIDDEN_BY_SERVER = 1003025
     /** The same stream_id is already published by another user. */
     const val PUBLISHER_STREAM_ID_ALREADY_PUBLISHED = 1003028
+    /** SEI data is null or empty. */
+    const val PUBLISHER_SEI_DATA_NULL = 1003043
+    /** SEI data is longer than 4096 bytes. */
+    const val PUBLISHER_SEI_DATA_TOO_LONG = 1003044
+    /** SEI sent more than 30 times in a second (a code of this SDK). */
+    const val PUBLISHER_SEI_TOO_FREQUENT = 1003045
     /** Stream extra info is null. */
     const val PUBLISHER_EXTRA_INFO_NULL = 1003050
     /** Stream extra info is longer than 1024 bytes. */
@@ -450,6 +470,9 @@ object ErrorCode {
         1003023 -> "PUBLISHER_CHANNEL_ALREADY_PUBLISHING"
         1003025 -> "PUBLISHER_FORBIDDEN_BY_SERVER"
         1003028 -> "PUBLISHER_STREAM_ID_ALREADY_PUBLISHED"
+        1003043 -> "PUBLISHER_SEI_DATA_NULL"
+        1003044 -> "PUBLISHER_SEI_DATA_TOO_LONG"
+        1003045 -> "PUBLISHER_SEI_TOO_FREQUENT"
         1003050 -> "PUBLISHER_EXTRA_INFO_NULL"
         1003051 -> "PUBLISHER_EXTRA_INFO_TOO_LONG"
         1003053 -> "PUBLISHER_UPDATE_EXTRA_INFO_FAILED"

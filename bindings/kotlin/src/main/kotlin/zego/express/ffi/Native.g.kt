@@ -273,6 +273,28 @@ object Native {
     external fun zego_send_custom_video_capture_frame(engine: Long, data: ByteArray?, param: VideoFrameParam?, channel: Int): Int
 
     /**
+     * Sets how `zego_send_sei` writes data into the video, for every channel: `sei_type` is a `zego_sei_type` value
+     * (ZEGO's payload type 243 by default; user-unregistered data must begin with a 16-byte UUID).
+     *
+     * Returns 0, or: 1000001 bad handle; 1000008 bad type.
+     */
+    @JvmStatic
+    external fun zego_set_sei_config(engine: Long, seiType: Int): Int
+
+    /**
+     * Sends `data_length` bytes of app data (copied before this returns) with the next video frame of the stream
+     * `channel` publishes, as an H.264 SEI message: players receive it through `player_recv_sei` just before that
+     * frame's render callback. At most 30 messages a second; while the video is muted they wait for the next frame
+     * (the latest 30).
+     *
+     * Returns 0, or: 1000001 bad handle; 1003043 `data` NULL or empty; 1003044 longer than 4096 bytes; 1000008 bad
+     * channel, or user-unregistered data shorter than 16 bytes; 1003001 the channel does not publish; 1003045 more
+     * than 30 messages in a second.
+     */
+    @JvmStatic
+    external fun zego_send_sei(engine: Long, data: ByteArray?, channel: Int): Int
+
+    /**
      * Registers a `zego_func_debug_error` for an API error the engine wants the app to notice.
      * NULL unregisters. The callback runs on this engine's callback thread.
      */
@@ -404,6 +426,13 @@ object Native {
      */
     @JvmStatic
     external fun zego_register_player_recv_audio_first_frame_callback(engine: Long, callback: PlayerRecvAudioFirstFrameCallback?): Int
+
+    /**
+     * Registers a `zego_func_player_recv_sei` for the SEI of played streams. NULL unregisters. The callback runs on
+     * this engine's callback thread.
+     */
+    @JvmStatic
+    external fun zego_register_player_recv_sei_callback(engine: Long, callback: PlayerRecvSeiCallback?): Int
 
     /**
      * Registers a `zego_func_player_render_video_first_frame` for the first video frame rendered of a played stream.
@@ -693,6 +722,15 @@ interface PlayerRecvVideoFirstFrameCallback {
 /** The first audio packet of a played stream arrived. */
 interface PlayerRecvAudioFirstFrameCallback {
     fun invoke(streamId: String)
+}
+
+/**
+ * App data the publisher sent with `zego_send_sei` (`data_length` bytes, valid during the call), delivered just
+ * before the render callback of the frame it rode on: ZEGO-defined messages as sent, user-unregistered ones with
+ * their 16-byte UUID first.
+ */
+interface PlayerRecvSeiCallback {
+    fun invoke(streamId: String, data: ByteArray)
 }
 
 /** The first video frame of a played stream was decoded and handed to rendering. */

@@ -343,10 +343,46 @@ fun customCaptureFramesReachThePlayer() {
     }
 }
 
+fun seiReachesThePlayer() {
+    val received = Collector<ByteArray>()
+    Env.engine().use { anchor ->
+        Env.engine().use { viewer ->
+            val counter = FrameCounter()
+            viewer.setCustomVideoRenderHandler(counter)
+            viewer.setEventHandler(object : EventHandler() {
+                override fun onPlayerRecvSEI(streamId: String, data: ByteArray) = received.add(data)
+            })
+            var e = expectThrows<ZegoException>("before publishing") { anchor.sendSEI(byteArrayOf(1)) }
+            checkEqual(ErrorCode.PUBLISHER_NO_DATA, e.code, "code")
+            startStreaming(anchor, viewer)
+            counter.frames.await("3 frames") { it.size >= 3 }
+            val sent = (0 until 5).map { i -> byteArrayOf(i.toByte(), 0, 0, 1, 0, 0, 3, -1) }.toMutableList()
+            for (data in sent) {
+                anchor.sendSEI(data)
+                Thread.sleep(50)
+            }
+            anchor.setSEIConfig(SeiType.USER_UNREGISTER)
+            val unregistered = ByteArray(16) { it.toByte() } + byteArrayOf(42)
+            anchor.sendSEI(unregistered)
+            sent.add(unregistered)
+            val got = received.await("6 SEI messages") { it.size >= 6 }
+            checkEqual(6, got.size, "each message once")
+            for (i in 0 until 6) check(got[i].contentEquals(sent[i])) { "message $i unchanged" }
+            e = expectThrows("empty") { anchor.sendSEI(ByteArray(0)) }
+            checkEqual(ErrorCode.PUBLISHER_SEI_DATA_NULL, e.code, "code")
+            e = expectThrows("too long") { anchor.sendSEI(ByteArray(4097)) }
+            checkEqual(ErrorCode.PUBLISHER_SEI_DATA_TOO_LONG, e.code, "code")
+            e = expectThrows("shorter than the UUID") { anchor.sendSEI(ByteArray(15)) }
+            checkEqual(ErrorCode.COMMON_INVALID_PARAMETER, e.code, "code")
+        }
+    }
+}
+
 val TESTS: List<Pair<String, () -> Unit>> = listOf(
     "publishPlayAndCountFrames" to ::publishPlayAndCountFrames,
     "messagesAndStructsCrossJni" to ::messagesAndStructsCrossJni,
     "customCaptureFramesReachThePlayer" to ::customCaptureFramesReachThePlayer,
+    "seiReachesThePlayer" to ::seiReachesThePlayer,
     "errorCodesSurfaceAsZegoException" to ::errorCodesSurfaceAsZegoException,
     "throwingHandlerIsReportedAndTheEngineKeepsWorking" to ::throwingHandlerIsReportedAndTheEngineKeepsWorking,
     "exceptionThrownIntoJniIsContained" to ::exceptionThrownIntoJniIsContained,
