@@ -632,3 +632,65 @@ fn browser_cannot_publish_a_stream_id_the_native_sdk_holds() {
     );
     native.destroy();
 }
+
+/// SEI both ways between the web SDK and the native SDK: what each sends with its video arrives at the other, each
+/// message once, in order, unchanged.
+#[test]
+fn sei_crosses_between_the_browser_and_the_native_sdk() {
+    let Some((_turn, server)) = web_server(ServerConfig::default()) else {
+        return;
+    };
+    let (native, rec) = native_publisher(&server, "native-sei");
+    let mut page = Page::start(
+        "sei",
+        with(
+            base_args(&server),
+            json!({ "streamID": "web-sei", "nativeStreamID": "native-sei", "messages": 5, "expect": 5 }),
+        ),
+    );
+    page.step("ready");
+    native
+        .start_playing("web-sei", PlayerConfig::default())
+        .unwrap();
+    rec.wait_until("frames of the page's stream", T, |r| {
+        r.frame_count("web-sei") >= 5
+    });
+    page.go("send");
+    let sent: Vec<Vec<u8>> = (0..5u8)
+        .map(|i| vec![i, 0, 0, 1, b'n', b'a', b't'])
+        .collect();
+    for data in &sent {
+        native.send_sei(data, PublishChannel::Main).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let from_page = |rec: &Recorder| -> Vec<Vec<u8>> {
+        rec.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::PlayerRecvSei { stream_id, data } if stream_id == "web-sei" => Some(data),
+                _ => None,
+            })
+            .collect()
+    };
+    rec.wait_until("the page's SEI", T, |r| from_page(r).len() >= 5);
+    let result = page.done();
+    let expected: Vec<Vec<u8>> = (0..5u8)
+        .map(|i| vec![i, 0, 0, 3, b'w', b'e', b'b'])
+        .collect();
+    assert_eq!(
+        from_page(&rec),
+        expected,
+        "the page's SEI in the native SDK"
+    );
+    let received: Vec<(String, Vec<u8>)> =
+        serde_json::from_value(result["received"].clone()).expect("[stream, bytes] pairs");
+    assert_eq!(
+        received,
+        sent.iter()
+            .map(|d| ("native-sei".to_owned(), d.clone()))
+            .collect::<Vec<_>>(),
+        "the native SEI in the page"
+    );
+    assert_eq!(result["refused"], json!([false, false]), "{result}");
+    native.destroy();
+}

@@ -20,16 +20,16 @@ async function login(ctx, extra = {}) {
 }
 
 /** Publishes the fake camera and microphone as `streamID`; resolves with the first terminal publisher state. */
-async function publishCamera(ctx, streamID, { width = 640, height = 360 } = {}) {
+async function publishCamera(ctx, streamID, { width = 640, height = 360, isSEIStart = false } = {}) {
   const { page, waitEvent, events } = ctx;
   const from = events.length;
   const started = await page.evaluate(
-    async ({ streamID, width, height }) => {
+    async ({ streamID, width, height, isSEIStart }) => {
       const stream = await window.T.engine.createStream({ camera: { video: { width, height, frameRate: 15 }, audio: true } });
       window.T.published = stream;
-      return window.T.engine.startPublishingStream(streamID, stream);
+      return window.T.engine.startPublishingStream(streamID, stream, { isSEIStart });
     },
-    { streamID, width, height },
+    { streamID, width, height, isSEIStart },
   );
   if (!started) throw new Error(`startPublishingStream(${streamID}) refused`);
   return waitEvent(
@@ -40,18 +40,18 @@ async function publishCamera(ctx, streamID, { width = 640, height = 360 } = {}) 
 }
 
 /** Plays `streamID` into a <video>; resolves with the tracks of the one MediaStream startPlayingStream gave. */
-async function play(ctx, streamID, { readStamps = false, audio = true } = {}) {
+async function play(ctx, streamID, { readStamps = false, audio = true, isSEIStart = false } = {}) {
   return ctx.page.evaluate(
-    async ({ streamID, origin, readStamps, audio }) => {
+    async ({ streamID, origin, readStamps, audio, isSEIStart }) => {
       const readStamp = readStamps ? (await import(`${origin}/debug/stamp.js`)).readStamp : null;
       const started = performance.now();
-      const stream = await window.T.engine.startPlayingStream(streamID, { audio });
+      const stream = await window.T.engine.startPlayingStream(streamID, { audio, isSEIStart });
       const w = window.T.watch(streamID, stream, readStamp);
       w.started = started;
       w.video.muted = false; // plays the audio too (autoplay is allowed by the launch flags)
       return { audioTracks: stream.getAudioTracks().length, videoTracks: stream.getVideoTracks().length, resolvedMs: performance.now() - started };
     },
-    { streamID, origin: ctx.args.origin, readStamps, audio },
+    { streamID, origin: ctx.args.origin, readStamps, audio, isSEIStart },
   );
 }
 
@@ -149,6 +149,42 @@ const isUser = (type, userID) => (n, _room, t, list) => n === 'roomUserUpdate' &
 const isStream = (type, streamID) => (n, _room, t, list) => n === 'roomStreamUpdate' && t === type && list.some((s) => s.streamID === streamID);
 
 export const scenarios = {
+  /**
+   * SEI both ways: the page publishes args.streamID and plays args.nativeStreamID, both with isSEIStart; told
+   * `send`, it sends args.messages messages [i, 0, 0, 3, 'w', 'e', 'b'] 100 ms apart, then returns the SEI it
+   * received once it has args.expect.
+   */
+  async sei(ctx) {
+    const { page, args, print, waitGo, events } = ctx;
+    await login(ctx);
+    await page.evaluate(() => {
+      window.T.engine.on('playerRecvSEI', (id, data) => window.__zegoEvent('playerRecvSEI', [id, Array.from(data)]));
+    });
+    const state = await publishCamera(ctx, args.streamID, { isSEIStart: true });
+    if (state.args[0].state !== 'PUBLISHING') throw new Error(`not publishing: ${JSON.stringify(state.args[0])}`);
+    await play(ctx, args.nativeStreamID, { isSEIStart: true });
+    await framesShown(ctx, args.nativeStreamID, 5);
+    print({ step: 'ready' });
+    await waitGo('send');
+    const sent = await page.evaluate(async ({ streamID, count }) => {
+      const results = [];
+      for (let i = 0; i < count; i++) {
+        results.push(window.T.engine.sendSEI(streamID, Uint8Array.from([i, 0, 0, 3, 119, 101, 98])));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return results;
+    }, { streamID: args.streamID, count: args.messages });
+    if (!sent.every(Boolean)) throw new Error(`sendSEI refused: ${JSON.stringify(sent)}`);
+    const refused = await page.evaluate((id) => [window.T.engine.sendSEI(id, new Uint8Array(4097)), window.T.engine.sendSEI('not-published', Uint8Array.from([1]))], args.streamID);
+    const received = () => events.filter((e) => e.name === 'playerRecvSEI').map((e) => e.args);
+    const deadline = Date.now() + 20_000;
+    while (received().length < args.expect) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${args.expect} SEI messages: ${JSON.stringify(received())}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { received: received(), refused };
+  },
+
   /** The page publishes Chromium's fake camera and microphone until the other side says `stop`. */
   async 'publish-camera'(ctx) {
     const { page, args, print, waitGo, waitEvent, events } = ctx;

@@ -10,6 +10,7 @@ import { FrameWatcher } from './frames.js';
 import * as media from './media.js';
 import { PeerLink } from './peer.js';
 import { QualityMeter } from './quality.js';
+import { SEI_TYPE_USER_UNREGISTER, SEI_TYPE_ZEGO_DEFINED, SeiOutbox } from './sei.js';
 import { appSignCredentials } from './signature.js';
 import * as check from './validate.js';
 
@@ -34,6 +35,8 @@ export class ZegoExpressEngine {
   #publishing = new Map();
   /** streamID -> { stream, promise, link, meter, watcher } */
   #playing = new Map();
+  /** How sendSEI writes data (setSEIConfig). */
+  #seiType = SEI_TYPE_ZEGO_DEFINED;
   #qualityTimer = null;
   #destroyed = false;
 
@@ -142,7 +145,8 @@ export class ZegoExpressEngine {
     if (!code) {
       this.#drop(this.#publishing, streamID); // an ended publish whose end is still queued
       const serial = this.#core.serialOf('publish', streamID);
-      const entry = { serial, stream, videoBitrate: bitrate, link: null, meter: null, watcher: null };
+      const sei = config?.isSEIStart ? new SeiOutbox() : null;
+      const entry = { serial, stream, videoBitrate: bitrate, sei, link: null, meter: null, watcher: null };
       const [video] = stream.getVideoTracks?.() ?? [];
       if (video) {
         entry.watcher = new FrameWatcher(video, {
@@ -152,6 +156,27 @@ export class ZegoExpressEngine {
       this.#publishing.set(streamID, entry);
     }
     return this.#result('startPublishingStream', code);
+  }
+
+  /** How sendSEI writes data: SEIType 0 (ZEGO's payload type 243, the default) or 1 (user_data_unregistered:
+   * the data begins with a 16-byte UUID). */
+  setSEIConfig(config) {
+    const type = config?.SEIType;
+    if (type !== SEI_TYPE_ZEGO_DEFINED && type !== SEI_TYPE_USER_UNREGISTER) return this.#result('setSEIConfig', E.COMMON_INVALID_PARAMETER);
+    this.#seiType = type;
+    return true;
+  }
+
+  /**
+   * Sends `data` (a Uint8Array, at most 4096 bytes, at most 30 a second) with the next video frame of a stream
+   * published with `isSEIStart`; players receive it as playerRecvSEI. False with a warning otherwise: 1003001 the
+   * stream is not published, 1000006 it was published without isSEIStart, 1003043/1003044/1003045 as the native SDK.
+   */
+  sendSEI(streamID, data) {
+    const entry = this.#publishing.get(streamID);
+    if (!entry) return this.#result('sendSEI', E.PUBLISHER_NO_DATA);
+    if (!entry.sei) return this.#result('sendSEI', E.COMMON_UNSUPPORTED);
+    return this.#result('sendSEI', entry.sei.push(data, this.#seiType, now()));
   }
 
   stopPublishingStream(streamID) {
@@ -182,7 +207,8 @@ export class ZegoExpressEngine {
     if (!code) {
       this.#drop(this.#playing, streamID);
       const serial = this.#core.serialOf('play', streamID);
-      this.#playing.set(streamID, { serial, stream: new MediaStream(), promise, link: null, meter: null, watcher: null });
+      const onSei = options?.isSEIStart ? (data) => this.#emit('playerRecvSEI', streamID, data) : null;
+      this.#playing.set(streamID, { serial, stream: new MediaStream(), promise, onSei, link: null, meter: null, watcher: null });
     }
     return this.#started(ticket, promise, code, () => Promise.reject(new ZegoError(code)));
   }
@@ -371,7 +397,8 @@ export class ZegoExpressEngine {
     const input = (feed) => () => {
       if (entry.link === link) this.#input(feed);
     };
-    const link = new PeerLink({ kind, stream: entry.stream, videoBitrate: entry.videoBitrate, video, audio }, {
+    const options = { kind, stream: entry.stream, videoBitrate: entry.videoBitrate, video, audio, sei: entry.sei, onSei: entry.onSei };
+    const link = new PeerLink(options, {
       offer: (sdp) => input((core, t) => core.offerReady(t, kind, streamID, attempt, sdp))(),
       offerFailed: (code) => input((core, t) => core.offerFailed(t, kind, streamID, attempt, code))(),
       connected: () => {

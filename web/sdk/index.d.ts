@@ -65,6 +65,8 @@ export interface ZegoPublishConfig {
   extraInfo?: string;
   /** kbps. */
   videoBitrate?: number;
+  /** Lets sendSEI put data into this stream's video (the browser must give access to encoded frames). */
+  isSEIStart?: boolean;
 }
 
 export interface ZegoPlayOptions {
@@ -72,6 +74,8 @@ export interface ZegoPlayOptions {
   video?: boolean;
   /** Default true. */
   audio?: boolean;
+  /** Reports the SEI the publisher sends with its frames as playerRecvSEI. */
+  isSEIStart?: boolean;
 }
 
 export interface ZegoStreamInfo {
@@ -182,6 +186,9 @@ export interface ZegoEvents {
   playerRecvVideoFirstFrame: (streamID: string) => void;
   playerRenderVideoFirstFrame: (streamID: string) => void;
   playerVideoSizeChanged: (streamID: string, width: number, height: number) => void;
+  /** SEI of a stream played with isSEIStart, as its video frame arrives: ZEGO-defined data as sent, user-unregistered
+   * data with its 16-byte UUID first. */
+  playerRecvSEI: (streamID: string, data: Uint8Array) => void;
 }
 
 export declare class ZegoExpressEngine {
@@ -221,6 +228,10 @@ export declare class ZegoExpressEngine {
   /** Checks at once; the result arrives as publisherStateUpdate. */
   startPublishingStream(streamID: string, stream: MediaStream, config?: ZegoPublishConfig): boolean;
   stopPublishingStream(streamID: string): boolean;
+  /** SEIType 0: ZEGO's payload type 243 (default); 1: user_data_unregistered (data begins with a 16-byte UUID). */
+  setSEIConfig(config: { SEIType: 0 | 1 }): boolean;
+  /** Up to 4096 bytes with the next video frame of a stream published with isSEIStart, at most 30 a second. */
+  sendSEI(streamID: string, data: Uint8Array): boolean;
   setStreamExtraInfo(streamID: string, extraInfo: string): Promise<ZegoServerResponse>;
 
   /** One MediaStream holding the played tracks, resolved once PLAYING (a stream not published yet is waited for). */

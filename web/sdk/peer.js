@@ -4,6 +4,7 @@
 
 import { ErrorCode as E } from './codes.js';
 import { audioPreferences, videoPreferences } from './codecs.js';
+import { insertBeforeFirstSlice, seiAppData } from './sei.js';
 
 /** The longest wait for ICE gathering; the candidates found by then go in the offer. */
 const ICE_GATHER_TIMEOUT_MS = 3000;
@@ -65,13 +66,20 @@ export class PeerLink {
 
   async start() {
     try {
-      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+      // SEI needs the encoded frames: every sender and receiver of the connection then passes through a transform.
+      const encoded = Boolean(this.options.sei || this.options.onSei);
+      if (encoded && typeof globalThis.RTCRtpSender?.prototype?.createEncodedStreams !== 'function') {
+        this.on.offerFailed(E.COMMON_UNSUPPORTED, 'this browser does not give access to encoded frames (SEI)');
+        return;
+      }
+      const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...(encoded ? { encodedInsertableStreams: true } : {}) });
       this.pc = pc;
       pc.addEventListener('connectionstatechange', () => this.#state(pc.connectionState));
       pc.addEventListener('iceconnectionstatechange', () => {
         if (pc.connectionState === undefined) this.#state(pc.iceConnectionState);
       });
       pc.addEventListener('track', (e) => {
+        if (encoded) this.#readSei(e.receiver, e.track.kind);
         if (!this.closed) this.on.track?.(e.track);
       });
       const problem = this.kind === 'publish' ? this.#addSenders(pc) : this.#addReceivers(pc);
@@ -95,14 +103,47 @@ export class PeerLink {
     if (video) {
       const init = { direction: 'sendonly', streams: [stream] };
       if (videoBitrate > 0) init.sendEncodings = [{ maxBitrate: Math.round(videoBitrate * 1000) }];
-      if (!preferCodecs(pc.addTransceiver(video, init), 'send', 'video')) {
+      const transceiver = pc.addTransceiver(video, init);
+      if (!preferCodecs(transceiver, 'send', 'video')) {
         return [E.COMMON_UNSUPPORTED, 'this browser cannot send H.264 (packetization-mode 1)'];
       }
+      if (this.options.sei) this.#writeSei(transceiver.sender, 'video');
     }
-    if (audio && !preferCodecs(pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] }), 'send', 'audio')) {
-      return [E.COMMON_UNSUPPORTED, 'this browser cannot send Opus'];
+    if (audio) {
+      const transceiver = pc.addTransceiver(audio, { direction: 'sendonly', streams: [stream] });
+      if (!preferCodecs(transceiver, 'send', 'audio')) return [E.COMMON_UNSUPPORTED, 'this browser cannot send Opus'];
+      if (this.options.sei) this.#writeSei(transceiver.sender, 'audio');
     }
     return null;
+  }
+
+  /** Video frames leave with the SEI waiting in the outbox; audio passes as it is. */
+  #writeSei(sender, kind) {
+    const { readable, writable } = sender.createEncodedStreams();
+    const outbox = this.options.sei;
+    const transform = new TransformStream({
+      transform(frame, out) {
+        const units = kind === 'video' ? outbox.take() : null;
+        if (units) frame.data = insertBeforeFirstSlice(new Uint8Array(frame.data), units).buffer;
+        out.enqueue(frame);
+      },
+    });
+    readable.pipeThrough(transform).pipeTo(writable).catch(() => {});
+  }
+
+  /** The SEI of each video frame as it arrives, before the frame goes on to the decoder; audio passes as it is. */
+  #readSei(receiver, kind) {
+    const { readable, writable } = receiver.createEncodedStreams();
+    const onSei = this.options.onSei;
+    const transform = new TransformStream({
+      transform: (frame, out) => {
+        if (kind === 'video' && !this.closed) {
+          for (const data of seiAppData(new Uint8Array(frame.data))) onSei(data);
+        }
+        out.enqueue(frame);
+      },
+    });
+    readable.pipeThrough(transform).pipeTo(writable).catch(() => {});
   }
 
   #addReceivers(pc) {

@@ -208,6 +208,15 @@ mod tests {
     }
 
     #[test]
+    fn the_bytes_are_those_the_web_sdk_writes() {
+        // The same vector is in web/sdk/test/sei.test.js.
+        assert_eq!(
+            nal_unit(PAYLOAD_TYPE_ZEGO, &[0, 0, 1]),
+            [0, 0, 0, 1, 6, 243, 3, 0, 0, 3, 1, 0x80]
+        );
+    }
+
+    #[test]
     fn the_escaped_unit_holds_no_start_code() {
         let nal = nal_unit(PAYLOAD_TYPE_ZEGO, &[0, 0, 0, 0, 1, 0, 0, 2, 0, 0]);
         assert!(!nal[4..]
