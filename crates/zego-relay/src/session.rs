@@ -10,7 +10,9 @@ use str0m::format::{Codec, FormatParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpWrite, Ssrc, StreamRx};
-use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
+use str0m::{
+    Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig, RtcError,
+};
 
 use crate::counters::Counters;
 use crate::fec::{FecReceiver, FecSender, MediaPacket};
@@ -232,6 +234,9 @@ pub(crate) struct Session {
     pub addrs: Vec<SocketAddr>,
     /// Why the session ended, once it has.
     pub gone: Option<&'static str>,
+    /// The WebRTC stack failed on this session (a DTLS handshake that failed leaves it unusable, and it panics when
+    /// called again): nothing calls into it any more, and the session goes.
+    broken: bool,
     /// It ended because the peer vanished (nothing arrived from it any more), not by a close.
     pub lost: bool,
     /// Player: its latest downlink estimate (bits per second) and when it came.
@@ -353,6 +358,7 @@ impl Session {
             dirty: false,
             addrs: Vec::new(),
             gone: None,
+            broken: false,
             lost: false,
             downlink_estimate: None,
             pull: None,
@@ -435,14 +441,49 @@ impl Session {
         counters: &Counters,
     ) {
         self.last_rx = now;
-        if let Err(e) = self.rtc.handle_input(input) {
-            tracing::debug!(session = self.id, "input rejected: {e}");
+        if self.broken || self.gone.is_some() {
+            // Ending: the stack is not fed again (after a failed handshake it cannot take input).
             Counters::add(&counters.datagrams_dropped, 1);
-            if !self.rtc.is_alive() {
-                self.gone = Some("the peer's input ended the connection");
+            return;
+        }
+        let handled = self.guarded(|s| s.rtc.handle_input(input));
+        match handled {
+            Some(Ok(())) => {}
+            Some(Err(RtcError::Dtls(e))) => {
+                // A failed handshake cannot be resumed, and the stack must not see this peer's DTLS again.
+                tracing::debug!(session = self.id, "DTLS failed: {e}");
+                Counters::add(&counters.datagrams_dropped, 1);
+                self.broken = true;
+                self.gone = Some("the DTLS handshake failed");
+                return;
             }
+            Some(Err(e)) => {
+                tracing::debug!(session = self.id, "input rejected: {e}");
+                Counters::add(&counters.datagrams_dropped, 1);
+                if !self.rtc.is_alive() {
+                    self.gone = Some("the peer's input ended the connection");
+                }
+            }
+            None => return,
         }
         self.drain(outbox, outputs, counters);
+    }
+
+    /// Runs `f` on the session; a panic in the WebRTC stack ends this session only, not the relay thread that
+    /// serves every other one. None when it panicked.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tracing::error!(
+                    session = self.id,
+                    "the WebRTC stack failed on this session; it is closed"
+                );
+                self.broken = true;
+                self.gone = Some("internal error");
+                None
+            }
+        }
     }
 
     /// Drives time forward and drains the results.
@@ -455,10 +496,17 @@ impl Session {
     ) {
         self.dirty = false;
         self.last_driven = now;
-        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-            tracing::warn!(session = self.id, "timeout handling failed: {e}");
-            self.rtc.disconnect();
-            self.gone = Some("internal error");
+        if self.broken {
+            return;
+        }
+        match self.guarded(|s| s.rtc.handle_input(Input::Timeout(now))) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::warn!(session = self.id, "timeout handling failed: {e}");
+                self.rtc.disconnect();
+                self.gone = Some("internal error");
+            }
+            None => return,
         }
         self.drain(outbox, outputs, counters);
     }
@@ -684,6 +732,9 @@ impl Session {
 
     /// Starts a graceful close (RTCP BYE, DTLS close_notify) and sends what that produces.
     pub fn close(&mut self, outbox: &mut impl Outbox, counters: &Counters) {
+        if self.broken {
+            return;
+        }
         if self.rtc.close().is_ok() {
             let mut ignored = Vec::new();
             self.drain(outbox, &mut ignored, counters);
@@ -697,8 +748,14 @@ impl Session {
         outputs: &mut Vec<(SessionId, SessionOutput)>,
         counters: &Counters,
     ) {
+        if self.broken {
+            return;
+        }
         loop {
-            match self.rtc.poll_output() {
+            let Some(output) = self.guarded(|s| s.rtc.poll_output()) else {
+                return;
+            };
+            match output {
                 Ok(Output::Timeout(t)) => {
                     self.next_timeout = t;
                     break;

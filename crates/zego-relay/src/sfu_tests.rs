@@ -85,7 +85,23 @@ pub(crate) struct Net {
     pub pulls: Vec<(SocketAddr, ShardId, SessionId)>,
     /// Datagrams from outside for the pulls' sockets: the socket's address, the source, and the datagram.
     pub pull_inbound: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Peers whose DTLS records are replaced by [`REFUSED_CLIENT_HELLO`] on their way to the relay.
+    pub corrupt_dtls: Vec<usize>,
 }
+
+/// A DTLS 1.2 ClientHello that offers no cipher suite: a server must end the handshake with a fatal alert.
+const REFUSED_CLIENT_HELLO: &[u8] = &[
+    22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0x36, // record: handshake, DTLS 1.2, epoch 0, seq 0, 54 bytes
+    1, 0, 0, 0x2a, 0, 0, 0, 0, 0, 0, 0,
+    0x2a, // ClientHello, 42 bytes, message 0, one fragment
+    0xfe, 0xfd, // client_version
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, // random
+    0, 0, // no session id, no cookie
+    0, 2, 0, 0, // one cipher suite: TLS_NULL_WITH_NULL_NULL, never negotiable
+    1, 0, // no compression
+];
 
 pub(crate) fn key() -> StreamKey {
     StreamKey {
@@ -133,6 +149,7 @@ impl Net {
             inbound: Vec::new(),
             pulls: Vec::new(),
             pull_inbound: Vec::new(),
+            corrupt_dtls: Vec::new(),
         }
     }
 
@@ -247,13 +264,19 @@ impl Net {
     pub fn settle(&mut self) {
         loop {
             let mut to_core = std::mem::take(&mut self.inbound);
-            for peer in self.peers.iter_mut().filter(|p| !p.gone) {
+            for (i, peer) in self.peers.iter_mut().enumerate().filter(|(_, p)| !p.gone) {
                 peer.rtc.handle_input(Input::Timeout(self.now)).unwrap();
                 loop {
                     match peer.rtc.poll_output().unwrap() {
                         Output::Timeout(_) => break,
                         Output::Transmit(t) => {
-                            to_core.push((peer.lands_on, t.source, t.contents.to_vec()))
+                            let dtls = (20..=63).contains(&t.contents[0]);
+                            let contents = if dtls && self.corrupt_dtls.contains(&i) {
+                                REFUSED_CLIENT_HELLO.to_vec()
+                            } else {
+                                t.contents.to_vec()
+                            };
+                            to_core.push((peer.lands_on, t.source, contents))
                         }
                         Output::Event(e) => peer.events.push(e),
                     }
@@ -730,4 +753,26 @@ fn a_new_publisher_reaches_the_players_of_every_shard_and_shards_forget_the_stre
     net.pass_messages(&mut sent);
     assert_eq!(net.shards[origin].route_count(), 0);
     assert_eq!(net.shards[0].counters_snapshot().players, 0);
+}
+
+/// A peer whose DTLS handshake fails and that goes on sending DTLS ends its own session only: the core that serves
+/// every other session stays up (the WebRTC stack is never called on a failed handshake again) and the next peer
+/// connects.
+#[test]
+fn a_failed_dtls_handshake_ends_its_session_and_the_relay_serves_on() {
+    let mut net = Net::new();
+    let (bad, id) = net.join(true);
+    net.corrupt_dtls.push(bad);
+    // The peer's DTLS client retransmits its ClientHello for seconds: each one reaches the core.
+    net.run_for(Duration::from_secs(5));
+    assert!(!net.peers[bad].connected());
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, RelayEvent::Disconnected(session) if *session == id)),
+        "{:?}",
+        net.events
+    );
+    let (good, _) = net.join(true);
+    net.run_until(Duration::from_secs(5), |n| n.peers[good].connected());
 }
