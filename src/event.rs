@@ -67,6 +67,8 @@ pub struct AudioFrame {
     pub samples: Vec<i16>,
     pub sample_rate: u32,
     pub channels: u16,
+    /// Made up by the decoder's loss concealment for a packet that never arrived (not rebuilt from in-band FEC).
+    pub concealed: bool,
 }
 
 #[derive(Debug, Clone)]

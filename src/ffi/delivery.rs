@@ -449,6 +449,7 @@ impl CallbackRegistry {
                         samples,
                         sample_rate,
                         channels,
+                        ..
                     } = &**frame;
                     let param = zego_audio_frame_param {
                         sample_rate: *sample_rate,

@@ -116,7 +116,9 @@ pub(super) fn audio_thread(rx: mpsc::Receiver<AudioPacket>, shared: Arc<PlayerSh
             let missing = ahead as u16;
             if (1..=MAX_CONCEALED_PACKETS).contains(&missing) {
                 for i in 0..missing {
-                    let concealed = if i + 1 == missing {
+                    // The packet before this one may ride in it (in-band FEC); the others are made up.
+                    let from_fec = i + 1 == missing;
+                    let concealed = if from_fec {
                         dec.decode_fec(&packet.payload, &mut pcm)
                     } else {
                         dec.decode(None, &mut pcm)
@@ -126,7 +128,7 @@ pub(super) fn audio_thread(rx: mpsc::Receiver<AudioPacket>, shared: Arc<PlayerSh
                             .counters
                             .audio_concealed
                             .fetch_add(1, Ordering::Relaxed);
-                        output.deliver(&shared, &mut pcm, channels);
+                        output.deliver(&shared, &mut pcm, channels, !from_fec);
                     }
                 }
             }
@@ -143,7 +145,7 @@ pub(super) fn audio_thread(rx: mpsc::Receiver<AudioPacket>, shared: Arc<PlayerSh
                         stream_id: shared.stream_id.clone(),
                     });
                 }
-                output.deliver(&shared, &mut pcm, channels);
+                output.deliver(&shared, &mut pcm, channels, false);
             }
             Err(e) => tracing::debug!("undecodable Opus packet: {e}"),
         }

@@ -4,12 +4,13 @@
 use serde::Serialize;
 
 use crate::cpu::round1;
-use crate::proto::WindowRecord;
+use crate::proto::{WindowRecord, AUDIO_CONCEALED, AUDIO_SILENT};
 use crate::stats::Summary;
 
 /// No new frame for longer than this is a freeze.
 pub const FREEZE_MS: f64 = 200.0;
-/// Audio arriving this long after the previous chunk is a gap.
+/// Longer than this without real audio (decoded from what the publisher sent, directly or from in-band FEC: not
+/// made up by loss concealment, not silence) is a gap.
 pub const AUDIO_GAP_MS: f64 = 60.0;
 
 /// Glass-to-glass latency of every frame with a readable stamp, in ms.
@@ -48,10 +49,16 @@ pub struct Smoothness {
     pub audio_chunks: u64,
     /// Received audio in ms of playback, against the window length.
     pub audio_received_ms: f64,
-    /// Intervals between audio chunks longer than 60 ms.
+    /// Chunks the decoder made up for lost packets (loss concealment; in-band FEC counts as received).
+    pub audio_concealed_chunks: u64,
+    /// Chunks of silence.
+    pub audio_silent_chunks: u64,
+    /// Stretches longer than 60 ms without real audio (concealment, silence or nothing), from the decoded PCM.
     pub audio_gaps: u64,
     pub audio_gap_total_ms: f64,
     pub longest_audio_gap_ms: f64,
+    /// Intervals between audio chunks longer than 60 ms, whatever they hold (the callback's arrival times only).
+    pub audio_arrival_gaps: u64,
 }
 
 pub fn smoothness(window: &WindowRecord, fps: u32) -> Smoothness {
@@ -82,9 +89,10 @@ pub fn smoothness(window: &WindowRecord, fps: u32) -> Smoothness {
     let renders: Vec<u64> = window.frames.iter().map(|f| f[0]).collect();
     let (freezes, freeze_total_ms, longest_freeze_ms) =
         gaps(window.start_us, &renders, window.end_us, FREEZE_MS);
+    let (audio_gaps, audio_gap_total_ms, longest_audio_gap_ms) = audio_gaps(window);
     let arrivals: Vec<u64> = window.audio.iter().map(|a| a[0]).collect();
-    let (audio_gaps, audio_gap_total_ms, longest_audio_gap_ms) =
-        gaps(window.start_us, &arrivals, window.end_us, AUDIO_GAP_MS);
+    let (audio_arrival_gaps, _, _) = gaps(window.start_us, &arrivals, window.end_us, AUDIO_GAP_MS);
+    let flagged = |flag| window.audio.iter().filter(|a| a[2] & flag != 0).count() as u64;
 
     Smoothness {
         window_s: round1(window_ms / 1000.0),
@@ -106,10 +114,36 @@ pub fn smoothness(window: &WindowRecord, fps: u32) -> Smoothness {
         longest_freeze_ms: round1(longest_freeze_ms),
         audio_chunks: window.audio.len() as u64,
         audio_received_ms: round1(window.audio.iter().map(|a| a[1] as f64 / 1000.0).sum()),
+        audio_concealed_chunks: flagged(AUDIO_CONCEALED),
+        audio_silent_chunks: flagged(AUDIO_SILENT),
         audio_gaps,
         audio_gap_total_ms: round1(audio_gap_total_ms),
         longest_audio_gap_ms: round1(longest_audio_gap_ms),
+        audio_arrival_gaps,
     }
+}
+
+/// Stretches without real audio longer than [`AUDIO_GAP_MS`]: from the end of the real audio received so far
+/// (played back to back) until the next chunk of real audio arrives; concealed or silent chunks in between do not
+/// count as audio. The window's start and end are bounds: (count, total ms, longest ms).
+fn audio_gaps(window: &WindowRecord) -> (u64, f64, f64) {
+    let (mut count, mut total, mut longest) = (0, 0.0, 0.0f64);
+    let mut covered_until = window.start_us;
+    let real = window
+        .audio
+        .iter()
+        .filter(|a| a[2] & (AUDIO_CONCEALED | AUDIO_SILENT) == 0);
+    for a in real.chain(std::iter::once(&[window.end_us, 0, 0])) {
+        let gap = a[0].saturating_sub(covered_until) as f64 / 1000.0;
+        if gap > AUDIO_GAP_MS {
+            count += 1;
+            total += gap;
+            longest = longest.max(gap);
+        }
+        // Audio plays back to back: chunks that arrive together cover one after the other.
+        covered_until = covered_until.max(a[0]) + a[1];
+    }
+    (count, total, longest)
 }
 
 /// The first and last frame numbers due on screen during the window. The rendered range is extended at each
@@ -208,7 +242,7 @@ mod tests {
             })
             .collect();
         let audio = (0..=n * 33_333 / 20_000)
-            .map(|i| [start + i * 20_000, 20_000])
+            .map(|i| [start + i * 20_000, 20_000, 0])
             .collect();
         WindowRecord {
             start_us: start,
@@ -217,6 +251,27 @@ mod tests {
             audio,
             final_state: 2,
         }
+    }
+
+    #[test]
+    fn concealed_and_silent_audio_counts_as_a_gap_beyond_60_ms() {
+        let mut window = steady(300, 25);
+        // Chunks 100..103 concealed (80 ms), 200..202 silent (60 ms: not longer than 60), 250 concealed alone.
+        for i in (100..104).chain(250..251) {
+            window.audio[i][2] = AUDIO_CONCEALED;
+        }
+        for i in 200..203 {
+            window.audio[i][2] = AUDIO_SILENT;
+        }
+        // Nothing at all for 100 ms, then the held chunks at once (they play back to back).
+        for i in 300..305 {
+            window.audio[i][0] = window.audio[305][0];
+        }
+        let s = smoothness(&window, 30);
+        assert_eq!((s.audio_concealed_chunks, s.audio_silent_chunks), (5, 3));
+        assert_eq!(s.audio_gaps, 2, "{s:?}");
+        assert_eq!(s.longest_audio_gap_ms, 100.0);
+        assert_eq!(s.audio_arrival_gaps, 1);
     }
 
     #[test]

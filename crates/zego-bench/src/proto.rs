@@ -100,6 +100,11 @@ pub struct PlayQualityReport {
     pub level: i32,
 }
 
+/// The decoder made this audio up for a packet that never arrived (loss concealment, not in-band FEC).
+pub const AUDIO_CONCEALED: u64 = 1;
+/// This audio is silence (below -50 dBFS RMS), where the source never is.
+pub const AUDIO_SILENT: u64 = 2;
+
 /// Everything the player saw during one measurement window.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WindowRecord {
@@ -107,8 +112,8 @@ pub struct WindowRecord {
     pub end_us: u64,
     /// One entry per RemoteVideoFrame: `[render_us, capture_us, frame_number]`; capture_us 0 = no readable stamp.
     pub frames: Vec<[u64; 3]>,
-    /// Arrival time of every RemoteAudioFrame, and its length in microseconds: `[arrival_us, duration_us]`.
-    pub audio: Vec<[u64; 2]>,
+    /// Every RemoteAudioFrame: `[arrival_us, duration_us, flags]`, flags [`AUDIO_CONCEALED`] and [`AUDIO_SILENT`].
+    pub audio: Vec<[u64; 3]>,
     /// The player's state when the window ended (2 = PLAYING).
     pub final_state: i32,
 }

@@ -636,6 +636,11 @@ fn errors(histories: &[(&str, &[Report])]) -> Vec<String> {
         .collect()
 }
 
+/// A count over the window, per 30 s.
+fn per_30s(count: u64, window_s: f64) -> Option<f64> {
+    (window_s > 0.0).then(|| (count as f64 * 30.0 / window_s * 10.0).round() / 10.0)
+}
+
 fn verdicts(
     scenario: &Scenario,
     window: &WindowRecord,
@@ -688,8 +693,14 @@ fn verdicts(
                     Bound::AtMost(500.0),
                     Some(smooth.longest_freeze_ms),
                 ));
+                verdicts.push(judge(
+                    "audio_gaps_per_30s",
+                    "",
+                    Bound::AtMost(0.0),
+                    per_30s(smooth.audio_gaps, smooth.window_s),
+                ));
             }
-            Goal::Loss30 => {
+            Goal::Loss30 | Goal::Loss50 => {
                 // Still playing: PLAYING at the end and frames rendered in the window's last 5 seconds.
                 let tail = window.end_us.saturating_sub(5_000_000);
                 let recent = window.frames.iter().filter(|f| f[0] >= tail).count();
@@ -704,6 +715,21 @@ fn verdicts(
                     Bound::AtLeast(0.90),
                     smooth.rendered_ratio,
                 ));
+                if *goal == Goal::Loss30 {
+                    verdicts.push(judge(
+                        "audio_gaps_per_30s",
+                        "",
+                        Bound::AtMost(2.0),
+                        per_30s(smooth.audio_gaps, smooth.window_s),
+                    ));
+                } else {
+                    verdicts.push(judge(
+                        "longest_audio_gap_ms",
+                        "ms",
+                        Bound::AtMost(200.0),
+                        Some(smooth.longest_audio_gap_ms),
+                    ));
+                }
             }
             Goal::RateCap => {
                 let adaptation = &out["path_rate"]["adaptation"];

@@ -48,10 +48,12 @@ pub enum Goal {
     CleanLatency,
     /// start_playing -> first rendered frame p50.
     FirstFrame,
-    /// p95 latency, rendered share and longest freeze under 10% loss.
+    /// p95 latency, rendered share, longest freeze and no audio gap under 10% loss.
     Loss10,
-    /// Still playing with 90% of frames rendered under 30% loss.
+    /// Still playing with 90% of frames rendered under 30% loss; at most 2 audio gaps per 30 s.
     Loss30,
+    /// Still playing with 90% of frames rendered under 50% loss; no audio gap longer than 200 ms.
+    Loss50,
     /// The publisher adapts under the cap and latency recovers.
     RateCap,
 }
@@ -108,6 +110,26 @@ pub fn all() -> Vec<Scenario> {
                 from_window_start: Some(("loss=30%".into(), "loss=30%".into())),
             },
             goals: &[Goal::Loss30],
+            warmup_s: 2.0,
+        },
+        Scenario {
+            name: "loss50",
+            description: "1280x720@30 2.5 Mb/s, playing on a clean path, then 50% random loss each way for the publisher and the player from the window start".into(),
+            video: HD,
+            path: Path::Impaired {
+                up: "clean".into(),
+                down: "clean".into(),
+                from_window_start: Some(("loss=50%".into(), "loss=50%".into())),
+            },
+            goals: &[Goal::Loss50],
+            warmup_s: 2.0,
+        },
+        Scenario {
+            name: "bursty",
+            description: "1280x720@30 2.5 Mb/s; 50 ms one-way delay and bursts of loss each way (Gilbert-Elliott: 2% chance a good packet starts a burst, bursts of 4 packets on average, all lost: about 7% loss), for the publisher and the player".into(),
+            video: HD,
+            path: impaired("delay=50ms,burst=2%/25%/100%"),
+            goals: &[],
             warmup_s: 2.0,
         },
         Scenario {

@@ -125,7 +125,7 @@ impl AudioOut {
         AudioOut {}
     }
 
-    fn play(&mut self, shared: &PlayerShared, pcm: &[i16], channels: u16) {
+    fn play(&mut self, shared: &PlayerShared, pcm: &[i16], channels: u16, concealed: bool) {
         #[cfg(feature = "devices")]
         if let Some(speaker) = &mut self.speaker {
             let stereo: Vec<i16> = if channels == 1 {
@@ -146,17 +146,24 @@ impl AudioOut {
                 samples: pcm.to_vec(),
                 sample_rate: SAMPLE_RATE,
                 channels,
+                concealed,
             }),
         });
     }
 
     /// Volume and mute applied, then played.
-    pub fn deliver(&mut self, shared: &PlayerShared, pcm: &mut [i16], channels: u16) {
+    pub fn deliver(
+        &mut self,
+        shared: &PlayerShared,
+        pcm: &mut [i16],
+        channels: u16,
+        concealed: bool,
+    ) {
         if shared.audio_muted.load(Ordering::Relaxed) || pcm.is_empty() {
             return;
         }
         apply_volume(pcm, shared.volume.load(Ordering::Relaxed));
-        self.play(shared, pcm, channels);
+        self.play(shared, pcm, channels, concealed);
     }
 }
 

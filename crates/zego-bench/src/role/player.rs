@@ -87,6 +87,15 @@ pub fn run(args: &RoleArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Below -50 dBFS RMS: the synthetic microphone's tone is far above it.
+fn is_silent(samples: &[i16]) -> bool {
+    if samples.is_empty() {
+        return true;
+    }
+    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (energy / samples.len() as f64).sqrt() < 32768.0 * 10f64.powf(-50.0 / 20.0)
+}
+
 fn on_event(recorder: &Mutex<Recorder>, stream_id: &str, event: &Event) {
     match event {
         Event::RemoteVideoFrame {
@@ -107,8 +116,15 @@ fn on_event(recorder: &Mutex<Recorder>, stream_id: &str, event: &Event) {
             let now = proto::now_us();
             let per_channel = frame.samples.len() as u64 / u64::from(frame.channels.max(1));
             let duration_us = per_channel * 1_000_000 / u64::from(frame.sample_rate.max(1));
+            let mut flags = 0;
+            if frame.concealed {
+                flags |= proto::AUDIO_CONCEALED;
+            }
+            if is_silent(&frame.samples) {
+                flags |= proto::AUDIO_SILENT;
+            }
             if let Some(window) = recorder.lock().window.as_mut() {
-                window.audio.push([now, duration_us]);
+                window.audio.push([now, duration_us, flags]);
             }
         }
         Event::PlayerRenderVideoFirstFrame { stream_id: id } if id == stream_id => {
