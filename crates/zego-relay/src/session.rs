@@ -449,8 +449,9 @@ impl Session {
         let handled = self.guarded(|s| s.rtc.handle_input(input));
         match handled {
             Some(Ok(())) => {}
-            Some(Err(RtcError::Dtls(e))) => {
-                // A failed handshake cannot be resumed, and the stack must not see this peer's DTLS again.
+            Some(Err(RtcError::Dtls(e))) if !self.connected => {
+                // A handshake that failed cannot be resumed, and the stack must not see this peer's DTLS again (a
+                // DTLS error once connected is a bad record, which the stack drops and goes on).
                 tracing::debug!(session = self.id, "DTLS failed: {e}");
                 Counters::add(&counters.datagrams_dropped, 1);
                 self.broken = true;
