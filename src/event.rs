@@ -69,6 +69,9 @@ pub struct AudioFrame {
     pub channels: u16,
     /// Made up by the decoder's loss concealment for a packet that never arrived (not rebuilt from in-band FEC).
     pub concealed: bool,
+    /// How long the packet of this audio waited in the jitter buffer for its tick: the delay the buffer added
+    /// (`None` for audio made up or rebuilt from the next packet).
+    pub buffered: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]

@@ -167,3 +167,122 @@ pub fn run(max_wait: Duration, steps: &[Step]) -> Outcome {
     }
     outcome
 }
+
+/// One thing that happens to a played audio track.
+#[derive(Debug, Clone)]
+pub enum AudioStep {
+    /// An Opus packet arrives (its payload is made by the harness, to tell the packets apart).
+    Packet { seq: u16, timestamp: u32 },
+    /// Time passes; the audio thread pulls at every deadline on the way.
+    Wait(Duration),
+}
+
+/// What an audio run produced.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AudioOutcome {
+    pub played: u64,
+    pub rebuilt_or_concealed: u64,
+}
+
+/// Runs the steps through a fresh audio jitter buffer, pulling at each of its deadlines as the audio thread does,
+/// and asserts that: every packet played was pushed, is played once, and after every packet played before it in
+/// sequence order; a run of made-up frames without anything arriving is bounded; the next deadline lies in the
+/// future once pulled; and the statistics count what was played.
+pub fn run_audio(steps: &[AudioStep]) -> AudioOutcome {
+    use super::jitter_buffer::{AudioJitterBuffer, Decision, MAX_EXPAND};
+
+    let mut now = Instant::now();
+    let mut buffer = AudioJitterBuffer::default();
+    let mut outcome = AudioOutcome::default();
+    // Push id -> its extended sequence number; the ids already played; the newest played.
+    let mut played = Played::default();
+    let mut made_up_run = 0u32;
+    let mut next_id = 0u32;
+
+    for step in steps {
+        let until = match step {
+            AudioStep::Packet { seq, timestamp } => {
+                let payload = Bytes::from(next_id.to_be_bytes().to_vec());
+                let restarts = buffer.stats().restarts;
+                let ext = buffer.push(*seq, *timestamp, payload, now);
+                if buffer.stats().restarts != restarts {
+                    // A new stream: its order starts over, and nothing of the old one plays any more.
+                    played = Played::default();
+                }
+                if let Some(ext) = ext {
+                    played.pushed.insert(next_id, ext);
+                }
+                next_id += 1;
+                made_up_run = 0;
+                now
+            }
+            AudioStep::Wait(d) => now + *d,
+        };
+        while let Some(deadline) = buffer.deadline().filter(|d| *d <= until) {
+            now = now.max(deadline);
+            let before = buffer.stats();
+            match buffer.pull(now) {
+                Decision::Idle => {}
+                Decision::Play(p) => {
+                    played.play(&p);
+                    outcome.played += 1;
+                    made_up_run = 0;
+                }
+                Decision::Accelerate(a, b) => {
+                    played.play(&a);
+                    played.play(&b);
+                    outcome.played += 2;
+                    made_up_run = 0;
+                }
+                Decision::Repair(_) | Decision::Conceal => {
+                    outcome.rebuilt_or_concealed += 1;
+                    made_up_run += 1;
+                    assert!(
+                        made_up_run <= 2 * MAX_EXPAND + 2,
+                        "{made_up_run} frames made up in a row with nothing arriving"
+                    );
+                }
+            }
+            let after = buffer.stats();
+            assert!(after.played >= before.played, "statistics went back");
+            if let Some(next) = buffer.deadline() {
+                assert!(
+                    next > now || buffer.stats() != before,
+                    "a due deadline that does nothing"
+                );
+            }
+            if buffer.deadline().is_some_and(|d| d <= now) && buffer.stats() == before {
+                break;
+            }
+        }
+        now = now.max(until);
+        assert_eq!(
+            buffer.stats().played,
+            outcome.played,
+            "packets played counted"
+        );
+    }
+    outcome
+}
+
+/// The packets of one audio stream pushed (id -> extended sequence number) and played.
+#[derive(Default)]
+struct Played {
+    pushed: std::collections::HashMap<u32, u64>,
+    ids: std::collections::HashSet<u32>,
+    newest: Option<u64>,
+}
+
+impl Played {
+    fn play(&mut self, payload: &Bytes) {
+        let id = u32::from_be_bytes(payload[..4].try_into().expect("the harness's payloads"));
+        let seq = *self.pushed.get(&id).expect("a played packet was pushed");
+        assert!(self.ids.insert(id), "packet {id} played twice");
+        assert!(
+            self.newest.is_none_or(|n| seq > n),
+            "packet {seq} played after {:?}",
+            self.newest
+        );
+        self.newest = Some(seq);
+    }
+}

@@ -3,6 +3,7 @@
 mod decode;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod jitter_buffer;
 #[cfg(test)]
 mod media_path_tests;
 mod quality;
@@ -41,6 +42,10 @@ pub(super) struct Counters {
     pub audio_bytes: AtomicU64,
     pub audio_frames_decoded: AtomicU64,
     pub audio_concealed: AtomicU64,
+    /// Audio packets the sequence numbers say were sent, and those of them that had not arrived when a later one
+    /// did (loss before retransmission).
+    pub audio_packets_expected: AtomicU64,
+    pub audio_packets_missed: AtomicU64,
     /// Capture-to-render delay of the last rendered frame that carried a readable stamp.
     pub last_delay_us: AtomicU64,
     pub delay_sum_us: AtomicU64,
@@ -69,6 +74,9 @@ pub(super) struct PlayerShared {
     pub render_first: AtomicBool,
     /// Set when the play ends; decode threads stop at their next item.
     pub stopped: AtomicBool,
+    /// The next audio packet to play, as its sequence number with `receive::AUDIO_PLAYHEAD_SET` (0 before there is
+    /// one): retransmissions of the packets before it would come too late.
+    pub audio_playhead: AtomicU32,
 }
 
 impl PlayerShared {
@@ -86,6 +94,7 @@ impl PlayerShared {
             recv_audio_first: AtomicBool::new(false),
             render_first: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            audio_playhead: AtomicU32::new(0),
         }
     }
 }

@@ -24,6 +24,8 @@ struct Snapshot {
     video_bytes: u64,
     video_packets_expected: u64,
     video_packets_missed: u64,
+    audio_packets_expected: u64,
+    audio_packets_missed: u64,
     audio_packets: u64,
     audio_bytes: u64,
     delay_sum_us: u64,
@@ -73,6 +75,8 @@ impl Snapshot {
             video_bytes: get(&c.video_bytes),
             video_packets_expected: get(&arrivals.expected),
             video_packets_missed: get(&arrivals.missed),
+            audio_packets_expected: get(&c.audio_packets_expected),
+            audio_packets_missed: get(&c.audio_packets_missed),
             audio_packets: get(&c.audio_packets),
             audio_bytes: get(&c.audio_bytes),
             delay_sum_us: get(&c.delay_sum_us),
@@ -88,7 +92,6 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
     let mut at = Instant::now();
     let mut before = Snapshot::take(&shared, &peer, at);
-    let mut before_stats = stats::collect(peer.connection().as_ref()).await;
     let mut rtt_ticker = tokio::time::interval(RTT_INTERVAL);
     loop {
         tokio::select! {
@@ -108,7 +111,6 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
         let quality = compute(
             &before,
             &after,
-            &before_stats,
             &after_stats,
             now.duration_since(at),
             &shared,
@@ -120,14 +122,13 @@ pub(super) async fn report(peer: Arc<Peer>, shared: Arc<PlayerShared>) {
             stream_id: shared.stream_id.clone(),
             quality,
         });
-        (before, before_stats, at) = (after, after_stats, now);
+        (before, at) = (after, now);
     }
 }
 
 fn compute(
     a: &Snapshot,
     b: &Snapshot,
-    sa: &TransportStats,
     sb: &TransportStats,
     elapsed: Duration,
     shared: &PlayerShared,
@@ -135,22 +136,18 @@ fn compute(
     let secs = elapsed.as_secs_f64().max(0.001);
     let rate = |x: u64, y: u64| y.saturating_sub(x) as f64 / secs;
     let kbps = |x: u64, y: u64| y.saturating_sub(x) as f64 * 8.0 / 1000.0 / secs;
-    // The path's loss, before repair: video from the gaps seen as packets come off the wire, below the FEC decoder
-    // (webrtc's count drops as retransmissions fill them), audio (never retransmitted) from webrtc's count.
-    let audio_received = sb
-        .inbound_audio
-        .packets
-        .saturating_sub(sa.inbound_audio.packets);
-    let audio_lost = (sb.inbound_audio.packets_lost - sa.inbound_audio.packets_lost).max(0) as u64;
+    // The path's loss, before repair: counted from the gaps seen as packets come off the wire (video below the FEC
+    // decoder; webrtc's own count drops as retransmissions fill them).
     let expected = b
         .video_packets_expected
         .saturating_sub(a.video_packets_expected)
-        + audio_received
-        + audio_lost;
+        + b.audio_packets_expected
+            .saturating_sub(a.audio_packets_expected);
     let missed = b
         .video_packets_missed
         .saturating_sub(a.video_packets_missed)
-        + audio_lost;
+        + b.audio_packets_missed
+            .saturating_sub(a.audio_packets_missed);
     let loss = if expected == 0 {
         0.0
     } else {
@@ -209,7 +206,7 @@ mod tests {
     /// A clean network (no loss, no round trip, no delay) between two snapshots `INTERVAL` apart.
     fn level(shared: &PlayerShared, before: &Snapshot, after: &Snapshot) -> PlayQuality {
         let stats = TransportStats::default();
-        compute(before, after, &stats, &stats, INTERVAL, shared)
+        compute(before, after, &stats, INTERVAL, shared)
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! server's relay (ICE-lite, one UDP port).
 
 mod arrival_loss;
+mod audio_rtx;
 pub(crate) mod congestion;
 mod encoder_control;
 mod fec_receiver;

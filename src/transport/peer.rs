@@ -25,6 +25,7 @@ use webrtc::peer_connection::{
 };
 
 use super::arrival_loss::{self, ArrivalCounters, ArrivalLoss};
+use super::audio_rtx::AudioRtx;
 use super::congestion::{CongestionState, RelayFeedback, SendPacer, WithRepairStreams};
 use super::encoder_control::EncoderControl;
 use super::fec_receiver::FecReceiver;
@@ -36,13 +37,16 @@ use super::runtime::HandleRuntime;
 use super::TransportConfig;
 use zego_rtp::{
     AUDIO_CLOCK_RATE, FEC_PAYLOAD_TYPE, H264_FMTP, H264_PAYLOAD_TYPE, H264_RTX_PAYLOAD_TYPE,
-    OPUS_PAYLOAD_TYPE, VIDEO_CLOCK_RATE,
+    OPUS_PAYLOAD_TYPE, OPUS_RTX_PAYLOAD_TYPE, VIDEO_CLOCK_RATE,
 };
 
 /// The FEC decoder sits just above the receiver reports: they count the path's loss before FEC repairs any of it,
 /// which is what the relay sizes its protection by. Below the NACK logic and the frame buffer, which see a
 /// recovered packet like any other.
 const FEC_DECODER_SLOT: usize = 10_500;
+/// Audio retransmissions become their originals just wire-ward of the FEC decoder, so everything above sees a
+/// retransmitted audio packet like any other (`audio_rtx`).
+const AUDIO_RTX_SLOT: usize = 10_400;
 /// Receiver reports go out this often: the relay sizes the repair it sends a player by their loss and starts it
 /// after two lossy ones, so a player on a lossy path is protected about a second after it connects (webrtc's
 /// default of one report a second took three). Each is a few dozen bytes.
@@ -409,6 +413,10 @@ impl Peer {
     }
 }
 
+/// RTX of audio. webrtc's `MIME_TYPE_RTX` is the video one, and a codec is matched to the remote's by its full
+/// MIME type.
+const MIME_TYPE_AUDIO_RTX: &str = "audio/rtx";
+
 /// The codecs of one media kind, as registered and offered.
 pub(crate) fn codecs(kind: RtpCodecKind) -> Vec<RTCRtpCodecParameters> {
     let feedback = |typ: &str, parameter: &str| RTCPFeedback {
@@ -444,16 +452,32 @@ pub(crate) fn codecs(kind: RtpCodecKind) -> Vec<RTCRtpCodecParameters> {
                 payload_type: H264_RTX_PAYLOAD_TYPE,
             },
         ],
-        _ => vec![RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: AUDIO_CLOCK_RATE,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                rtcp_feedback: vec![],
+        _ => vec![
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_OPUS.to_owned(),
+                    clock_rate: AUDIO_CLOCK_RATE,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                    // Lost audio is asked for again on both legs to the relay: a player asks itself, while its
+                    // jitter buffer still has time for the packet (src/player/receive/mod.rs); a publisher answers
+                    // (webrtc's NACK responder, on the audio SSRC itself).
+                    rtcp_feedback: vec![feedback("nack", "")],
+                },
+                payload_type: OPUS_PAYLOAD_TYPE,
             },
-            payload_type: OPUS_PAYLOAD_TYPE,
-        }],
+            // The relay resends audio only as RTX (RFC 4588), as it does video.
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_AUDIO_RTX.to_owned(),
+                    clock_rate: AUDIO_CLOCK_RATE,
+                    channels: 0,
+                    sdp_fmtp_line: format!("apt={OPUS_PAYLOAD_TYPE}"),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: OPUS_RTX_PAYLOAD_TYPE,
+            },
+        ],
     }
 }
 
@@ -562,6 +586,10 @@ fn interceptors(
             .with(
                 Slot::from(FEC_DECODER_SLOT),
                 PassThrough::new(FecReceiver::new(counters.fec_recovered.clone())),
+            )
+            .with(
+                Slot::from(AUDIO_RTX_SLOT),
+                PassThrough::new(AudioRtx::default()),
             ),
     }
 }

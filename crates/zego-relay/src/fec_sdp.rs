@@ -34,7 +34,7 @@ pub(crate) fn offered_pt(offer_sdp: &str) -> Option<u8> {
 
 /// A payload type as SDP writes one: a decimal number that fits RTP's 7 bits, without sign or leading zeros (the
 /// answer writes the number back, so it must read the same).
-fn payload_type(text: &str) -> Option<u8> {
+pub(crate) fn payload_type(text: &str) -> Option<u8> {
     let pt = text.parse::<u8>().ok().filter(|pt| *pt < 128)?;
     (pt.to_string() == text).then_some(pt)
 }

@@ -9,6 +9,7 @@
 //! per core (`shard` describes how they share the work). The async methods of [`Relay`] send commands to those
 //! threads and await their replies, so nothing blocking runs on the caller's runtime.
 
+mod audio_rtx_sdp;
 mod counters;
 mod fec;
 mod fec_sdp;

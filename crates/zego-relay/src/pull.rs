@@ -47,7 +47,7 @@ pub(crate) fn offer(
     now: Instant,
 ) -> Result<(Rtc, Pull, String), RelayError> {
     let mut config = env
-        .rtc_config(RoleKind::Publisher, None)
+        .rtc_config(RoleKind::Publisher, None, None)
         .set_ice_lite(false);
     config.set_max_stun_rto(MAX_CHECK_INTERVAL);
     let mut rtc = config.build(now);

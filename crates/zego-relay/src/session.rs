@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::config::{CryptoProvider, DtlsCert};
-use str0m::format::{Codec, FormatParams};
+use str0m::format::{Codec, CodecConfig, CodecSpec, FormatParams, PayloadParams};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionMap, ExtensionValues, RtpWrite, Ssrc, StreamRx};
@@ -16,16 +16,16 @@ use str0m::{
 
 use crate::counters::Counters;
 use crate::fec::{FecReceiver, FecSender, MediaPacket};
-use crate::fec_sdp;
 use crate::msid_sdp;
 use crate::offer;
 use crate::pull::{self, Pull};
 use crate::rewrite::{SeqTimeRewriter, SourceId};
 use crate::shard::{self, ShardId};
+use crate::{audio_rtx_sdp, fec_sdp};
 use crate::{RelayError, SessionId};
 use zego_rtp::{
     AUDIO_CLOCK_RATE, H264_PAYLOAD_TYPE, H264_PROFILE_LEVEL_ID, H264_RTX_PAYLOAD_TYPE,
-    VIDEO_CLOCK_RATE,
+    OPUS_PAYLOAD_TYPE, VIDEO_CLOCK_RATE,
 };
 
 /// Packets kept per player stream to answer NACKs: over a second of 720p video at several Mb/s.
@@ -89,12 +89,24 @@ impl RtcEnv {
         })
     }
 
-    fn new_rtc(&self, role: RoleKind, fec_pt: Option<u8>, now: Instant) -> Rtc {
-        self.rtc_config(role, fec_pt).build(now)
+    fn new_rtc(
+        &self,
+        role: RoleKind,
+        fec_pt: Option<u8>,
+        audio_rtx_pt: Option<u8>,
+        now: Instant,
+    ) -> Rtc {
+        self.rtc_config(role, fec_pt, audio_rtx_pt).build(now)
     }
 
     /// The configuration of a session's `Rtc`: ICE-lite, RTP mode, the relay's formats, and what `role` needs.
-    pub fn rtc_config(&self, role: RoleKind, fec_pt: Option<u8>) -> RtcConfig {
+    /// With `audio_rtx_pt` (the offer's RTX payload type for Opus) the audio is repaired by NACK and RTX.
+    pub fn rtc_config(
+        &self,
+        role: RoleKind,
+        fec_pt: Option<u8>,
+        audio_rtx_pt: Option<u8>,
+    ) -> RtcConfig {
         // The ufrag names the shard, so that a peer's STUN read by another shard's socket finds its session.
         let random = IceCreds::new();
         let credentials = IceCreds {
@@ -108,8 +120,28 @@ impl RtcEnv {
             .set_rtp_mode(true)
             .set_crypto_provider(self.crypto.clone())
             .set_dtls_cert(self.cert.clone())
-            .clear_codecs()
-            .enable_opus(true, false);
+            .clear_codecs();
+        match audio_rtx_pt {
+            Some(rtx) => {
+                let mut opus = PayloadParams::new(
+                    OPUS_PAYLOAD_TYPE.into(),
+                    Some(rtx.into()),
+                    CodecSpec {
+                        codec: Codec::Opus,
+                        clock_rate: Frequency::FORTY_EIGHT_KHZ,
+                        channels: Some(2),
+                        format: FormatParams {
+                            min_p_time: Some(10),
+                            use_inband_fec: Some(true),
+                            ..Default::default()
+                        },
+                    },
+                );
+                opus.set_fb_nack(true);
+                *config.codec_config() = CodecConfig::new_from_payload_params(vec![opus]);
+            }
+            None => config = config.enable_opus(true, false),
+        }
         for &(pt, rtx, mode_1, profile_level_id) in H264_FORMATS {
             config
                 .codec_config()
@@ -258,12 +290,13 @@ impl Session {
         let offer = offer::parse(offer_sdp)?;
         let offered = offer::offered_lines(offer_sdp);
         let fec_pt = fec_sdp::offered_pt(offer_sdp);
+        let audio_rtx_pt = audio_rtx_sdp::offered_pt(offer_sdp);
         // A publisher's repair stream: the media and repair SSRCs its offer groups.
         let fec_group = match role {
             RoleKind::Publisher => fec_pt.and(fec_sdp::offered_group(offer_sdp)),
             RoleKind::Player => None,
         };
-        let mut rtc = env.new_rtc(role, fec_pt, now);
+        let mut rtc = env.new_rtc(role, fec_pt, audio_rtx_pt, now);
         let candidate = Candidate::host(env.announced, "udp").map_err(|e| {
             tracing::error!(announced = %env.announced, "cannot announce the relay's address: {e}");
             RelayError::BadOffer("the relay cannot announce its address".into())
@@ -296,6 +329,9 @@ impl Session {
                 let mut tracks = publisher_tracks(&rtc, &medias);
                 if tracks.video.is_none() && tracks.audio.is_none() {
                     return Err(offer::nothing_usable(role, &offered, &rejected));
+                }
+                if audio_rtx_pt.is_some() {
+                    ask_for_lost_audio(&mut rtc, &medias);
                 }
                 if let (Some(pt), Some((media_ssrc, repair_ssrc)), Some((mid, video_pt))) =
                     (fec_pt, fec_group, tracks.video)
@@ -968,6 +1004,21 @@ fn negotiated_pts(rtc: &Rtc, mid: Mid, codec: Codec) -> Vec<Pt> {
         .collect()
 }
 
+/// str0m asks for lost packets only on a stream whose sender announced an RTX SSRC; the SDK's publisher answers
+/// audio NACKs on the audio SSRC itself (webrtc gives audio no RTX stream), so the audio streams are told to ask.
+fn ask_for_lost_audio(rtc: &mut Rtc, medias: &[(Mid, MediaKind, Direction)]) {
+    let mut api = rtc.direct_api();
+    for &(mid, kind, direction) in medias {
+        if kind != MediaKind::Audio || !direction.is_receiving() {
+            continue;
+        }
+        match api.stream_rx_by_mid(mid, None) {
+            Some(stream) => stream.suppress_nack(false),
+            None => tracing::debug!(%mid, "no audio stream yet to ask for lost packets"),
+        }
+    }
+}
+
 fn publisher_tracks(rtc: &Rtc, medias: &[(Mid, MediaKind, Direction)]) -> PublisherTracks {
     let mut tracks = PublisherTracks::default();
     for &(mid, kind, direction) in medias {
@@ -1090,6 +1141,57 @@ mod tests {
              m=video 9 UDP/TLS/RTP/SAVPF 111\r\n{transport}a=mid:1\r\na={direction}\r\n\
              a=rtpmap:111 opus/48000/2\r\n"
         )
+    }
+
+    /// An audio-only offer as the SDK makes it: Opus with NACK and its RTX format, an SSRC and no RTX SSRC.
+    fn sdk_audio_offer(direction: &str) -> String {
+        let transport = "c=IN IP4 0.0.0.0\r\na=ice-ufrag:Fz3k\r\na=ice-pwd:9LuUbKTo8dZ1Ab7ZQ2kYsC2L\r\n\
+            a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CB:E9:71:EF:\
+            0C:FA:7E:0B:8A:23:C5:71:8A:3B:41:E3:0E:2D:9C:5E:11\r\na=setup:actpass\r\na=rtcp-mux\r\n";
+        let ssrc = if direction == "sendonly" {
+            "a=msid:s s-audio\r\na=ssrc:1111 cname:s\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111 110\r\n{transport}a=mid:0\r\na={direction}\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtcp-fb:111 nack\r\n\
+             a=rtpmap:110 rtx/48000\r\na=fmtp:110 apt=111\r\n{ssrc}"
+        )
+    }
+
+    #[test]
+    fn audio_offered_with_rtx_is_answered_with_nack_and_rtx_and_asked_for_when_lost() {
+        let env = RtcEnv::new(SocketAddr::from(([127, 0, 0, 1], 5004)), 0).unwrap();
+        for (role, direction) in [
+            (RoleKind::Player, "recvonly"),
+            (RoleKind::Publisher, "sendonly"),
+        ] {
+            let offer = sdk_audio_offer(direction);
+            let (mut session, answer) = Session::accept(1, role, "s", &offer, &env, Instant::now())
+                .unwrap_or_else(|e| panic!("{direction}: {e}"));
+            assert!(answer.contains("a=rtcp-fb:111 nack\r\n"), "{answer}");
+            assert!(answer.contains("a=rtpmap:110 rtx/48000"), "{answer}");
+            assert!(answer.contains("a=fmtp:110 apt=111"), "{answer}");
+            let mut api = session.rtc.direct_api();
+            match role {
+                // The relay resends a player's lost audio as RTX.
+                RoleKind::Player => {
+                    let stream = api.stream_tx_by_mid(Mid::from("0"), None).unwrap();
+                    assert!(stream.rtx().is_some(), "{answer}");
+                }
+                // And asks a publisher for its lost audio: the stream is there to be told so.
+                RoleKind::Publisher => assert!(api.stream_rx(&Ssrc::from(1111)).is_some()),
+            }
+        }
+        // Without RTX in the offer (browsers), the audio format is answered as before.
+        let plain = sdk_audio_offer("recvonly")
+            .replace(" 111 110\r\n", " 111\r\n")
+            .replace("a=rtpmap:110 rtx/48000\r\na=fmtp:110 apt=111\r\n", "");
+        let (_, answer) =
+            Session::accept(1, RoleKind::Player, "s", &plain, &env, Instant::now()).unwrap();
+        assert!(!answer.contains("a=rtcp-fb:111 nack"), "{answer}");
     }
 
     #[test]

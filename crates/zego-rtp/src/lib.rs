@@ -14,6 +14,8 @@ pub const H264_PAYLOAD_TYPE: u8 = 108;
 pub const H264_RTX_PAYLOAD_TYPE: u8 = 109;
 /// Opus audio.
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Retransmissions (RFC 4588) of the Opus stream, between the SDK and the relay.
+pub const OPUS_RTX_PAYLOAD_TYPE: u8 = 110;
 /// Repair packets (zego-fec's `flexfec-rs`), on the video m-line.
 pub const FEC_PAYLOAD_TYPE: u8 = 118;
 

@@ -18,12 +18,13 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use zego_rtp::H264_PAYLOAD_TYPE;
+use zego_rtp::{H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
 
 use super::PlayerShared;
 use crate::event::Event;
 use assembler::{AccessUnit, Assembled, FrameAssembler};
 use downlink::DownlinkEstimate;
+use nack::NackRequester;
 
 /// How long a gap may hold a frame back waiting for its retransmission: a missing packet is asked for at once and
 /// then about once per round trip (src/player/receive/nack.rs), so this leaves three rounds for a lost NACK or a lost
@@ -176,35 +177,107 @@ fn tune(assembler: &mut FrameAssembler, shared: &PlayerShared) {
 /// An audio packet for the decode thread.
 pub(super) struct AudioPacket {
     pub sequence_number: u16,
+    pub timestamp: u32,
     pub payload: Bytes,
+    pub arrived: Instant,
 }
 
-/// Forwards the audio track's packets to the decode thread until the track ends.
+/// Forwards the audio track's packets to the decode thread until the track ends, asking for the missing ones again
+/// (RTCP NACK) while the jitter buffer can still play them.
 pub(super) async fn read_audio_track(
     track: Arc<dyn TrackRemote>,
     shared: Arc<PlayerShared>,
     decode: mpsc::Sender<AudioPacket>,
 ) {
-    while let Some(event) = track.poll().await {
-        match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => {
-                if packet.payload.is_empty() {
+    let mut media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    let mut nack = NackRequester::default();
+    let mut highest: Option<u64> = None;
+    let mut tuned_at = Instant::now();
+    loop {
+        let deadline = nack.deadline();
+        let wait = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let missing = tokio::select! {
+            event = track.poll() => match event {
+                // Opus in its own sequence space (webrtc turns retransmissions back into it).
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) if packet.header.payload_type == OPUS_PAYLOAD_TYPE => {
+                    if packet.payload.is_empty() {
+                        continue;
+                    }
+                    media_ssrc = packet.header.ssrc;
+                    let c = &shared.counters;
+                    c.audio_packets.fetch_add(1, Ordering::Relaxed);
+                    c.audio_bytes
+                        .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                    let now = Instant::now();
+                    let seq = zego_rtp::seq::extend(highest, packet.header.sequence_number);
+                    // A jump of more than a few seconds is a new stream, not loss.
+                    let advance = highest
+                        .map_or(1, |h| seq.saturating_sub(h))
+                        .min(if highest.is_some_and(|h| seq > h + 500) { 1 } else { u64::MAX });
+                    if advance > 0 {
+                        c.audio_packets_expected.fetch_add(advance, Ordering::Relaxed);
+                        c.audio_packets_missed.fetch_add(advance - 1, Ordering::Relaxed);
+                        highest = Some(seq);
+                    }
+                    // Audio has no frames spanning packets: every packet "ends its frame", so no tail probing.
+                    nack.on_packet(seq, true, now);
+                    let item = AudioPacket {
+                        sequence_number: packet.header.sequence_number,
+                        timestamp: packet.header.timestamp,
+                        payload: packet.payload,
+                        arrived: now,
+                    };
+                    if decode.send(item).is_err() {
+                        return;
+                    }
+                    Vec::new()
+                }
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    tracing::trace!(pt = packet.header.payload_type, "ignoring a packet that is not Opus");
                     continue;
                 }
-                let c = &shared.counters;
-                c.audio_packets.fetch_add(1, Ordering::Relaxed);
-                c.audio_bytes
-                    .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-                let item = AudioPacket {
-                    sequence_number: packet.header.sequence_number,
-                    payload: packet.payload,
-                };
-                if decode.send(item).is_err() {
-                    return;
-                }
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => continue,
+            },
+            () = wait => nack.poll(Instant::now()),
+        };
+        // Packets before the jitter buffer's playhead would come too late.
+        let playhead = shared.audio_playhead.load(Ordering::Relaxed);
+        if let (Some(playhead), Some(highest)) = (audio_playhead(playhead), highest) {
+            if let Some(playhead) = zego_rtp::seq::nearest(highest, playhead) {
+                nack.forget_before(playhead);
             }
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
+        }
+        if !missing.is_empty() {
+            tracing::trace!(stream_id = %shared.stream_id, ?missing, "asking for audio retransmissions");
+            let request = TransportLayerNack {
+                sender_ssrc: 0,
+                media_ssrc,
+                nacks: nack_pairs_from_sequence_numbers(&missing),
+            };
+            if let Err(e) = track.write_rtcp(vec![Box::new(request)]).await {
+                tracing::debug!("cannot send an audio NACK: {e}");
+            }
+        }
+        if tuned_at.elapsed() >= Duration::from_millis(500) {
+            tuned_at = Instant::now();
+            if let Some(rtt) = shared.rtt() {
+                nack.set_rtt(rtt);
+            }
         }
     }
+    tracing::debug!(stream_id = %shared.stream_id, requested = nack.requested, "audio track ended");
 }
+
+/// The jitter buffer's playhead as shared (`AUDIO_PLAYHEAD_SET` and the sequence number), or `None` before it has one.
+pub(super) fn audio_playhead(shared: u32) -> Option<u16> {
+    (shared & AUDIO_PLAYHEAD_SET != 0).then_some(shared as u16)
+}
+
+/// Marks a shared audio playhead as set.
+pub(super) const AUDIO_PLAYHEAD_SET: u32 = 1 << 16;

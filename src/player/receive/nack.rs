@@ -1,4 +1,5 @@
-//! Which missing video packets to ask for again (RTCP NACK), and when, without I/O.
+//! Which missing packets to ask for again (RTCP NACK), and when, without I/O: video's, and audio's while the jitter
+//! buffer can still play them (audio packets each end their "frame", so the tail probe below is video's only).
 //!
 //! A gap is asked for as soon as it is seen, then once per round trip while the frame buffer still wants the
 //! packet: asking more often only buys duplicate retransmissions (a relay that sees too many stops answering),

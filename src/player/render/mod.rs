@@ -125,7 +125,14 @@ impl AudioOut {
         AudioOut {}
     }
 
-    fn play(&mut self, shared: &PlayerShared, pcm: &[i16], channels: u16, concealed: bool) {
+    fn play(
+        &mut self,
+        shared: &PlayerShared,
+        pcm: &[i16],
+        channels: u16,
+        concealed: bool,
+        buffered: Option<Duration>,
+    ) {
         #[cfg(feature = "devices")]
         if let Some(speaker) = &mut self.speaker {
             let stereo: Vec<i16> = if channels == 1 {
@@ -147,23 +154,25 @@ impl AudioOut {
                 sample_rate: SAMPLE_RATE,
                 channels,
                 concealed,
+                buffered,
             }),
         });
     }
 
-    /// Volume and mute applied, then played.
+    /// Volume and mute applied, then played. `buffered`: how long its packet waited in the jitter buffer.
     pub fn deliver(
         &mut self,
         shared: &PlayerShared,
         pcm: &mut [i16],
         channels: u16,
         concealed: bool,
+        buffered: Option<Duration>,
     ) {
         if shared.audio_muted.load(Ordering::Relaxed) || pcm.is_empty() {
             return;
         }
         apply_volume(pcm, shared.volume.load(Ordering::Relaxed));
-        self.play(shared, pcm, channels, concealed);
+        self.play(shared, pcm, channels, concealed, buffered);
     }
 }
 

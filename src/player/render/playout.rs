@@ -1,4 +1,5 @@
-//! When to show each decoded video frame, without I/O: the adaptive part of the jitter buffer.
+//! When to show each decoded video frame, without I/O: the adaptive part of the jitter buffer. Audio packets are
+//! scheduled by the same rule (`Playout::audio`) in the audio jitter buffer (`src/player/jitter_buffer.rs`).
 //!
 //! Frames leave the frame assembler the moment they are complete. On a clean path that is already smooth, and
 //! holding them would only add latency; on a jittery or lossy path some frames complete late (a retransmission
@@ -47,11 +48,34 @@ pub(crate) struct Playout {
     /// (arrival, transit in ms relative to the origin) of recent frames.
     transits: VecDeque<(Instant, f64)>,
     target_ms: f64,
+    /// RTP clock rate of the timestamps.
+    clock_rate: u32,
+    /// A frame completing this soon after the one before it was held behind it (zero: nothing is).
+    held_behind: Duration,
 }
 
 impl Default for Playout {
+    /// Playout of video frames (90 kHz timestamps).
     fn default() -> Self {
+        Playout::video()
+    }
+}
+
+impl Playout {
+    /// Playout of audio packets whose RTP timestamps run at `clock_rate`. Audio packets decode on their own, so
+    /// none is held behind another: packets arriving together after a stall each count with their own transit.
+    pub fn audio(clock_rate: u32) -> Self {
         Playout {
+            clock_rate,
+            held_behind: Duration::ZERO,
+            ..Playout::default()
+        }
+    }
+
+    fn video() -> Self {
+        Playout {
+            clock_rate: VIDEO_CLOCK_RATE,
+            held_behind: HELD_BEHIND,
             origin: None,
             last_ts: 0,
             last_arrival: None,
@@ -59,9 +83,7 @@ impl Default for Playout {
             target_ms: 0.0,
         }
     }
-}
 
-impl Playout {
     /// The current target delay over the fastest recent frame.
     pub fn target(&self) -> Duration {
         Duration::from_secs_f64(self.target_ms / 1000.0)
@@ -70,12 +92,22 @@ impl Playout {
     /// A frame with RTP timestamp `rtp_timestamp` became complete at `arrived`: when to show it (never before
     /// `arrived`).
     pub fn schedule(&mut self, rtp_timestamp: u32, arrived: Instant) -> Instant {
+        self.schedule_as(rtp_timestamp, arrived, true)
+    }
+
+    /// As [`Playout::schedule`], for media whose lateness should not move the target (it had a way to be on time
+    /// without arriving: a lost audio packet the next one rebuilds from its in-band FEC).
+    pub fn schedule_uncounted(&mut self, rtp_timestamp: u32, arrived: Instant) -> Instant {
+        self.schedule_as(rtp_timestamp, arrived, false)
+    }
+
+    fn schedule_as(&mut self, rtp_timestamp: u32, arrived: Instant, counted: bool) -> Instant {
         let Some((origin_ts, origin_at)) = self.origin else {
             self.restart(rtp_timestamp, arrived);
             return arrived;
         };
         let ts = self.unwrap(rtp_timestamp);
-        let media_ms = (ts - origin_ts) as f64 / f64::from(VIDEO_CLOCK_RATE) * 1000.0;
+        let media_ms = (ts - origin_ts) as f64 / f64::from(self.clock_rate) * 1000.0;
         let arrival_ms = signed_ms(arrived, origin_at);
         let transit = arrival_ms - media_ms;
         let base = self
@@ -94,9 +126,10 @@ impl Playout {
         {
             self.transits.pop_front();
         }
-        let held = self
-            .last_arrival
-            .is_some_and(|last| arrived.saturating_duration_since(last) < HELD_BEHIND);
+        let held = !counted
+            || self
+                .last_arrival
+                .is_some_and(|last| arrived.saturating_duration_since(last) < self.held_behind);
         self.last_arrival = Some(arrived);
         if !held {
             self.transits.push_back((arrived, transit));
