@@ -249,6 +249,7 @@ mod tests {
             end_us: start + n * 33_333,
             frames,
             audio,
+            audio_buffered_us: Vec::new(),
             final_state: 2,
         }
     }

@@ -114,6 +114,10 @@ pub struct WindowRecord {
     pub frames: Vec<[u64; 3]>,
     /// Every RemoteAudioFrame: `[arrival_us, duration_us, flags]`, flags [`AUDIO_CONCEALED`] and [`AUDIO_SILENT`].
     pub audio: Vec<[u64; 3]>,
+    /// For each audio chunk played from a packet that arrived: how long the packet waited in the player's jitter
+    /// buffer, in µs.
+    #[serde(default)]
+    pub audio_buffered_us: Vec<u64>,
     /// The player's state when the window ended (2 = PLAYING).
     pub final_state: i32,
 }

@@ -228,6 +228,13 @@ fn measure(
     let smooth = analysis::smoothness(&window, scenario.video.fps);
     out["glass_to_glass_ms"] = json!(latency);
     out["smoothness"] = json!(smooth);
+    // The delay the audio jitter buffer added: each played packet's wait for its tick.
+    let buffered: Vec<f64> = window
+        .audio_buffered_us
+        .iter()
+        .map(|&us| us as f64 / 1000.0)
+        .collect();
+    out["audio_buffered_ms"] = json!(Summary::of(&buffered));
     out["timeline_1s"] = json!(analysis::timeline(&window, 1000));
     out["quality"] = quality_json(&roles.publisher.history, &roles.player.history, &window);
 

@@ -125,6 +125,9 @@ fn on_event(recorder: &Mutex<Recorder>, stream_id: &str, event: &Event) {
             }
             if let Some(window) = recorder.lock().window.as_mut() {
                 window.audio.push([now, duration_us, flags]);
+                if let Some(waited) = frame.buffered {
+                    window.audio_buffered_us.push(waited.as_micros() as u64);
+                }
             }
         }
         Event::PlayerRenderVideoFirstFrame { stream_id: id } if id == stream_id => {
