@@ -3,11 +3,9 @@
 //! Audio leaves the player on a steady clock, one frame (20 ms) per tick, whatever the network does; packets wait
 //! here in sequence order for their tick. How long they wait is decided as for video frames ([`Playout`]): the
 //! fastest transit of the last seconds plus a target that lets 95% of recent packets through on time. So on a
-//! clean path the wait is the tick's phase and a millisecond or two; where runs of losses are common and repaired
-//! by retransmission, the repaired packets are among those 95% and the target grows to wait for them; a rare late
-//! packet does not hold everyone back. A retransmission of a packet whose successor arrived in time does not count:
-//! that successor's in-band FEC rebuilds it at its tick, so waiting for single losses would only add delay. At
-//! each tick:
+//! clean path the wait is the tick's phase and a millisecond or two; where losses are common and repaired by
+//! retransmission, the repaired packets are among those 95% and the target grows to wait for them; a rare late
+//! packet does not hold everyone back. At each tick:
 //!
 //! - the packet is here: decode it. If it is early (the target rose), conceal one frame instead so the buffer grows
 //!   towards the target. If the buffer has held more than a frame beyond its target for a while, decode it and
@@ -19,7 +17,7 @@
 //!   comes; the lost packets that later turn out to have been in that time are not concealed twice. After
 //!   [`MAX_EXPAND`] frames of it the stream has stopped and so does the clock, until the next packet.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -53,8 +51,6 @@ const LOSS_WEIGHT: f64 = 1.0 / 250.0;
 /// Above this recent loss the buffer holds at least a frame, so a lost packet's successor is here at the lost
 /// one's tick and its in-band FEC rebuilds it (one loss in the last 3-4 s is enough).
 const FEC_FLOOR_LOSS: f64 = 0.002;
-/// How many of the packets played lately are remembered, to tell a retransmission FEC could have replaced.
-const RECENTLY_PLAYED: usize = 64;
 /// A clock this far behind (the thread was not scheduled) starts again from now instead of catching up.
 const MAX_CLOCK_LAG: Duration = Duration::from_millis(100);
 
@@ -133,8 +129,6 @@ pub(crate) struct AudioJitterBuffer {
     playout: Playout,
     /// How long the last packet played waited here.
     last_wait: Option<Duration>,
-    /// The packets played lately (extended sequence numbers), newest last.
-    recently_played: VecDeque<u64>,
     /// Moving average of the share of packets that did not arrive (before retransmission).
     loss: f64,
     stats: JitterStats,
@@ -155,7 +149,6 @@ impl Default for AudioJitterBuffer {
             lag_ticks: 0,
             playout: Playout::audio(CLOCK_RATE),
             last_wait: None,
-            recently_played: VecDeque::new(),
             loss: 0.0,
             stats: JitterStats::default(),
         }
@@ -216,18 +209,8 @@ impl AudioJitterBuffer {
             self.restart();
             ext = zego_rtp::seq::extend(None, seq);
         }
-        // Every packet, late ones included, tells the target what the path needs; except one that comes after the
-        // packet behind it (a retransmission, or reordered; here or played already): at its tick that packet's
-        // in-band FEC rebuilds it, so waiting for it would only add delay. Waiting pays for runs of losses, which
-        // FEC cannot rebuild.
-        let successor_here =
-            self.packets.contains_key(&(ext + 1)) || self.recently_played.contains(&(ext + 1));
-        let rebuildable = self.highest.is_some_and(|h| ext < h) && successor_here;
-        let mut due = if rebuildable {
-            self.playout.schedule_uncounted(timestamp, now)
-        } else {
-            self.playout.schedule(timestamp, now)
-        };
+        // Every packet, late ones included, tells the target what the path needs.
+        let mut due = self.playout.schedule(timestamp, now);
         if self.loss > FEC_FLOOR_LOSS {
             due = due.max(now + self.frame());
         }
@@ -368,11 +351,11 @@ impl AudioJitterBuffer {
         let Some(packet) = self.packets.remove(&head) else {
             return Decision::Idle;
         };
-        self.count_played(head, &packet, tick);
+        self.count_played(&packet, tick);
         if accelerate {
             if let Some(next) = self.packets.remove(&(head + 1)) {
                 let first_wait = self.last_wait;
-                self.count_played(head + 1, &next, tick);
+                self.count_played(&next, tick);
                 self.last_wait = first_wait;
                 self.stats.accelerated += 1;
                 self.playhead = Some(head + 2);
@@ -383,11 +366,7 @@ impl AudioJitterBuffer {
         Decision::Play(packet.payload)
     }
 
-    fn count_played(&mut self, seq: u64, packet: &Buffered, tick: Instant) {
-        if self.recently_played.len() >= RECENTLY_PLAYED {
-            self.recently_played.pop_front();
-        }
-        self.recently_played.push_back(seq);
+    fn count_played(&mut self, packet: &Buffered, tick: Instant) {
         let waited = tick.saturating_duration_since(packet.arrived);
         self.stats.played += 1;
         self.stats.waited_us += waited.as_micros() as u64;
@@ -618,37 +597,6 @@ mod tests {
         let Decision::Play(p) = d else { unreachable!() };
         let waited = at.saturating_duration_since(t0 + FRAME * index(p));
         assert!(waited >= ms(60) && waited <= ms(100), "{waited:?}");
-    }
-
-    #[test]
-    fn single_losses_are_left_to_fec_and_not_waited_for() {
-        let t0 = Instant::now();
-        let mut b = AudioJitterBuffer::default();
-        // Every tenth packet is lost and its retransmission comes 60 ms later, after the packet behind it.
-        let arrivals = stream(t0, 600, |i| {
-            Some(if i % 10 == 3 { ms(60) } else { Duration::ZERO })
-        });
-        let ticks = drive(&mut b, arrivals, t0 + FRAME * 600);
-        let (at, d) = ticks
-            .iter()
-            .rev()
-            .find(|(_, d)| matches!(d, Decision::Play(_)))
-            .unwrap();
-        let Decision::Play(p) = d else { unreachable!() };
-        let waited = at.saturating_duration_since(t0 + FRAME * index(p));
-        assert!(
-            waited <= FRAME * 2,
-            "a frame in hand for FEC, no round trip: {waited:?}"
-        );
-        let settled = ticks.iter().filter(|(at, _)| *at > t0 + ms(4000));
-        let rebuilt = settled
-            .filter(|(_, d)| matches!(d, Decision::Repair(_)))
-            .count();
-        assert!(
-            rebuilt >= 9,
-            "each loss rebuilt from the next packet: {:?}",
-            b.stats()
-        );
     }
 
     #[test]

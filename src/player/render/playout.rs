@@ -92,16 +92,6 @@ impl Playout {
     /// A frame with RTP timestamp `rtp_timestamp` became complete at `arrived`: when to show it (never before
     /// `arrived`).
     pub fn schedule(&mut self, rtp_timestamp: u32, arrived: Instant) -> Instant {
-        self.schedule_as(rtp_timestamp, arrived, true)
-    }
-
-    /// As [`Playout::schedule`], for media whose lateness should not move the target (it had a way to be on time
-    /// without arriving: a lost audio packet the next one rebuilds from its in-band FEC).
-    pub fn schedule_uncounted(&mut self, rtp_timestamp: u32, arrived: Instant) -> Instant {
-        self.schedule_as(rtp_timestamp, arrived, false)
-    }
-
-    fn schedule_as(&mut self, rtp_timestamp: u32, arrived: Instant, counted: bool) -> Instant {
         let Some((origin_ts, origin_at)) = self.origin else {
             self.restart(rtp_timestamp, arrived);
             return arrived;
@@ -126,10 +116,9 @@ impl Playout {
         {
             self.transits.pop_front();
         }
-        let held = !counted
-            || self
-                .last_arrival
-                .is_some_and(|last| arrived.saturating_duration_since(last) < self.held_behind);
+        let held = self
+            .last_arrival
+            .is_some_and(|last| arrived.saturating_duration_since(last) < self.held_behind);
         self.last_arrival = Some(arrived);
         if !held {
             self.transits.push_back((arrived, transit));
