@@ -4,14 +4,7 @@
 
 /// The lines of the offer's audio section.
 fn audio_section(offer_sdp: &str) -> impl Iterator<Item = &str> {
-    let mut in_audio = false;
-    offer_sdp.lines().map(str::trim_end).filter(move |line| {
-        if let Some(media) = line.strip_prefix("m=") {
-            in_audio = media.starts_with("audio ");
-            return false;
-        }
-        in_audio
-    })
+    crate::fec_sdp::section(offer_sdp, "audio")
 }
 
 /// The payload types of the audio section's `a=rtpmap` lines whose encoding is `name/48000`.

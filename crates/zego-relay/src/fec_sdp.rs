@@ -5,16 +5,23 @@
 use str0m::media::{Mid, Pt};
 use str0m::rtp::Ssrc;
 
-/// The lines of the offer's video section.
-fn video_section(offer_sdp: &str) -> impl Iterator<Item = &str> {
-    let mut in_video = false;
+/// The lines of the offer's section of media `kind` ("video", "audio").
+pub(crate) fn section<'a>(offer_sdp: &'a str, kind: &'a str) -> impl Iterator<Item = &'a str> {
+    let mut inside = false;
     offer_sdp.lines().map(str::trim_end).filter(move |line| {
         if let Some(media) = line.strip_prefix("m=") {
-            in_video = media.starts_with("video ");
+            inside = media
+                .strip_prefix(kind)
+                .is_some_and(|rest| rest.starts_with(' '));
             return false;
         }
-        in_video
+        inside
     })
+}
+
+/// The lines of the offer's video section.
+fn video_section(offer_sdp: &str) -> impl Iterator<Item = &str> {
+    section(offer_sdp, "video")
 }
 
 /// The payload type of the repair format in the offer's video section, if the peer takes or sends
