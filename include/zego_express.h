@@ -484,7 +484,8 @@ enum zego_audio_source_type
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * The built-in synthetic microphone: a sine tone.
+     * The built-in synthetic microphone: a 440 Hz tone, louder for the first 100 ms of every second (a time mark
+     * for measuring audio latency and A/V sync).
      */
     ZEGO_AUDIO_SOURCE_TYPE_SYNTHETIC = 0,
     /**

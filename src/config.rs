@@ -98,7 +98,8 @@ zego_enum!(
 zego_enum!(
     /// Where a channel's audio comes from.
     AudioSourceType {
-    /// The built-in synthetic microphone: a sine tone.
+    /// The built-in synthetic microphone: a 440 Hz tone, louder for the first 100 ms of every second (a time mark
+    /// for measuring audio latency and A/V sync).
     Synthetic = 0,
     /// The default real microphone (needs the `devices` feature).
     Microphone = 1,

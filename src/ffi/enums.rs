@@ -141,7 +141,8 @@ pub enum zego_sei_type {
 /// Where a publish channel's audio comes from (`zego_set_audio_source`).
 #[repr(i32)]
 pub enum zego_audio_source_type {
-    /// The built-in synthetic microphone: a sine tone.
+    /// The built-in synthetic microphone: a 440 Hz tone, louder for the first 100 ms of every second (a time mark
+    /// for measuring audio latency and A/V sync).
     ZEGO_AUDIO_SOURCE_TYPE_SYNTHETIC = 0,
     /// The default real microphone (builds with the `devices` feature only; otherwise 1000006).
     ZEGO_AUDIO_SOURCE_TYPE_MICROPHONE = 1,

@@ -375,6 +375,7 @@ impl AudioJitterBuffer {
 
     /// The stream stopped: the clock stops until the next packet is due.
     fn stop(&mut self) {
+        tracing::debug!(highest = ?self.highest, "audio playout stopped: nothing to play for {MAX_EXPAND} frames");
         self.next_tick = None;
         self.stalled = 0;
         self.playhead = None;

@@ -10,7 +10,7 @@ use zego_media::{OpusEncoder, SyntheticMicrophone};
 
 use super::audio_protection::AudioProtection;
 use super::capture::{Pacer, IDLE};
-use super::{EncodedSample, Shared};
+use super::{unix_micros, EncodedSample, Shared};
 use crate::config::AudioSourceType;
 
 const SAMPLE_RATE: u32 = 48_000;
@@ -21,7 +21,8 @@ const TONE_HZ: f32 = 440.0;
 
 /// Where the samples come from.
 enum Source {
-    Synthetic(SyntheticMicrophone, Pacer),
+    /// The tone, the clock it is read on, and an instant with its Unix time in µs.
+    Synthetic(SyntheticMicrophone, Pacer, (Instant, u64)),
     #[cfg(feature = "devices")]
     Device(zego_media::devices::Microphone),
 }
@@ -60,15 +61,18 @@ pub(super) fn run(shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         };
         pcm.resize(SAMPLES_PER_FRAME * usize::from(channels), 0);
         match input {
-            Source::Synthetic(mic, pacer) => {
+            Source::Synthetic(mic, pacer, (opened, opened_us)) => {
                 let now = Instant::now();
                 let due = pacer.due();
                 if now < due {
                     std::thread::park_timeout(due - now);
                     continue;
                 }
+                // What is read at a tick was captured in the frame before it, as a microphone's buffer is: the
+                // tone's time marks fall where they were captured, whenever this thread got to run.
+                let due_us = *opened_us + due.saturating_duration_since(*opened).as_micros() as u64;
                 pacer.advance(now);
-                mic.read(&mut pcm);
+                mic.read_at(&mut pcm, due_us.saturating_sub(FRAME.as_micros() as u64));
             }
             #[cfg(feature = "devices")]
             Source::Device(mic) => {
@@ -154,6 +158,7 @@ fn open(kind: AudioSourceType, channels: u16) -> Option<Source> {
         AudioSourceType::Synthetic => Some(Source::Synthetic(
             SyntheticMicrophone::new(SAMPLE_RATE, channels, TONE_HZ),
             Pacer::new(FRAME, Instant::now()),
+            (Instant::now(), unix_micros()),
         )),
         #[cfg(feature = "devices")]
         AudioSourceType::Microphone => match zego_media::devices::Microphone::open(channels) {

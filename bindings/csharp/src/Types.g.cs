@@ -183,7 +183,8 @@ namespace Zego.Express
     public enum AudioSourceType
     {
         /// <summary>
-        /// The built-in synthetic microphone: a sine tone.
+        /// The built-in synthetic microphone: a 440 Hz tone, louder for the first 100 ms of every second (a time mark
+        /// for measuring audio latency and A/V sync).
         /// </summary>
         Synthetic = 0,
         /// <summary>

@@ -2,6 +2,7 @@
 //! audio gaps.
 
 use serde::Serialize;
+use zego_media::audio_mark;
 
 use crate::cpu::round1;
 use crate::proto::{WindowRecord, AUDIO_CONCEALED, AUDIO_SILENT};
@@ -20,6 +21,64 @@ pub fn latencies_ms(window: &WindowRecord) -> Vec<f64> {
         .iter()
         .filter(|f| f[1] != 0)
         .map(|f| (f[0] as f64 - f[1] as f64) / 1000.0)
+        .collect()
+}
+
+/// Audio's glass-to-glass latency of a time mark heard at `heard` (µs), in ms: from the mark's capture to when the
+/// player's callback played its first loud sample.
+fn audio_latency_ms(heard: u64) -> f64 {
+    (heard - audio_mark::captured_at(heard)) as f64 / 1000.0
+}
+
+/// The picture of a time mark's instant is the rendered frame captured nearest to it, if one was captured this
+/// close.
+const AV_PAIR_US: u64 = 100_000;
+
+/// How much later than the picture the sound of the same instant reached the viewer, for the time mark heard at
+/// `heard`, in ms (negative: sound first). The sound is the mark (heard - captured); the picture is the rendered
+/// frame captured nearest the mark (rendered - captured).
+fn av_offset_ms(window: &WindowRecord, heard: u64) -> Option<f64> {
+    let captured = audio_mark::captured_at(heard);
+    let frame = window
+        .frames
+        .iter()
+        .filter(|f| f[1] != 0 && f[1].abs_diff(captured) <= AV_PAIR_US)
+        .min_by_key(|f| f[1].abs_diff(captured))?;
+    let video = (frame[0] as f64 - frame[1] as f64) / 1000.0;
+    Some(audio_latency_ms(heard) - video)
+}
+
+/// Audio's glass-to-glass latency at each time mark heard, in ms.
+pub fn audio_latencies_ms(window: &WindowRecord) -> Vec<f64> {
+    window
+        .audio_marks_us
+        .iter()
+        .map(|&h| audio_latency_ms(h))
+        .collect()
+}
+
+/// The A/V offset (audio after video) at each time mark heard that pairs with a rendered frame, in ms.
+pub fn av_offsets_ms(window: &WindowRecord) -> Vec<f64> {
+    window
+        .audio_marks_us
+        .iter()
+        .filter_map(|&h| av_offset_ms(window, h))
+        .collect()
+}
+
+/// Each time mark heard: (seconds into the window, audio latency ms, audio after video ms if a frame pairs with it).
+pub fn marks(window: &WindowRecord) -> Vec<(f64, f64, Option<f64>)> {
+    window
+        .audio_marks_us
+        .iter()
+        .map(|&h| {
+            let at_s = h.saturating_sub(window.start_us) as f64 / 1e6;
+            (
+                (at_s * 10.0).round() / 10.0,
+                audio_latency_ms(h),
+                av_offset_ms(window, h),
+            )
+        })
         .collect()
 }
 
@@ -250,8 +309,21 @@ mod tests {
             frames,
             audio,
             audio_buffered_us: Vec::new(),
+            audio_marks_us: Vec::new(),
             final_state: 2,
         }
+    }
+
+    #[test]
+    fn av_offset_pairs_each_mark_with_the_frame_captured_nearest_it() {
+        // 25 ms video; marks captured at 2 s and 3 s heard 85 ms and 30 ms later.
+        let mut window = steady(120, 25);
+        window.audio_marks_us = vec![2_085_000, 3_030_000];
+        assert_eq!(audio_latencies_ms(&window), vec![85.0, 30.0]);
+        assert_eq!(av_offsets_ms(&window), vec![60.0, 5.0]);
+        // No frame captured within 100 ms of a mark: no pair.
+        window.frames.retain(|f| f[1].abs_diff(3_000_000) > 100_000);
+        assert_eq!(av_offsets_ms(&window), vec![60.0]);
     }
 
     #[test]

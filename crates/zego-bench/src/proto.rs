@@ -118,6 +118,10 @@ pub struct WindowRecord {
     /// buffer, in µs.
     #[serde(default)]
     pub audio_buffered_us: Vec<u64>,
+    /// When the start of each of the synthetic microphone's time marks was heard (played out by the callback), in
+    /// µs (`zego_media::audio_mark`).
+    #[serde(default)]
+    pub audio_marks_us: Vec<u64>,
     /// The player's state when the window ended (2 = PLAYING).
     pub final_state: i32,
 }

@@ -45,6 +45,19 @@ pub fn print_summary(result: &Value) {
             num(&g["max"]),
             num(&g["n"])
         ));
+        let (a, av) = (&s["audio_glass_to_glass_ms"], &s["av_offset_ms"]);
+        if a.is_object() {
+            lines.push(format!(
+                "   audio glass-to-glass ms: p50 {} p95 {} max {} (n {}); audio after video ms: p50 {} min {} max {}",
+                num(&a["p50"]),
+                num(&a["p95"]),
+                num(&a["max"]),
+                num(&a["n"]),
+                num(&av["p50"]),
+                num(&av["min"]),
+                num(&av["max"])
+            ));
+        }
         let (p, q) = (&s["first_frame_play_ms"], &s["first_frame_publish_ms"]);
         lines.push(format!(
             "   first frame ms: play p50 {} p95 {} ({}/{} ok); publish p50 {} p95 {} ({}/{} ok)",

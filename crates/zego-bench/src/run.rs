@@ -235,6 +235,9 @@ fn measure(
         .map(|&us| us as f64 / 1000.0)
         .collect();
     out["audio_buffered_ms"] = json!(Summary::of(&buffered));
+    out["audio_glass_to_glass_ms"] = json!(Summary::of(&analysis::audio_latencies_ms(&window)));
+    out["av_offset_ms"] = json!(Summary::of(&analysis::av_offsets_ms(&window)));
+    out["audio_marks"] = json!(analysis::marks(&window));
     out["timeline_1s"] = json!(analysis::timeline(&window, 1000));
     out["quality"] = quality_json(&roles.publisher.history, &roles.player.history, &window);
 

@@ -3,6 +3,7 @@
 
 use std::f64::consts::TAU;
 
+use crate::audio_mark;
 use crate::frame::{chroma_size, VideoFrame};
 use crate::stamp::{self, Stamp};
 
@@ -138,8 +139,9 @@ fn bounce(pos: usize, span: usize) -> usize {
     }
 }
 
-/// A sine tone generator standing in for a microphone. Samples are interleaved i16 at the given
-/// rate and channel count, every channel carrying the same tone at half of full scale.
+/// A sine tone generator standing in for a microphone. Samples are interleaved i16 at the given rate and channel
+/// count, every channel carrying the same tone, loud for the first 100 ms of every second of the capture clock and
+/// quiet otherwise (the time mark of [`crate::audio_mark`]).
 pub struct SyntheticMicrophone {
     sample_rate: u32,
     channels: u16,
@@ -148,10 +150,12 @@ pub struct SyntheticMicrophone {
     position: u64,
     /// Channel of the next sample when a read ended mid-frame.
     channel: u16,
+    /// Capture time of the next sample frame, in µs of the capture clock.
+    clock_us: f64,
 }
 
 impl SyntheticMicrophone {
-    /// `sample_rate` and `channels` are clamped to at least 1.
+    /// `sample_rate` and `channels` are clamped to at least 1. The capture clock starts at 0.
     pub fn new(sample_rate: u32, channels: u16, tone_hz: f32) -> Self {
         SyntheticMicrophone {
             sample_rate: sample_rate.max(1),
@@ -159,6 +163,7 @@ impl SyntheticMicrophone {
             tone_hz,
             position: 0,
             channel: 0,
+            clock_us: 0.0,
         }
     }
 
@@ -170,10 +175,18 @@ impl SyntheticMicrophone {
         self.channels
     }
 
-    /// Fills `out` with the next interleaved samples. Never blocks: the tone is generated, not
-    /// paced; callers pace reads with their own clock.
+    /// Fills `out` with the next interleaved samples, captured from `first_sample_us` on (Unix time in µs, as
+    /// the camera's stamp): where the time marks fall. The tone's phase continues from the last read.
+    pub fn read_at(&mut self, out: &mut [i16], first_sample_us: u64) {
+        self.clock_us = first_sample_us as f64;
+        self.read(out);
+    }
+
+    /// Fills `out` with the next interleaved samples, captured right after the last read's. Never blocks: the
+    /// tone is generated, not paced; callers pace reads with their own clock.
     pub fn read(&mut self, out: &mut [i16]) {
         let step = TAU * f64::from(self.tone_hz) / f64::from(self.sample_rate);
+        let frame_us = 1e6 / f64::from(self.sample_rate);
         let mut value = self.sample_at(step);
         for s in out.iter_mut() {
             *s = value;
@@ -181,6 +194,7 @@ impl SyntheticMicrophone {
             if self.channel == self.channels {
                 self.channel = 0;
                 self.position += 1;
+                self.clock_us += frame_us;
                 value = self.sample_at(step);
             }
         }
@@ -190,7 +204,8 @@ impl SyntheticMicrophone {
         // Wrap the phase per period so precision holds over hours of audio.
         let period = f64::from(self.sample_rate) / f64::from(self.tone_hz).max(f64::MIN_POSITIVE);
         let pos = (self.position as f64) % period.max(1.0);
-        ((pos * step).sin() * 16384.0) as i16
+        let gain = audio_mark::gain_at(self.clock_us as u64);
+        ((pos * step).sin() * gain * f64::from(i16::MAX)) as i16
     }
 }
 
@@ -245,6 +260,7 @@ mod tests {
         let rising = left.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
         assert_eq!(rising, 19);
         let peak = left.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        // The capture clock starts at 0, in a mark: the loud level.
         assert!((16000..=16384).contains(&peak), "peak {peak}");
     }
 }

@@ -6,6 +6,7 @@
 //! decode threads; nothing in this crate spawns a thread except the audio device callbacks that
 //! `cpal` owns (feature `devices`).
 
+pub mod audio_mark;
 pub mod capture;
 pub mod codec;
 #[cfg(feature = "devices")]
@@ -14,6 +15,7 @@ mod error;
 pub mod frame;
 pub mod stamp;
 
+pub use audio_mark::MarkDetector;
 pub use capture::{SyntheticCamera, SyntheticMicrophone};
 pub use codec::h264::{EncodedVideo, H264Config, H264Decoder, H264Encoder};
 pub use codec::opus::{OpusDecoder, OpusEncoder};

@@ -1,5 +1,5 @@
-//! The playing process: records what a viewer sees — when each frame was rendered and what capture time its
-//! pixels carry, when audio arrived — and times the way to the first rendered frame of every `start_playing`.
+//! The playing process: records what a viewer sees and hears — when each frame was rendered and what capture
+//! time its pixels carry, when audio arrived and when its time marks were heard — and times the way to the first rendered frame of every `start_playing`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use zego_express::config::{PlayerConfig, PlayerState, StreamResourceMode};
 use zego_express::event::Event;
+use zego_media::MarkDetector;
 
 use super::{check, create_engine, login};
 use crate::cli::RoleArgs;
@@ -22,6 +23,8 @@ struct Recorder {
     /// The first rendered frame of the current play has been reported.
     rendered: bool,
     state: i32,
+    /// Finds the synthetic microphone's time marks in the played sound; a new one per play.
+    marks: Option<MarkDetector>,
 }
 
 pub fn run(args: &RoleArgs) -> Result<(), String> {
@@ -45,6 +48,7 @@ pub fn run(args: &RoleArgs) -> Result<(), String> {
                     let mut rec = recorder.lock();
                     rec.play_started = Some(Instant::now());
                     rec.rendered = false;
+                    rec.marks = None;
                 }
                 match engine.start_playing(&args.stream, config) {
                     Ok(()) => proto::send(&Report::PlayCalled {
@@ -123,11 +127,21 @@ fn on_event(recorder: &Mutex<Recorder>, stream_id: &str, event: &Event) {
             if is_silent(&frame.samples) {
                 flags |= proto::AUDIO_SILENT;
             }
-            if let Some(window) = recorder.lock().window.as_mut() {
+            let mut rec = recorder.lock();
+            let rate = frame.sample_rate.max(1);
+            let mark = rec
+                .marks
+                .get_or_insert_with(|| MarkDetector::new(rate))
+                .push(&frame.samples, frame.channels, frame.concealed)
+                // The chunk plays from now on, right after the ones before it: a sample `ago` frames before its end
+                // is heard then.
+                .map(|ago| (now + duration_us).saturating_sub(ago * 1_000_000 / u64::from(rate)));
+            if let Some(window) = rec.window.as_mut() {
                 window.audio.push([now, duration_us, flags]);
                 if let Some(waited) = frame.buffered {
                     window.audio_buffered_us.push(waited.as_micros() as u64);
                 }
+                window.audio_marks_us.extend(mark);
             }
         }
         Event::PlayerRenderVideoFirstFrame { stream_id: id } if id == stream_id => {

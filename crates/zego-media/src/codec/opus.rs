@@ -1,12 +1,10 @@
-//! Opus through `unsafe-libopus` (libopus 1.3.1 in Rust, no system library). Interleaved i16
-//! PCM, mono or stereo; WebRTC sends 48 kHz 20 ms frames.
+//! Opus without a system library: the encoder through `unsafe-libopus` (libopus 1.3.1 in Rust), the decoder
+//! through `rusty-opus`. Interleaved i16 PCM, mono or stereo; WebRTC sends 48 kHz 20 ms frames.
 
 use unsafe_libopus::{
-    opus_decode, opus_decoder_create, opus_decoder_ctl, opus_decoder_destroy,
-    opus_decoder_get_nb_samples, opus_encode, opus_encoder_create, opus_encoder_ctl,
-    opus_encoder_destroy, opus_strerror, OPUS_APPLICATION_VOIP,
-    OPUS_GET_LAST_PACKET_DURATION_REQUEST, OPUS_OK, OPUS_SET_BITRATE_REQUEST,
-    OPUS_SET_INBAND_FEC_REQUEST, OPUS_SET_PACKET_LOSS_PERC_REQUEST,
+    opus_encode, opus_encoder_create, opus_encoder_ctl, opus_encoder_destroy,
+    opus_packet_get_nb_samples, opus_strerror, OPUS_APPLICATION_VOIP, OPUS_OK,
+    OPUS_SET_BITRATE_REQUEST, OPUS_SET_INBAND_FEC_REQUEST, OPUS_SET_PACKET_LOSS_PERC_REQUEST,
 };
 
 use crate::error::{MediaError, Result};
@@ -175,34 +173,44 @@ impl Drop for OpusEncoder {
     }
 }
 
-/// Opus decoder with packet loss concealment and FEC recovery.
+/// Opus decoder with packet loss concealment and FEC recovery, through `rusty-opus` (a Rust port of the libopus
+/// decoder). `unsafe-libopus` 0.2's decoder, which this replaced, turns SILK-mode loss concealment and the frame
+/// after it into full-scale noise (see `tests/opus.rs`).
 pub struct OpusDecoder {
-    state: *mut unsafe_libopus::OpusDecoder,
+    inner: rusty_opus::OpusDecoder,
     sample_rate: u32,
     channels: u16,
+    /// Samples per channel of the last decoded packet (what a lost packet is concealed for).
+    last_samples: usize,
+    float: Vec<f32>,
 }
 
-// SAFETY: the decoder state is plain memory owned by this value and used through &mut only.
-unsafe impl Send for OpusDecoder {}
+fn decode_error(op: &'static str, e: rusty_opus::Error) -> MediaError {
+    // libopus's codes for the same conditions.
+    let code = match e {
+        rusty_opus::Error::BadArg(_) => -1,
+        rusty_opus::Error::BufferTooSmall(_) => -2,
+        rusty_opus::Error::InvalidPacket(_) => -4,
+        _ => -3,
+    };
+    MediaError::Opus {
+        op,
+        code,
+        message: e.to_string(),
+    }
+}
 
 impl OpusDecoder {
     pub fn new(sample_rate: u32, channels: u16) -> Result<Self> {
         check_format(sample_rate, channels)?;
-        let mut err = 0;
-        // SAFETY: arguments were validated; `err` is a valid out pointer.
-        let state =
-            unsafe { opus_decoder_create(sample_rate as i32, i32::from(channels), &mut err) };
-        if state.is_null() || err != OPUS_OK {
-            if !state.is_null() {
-                // SAFETY: created above and not used afterwards.
-                unsafe { opus_decoder_destroy(state) };
-            }
-            return Err(opus_error("opus_decoder_create", err));
-        }
+        let inner = rusty_opus::OpusDecoder::new(sample_rate as i32, usize::from(channels))
+            .map_err(|e| decode_error("opus decoder", e))?;
         Ok(OpusDecoder {
-            state,
+            inner,
             sample_rate,
             channels,
+            last_samples: sample_rate as usize / 50,
+            float: Vec::new(),
         })
     }
 
@@ -221,12 +229,11 @@ impl OpusDecoder {
             Some([]) => Err(MediaError::InvalidParameter("empty Opus packet".into())),
             Some(data) => {
                 let samples = self.packet_samples(data)?;
-                self.run(Some(data), samples, false, out)
+                let n = self.run(data, samples, false, out)?;
+                self.last_samples = n;
+                Ok(n)
             }
-            None => {
-                let samples = self.last_packet_samples();
-                self.run(None, samples, false, out)
-            }
+            None => self.run(&[], self.last_samples, false, out),
         }
     }
 
@@ -237,15 +244,16 @@ impl OpusDecoder {
             return Err(MediaError::InvalidParameter("empty Opus packet".into()));
         }
         let samples = self.packet_samples(next_packet)?;
-        self.run(Some(next_packet), samples, true, out)
+        self.run(next_packet, samples, true, out)
     }
 
     fn packet_samples(&self, data: &[u8]) -> Result<usize> {
-        // SAFETY: valid decoder state and a readable buffer of the given length.
-        let n =
-            unsafe { opus_decoder_get_nb_samples(self.state, data.as_ptr(), data.len() as i32) };
+        // SAFETY: a readable buffer of the given length; the function only parses it.
+        let n = unsafe {
+            opus_packet_get_nb_samples(data.as_ptr(), data.len() as i32, self.sample_rate as i32)
+        };
         if n < 0 {
-            return Err(opus_error("opus_decoder_get_nb_samples", n));
+            return Err(opus_error("opus_packet_get_nb_samples", n));
         }
         if n == 0 {
             return Err(MediaError::InvalidParameter(
@@ -260,54 +268,27 @@ impl OpusDecoder {
         Ok(n as usize)
     }
 
-    /// Duration of the last decoded packet, or 20 ms before the first.
-    fn last_packet_samples(&self) -> usize {
-        let mut n = 0i32;
-        // SAFETY: valid decoder state; the request writes one i32.
-        let rc =
-            unsafe { opus_decoder_ctl!(self.state, OPUS_GET_LAST_PACKET_DURATION_REQUEST, &mut n) };
-        if rc == OPUS_OK && n > 0 {
-            n as usize
-        } else {
-            self.sample_rate as usize / 50
-        }
-    }
-
-    fn run(
-        &mut self,
-        data: Option<&[u8]>,
-        samples: usize,
-        fec: bool,
-        out: &mut Vec<i16>,
-    ) -> Result<usize> {
+    /// Decodes `data` (empty: conceals) for `samples` per channel, or its FEC copy of the packet before it.
+    fn run(&mut self, data: &[u8], samples: usize, fec: bool, out: &mut Vec<i16>) -> Result<usize> {
         let channels = usize::from(self.channels);
-        out.clear();
-        out.resize(samples * channels, 0);
-        let (ptr, len) = data.map_or((std::ptr::null(), 0), |d| (d.as_ptr(), d.len() as i32));
-        // SAFETY: `out` has room for `samples` per channel; `ptr`/`len` describe a live buffer
-        // or are null/0, which libopus treats as a lost packet.
-        let n = unsafe {
-            opus_decode(
-                self.state,
-                ptr,
-                len,
-                out.as_mut_ptr(),
-                samples as i32,
-                i32::from(fec),
-            )
+        self.float.clear();
+        self.float.resize(samples * channels, 0.0);
+        let decoded = if fec {
+            self.inner.decode_fec(data, samples, &mut self.float)
+        } else {
+            self.inner.decode(data, samples, &mut self.float)
         };
-        if n < 0 {
+        let n = decoded.map_err(|e| {
             out.clear();
-            return Err(opus_error("opus_decode", n));
-        }
-        out.truncate(n as usize * channels);
-        Ok(n as usize)
-    }
-}
-
-impl Drop for OpusDecoder {
-    fn drop(&mut self) {
-        // SAFETY: created by opus_decoder_create and dropped once.
-        unsafe { opus_decoder_destroy(self.state) };
+            decode_error("opus_decode", e)
+        })?;
+        out.clear();
+        // libopus's float-to-16-bit conversion: scale, round, saturate.
+        out.extend(
+            self.float[..n * channels]
+                .iter()
+                .map(|&x| (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16),
+        );
+        Ok(n)
     }
 }

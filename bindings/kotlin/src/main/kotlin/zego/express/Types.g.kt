@@ -208,7 +208,10 @@ enum class SeiType(@JvmField val value: Int) {
 
 /** Where a publish channel's audio comes from (`zego_set_audio_source`). */
 enum class AudioSourceType(@JvmField val value: Int) {
-    /** The built-in synthetic microphone: a sine tone. */
+    /**
+     * The built-in synthetic microphone: a 440 Hz tone, louder for the first 100 ms of every second (a time mark
+     * for measuring audio latency and A/V sync).
+     */
     SYNTHETIC(0),
     /** The default real microphone (builds with the `devices` feature only; otherwise 1000006). */
     MICROPHONE(1),
