@@ -1,5 +1,6 @@
 //! The playing process: records what a viewer sees and hears — when each frame was rendered and what capture
-//! time its pixels carry, when audio arrived and when its time marks were heard — and times the way to the first rendered frame of every `start_playing`.
+//! time its pixels carry, when audio arrived and when its time marks were heard — and times the way to the first
+//! rendered frame of every `start_playing`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
