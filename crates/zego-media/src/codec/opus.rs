@@ -271,6 +271,7 @@ impl OpusDecoder {
     /// Decodes `data` (empty: conceals) for `samples` per channel, or its FEC copy of the packet before it.
     fn run(&mut self, data: &[u8], samples: usize, fec: bool, out: &mut Vec<i16>) -> Result<usize> {
         let channels = usize::from(self.channels);
+        out.clear();
         self.float.clear();
         self.float.resize(samples * channels, 0.0);
         let decoded = if fec {
@@ -278,11 +279,7 @@ impl OpusDecoder {
         } else {
             self.inner.decode(data, samples, &mut self.float)
         };
-        let n = decoded.map_err(|e| {
-            out.clear();
-            decode_error("opus_decode", e)
-        })?;
-        out.clear();
+        let n = decoded.map_err(|e| decode_error("opus_decode", e))?;
         // libopus's float-to-16-bit conversion: scale, round, saturate.
         out.extend(
             self.float[..n * channels]
