@@ -1,7 +1,8 @@
 //! Three servers as one cluster, coordinated through a redis-server this test starts: a stream published on one
 //! node plays on the two others (each pulls it from its node once), room events and messages cross nodes, a
 //! stream id stays unique across the cluster, a killed node's players come back through another node, and a
-//! Redis restart stops nothing that plays.
+//! Redis restart stops nothing that plays, and a node that joined after a player's node last read the directory is
+//! still pulled from.
 //!
 //! Needs Debian's `redis-server`. Without it the tests say why and pass, unless CI=true, where it must be there.
 
@@ -458,6 +459,26 @@ fn a_killed_node_s_players_come_back_through_another_and_redis_restarts_stop_not
     );
     redis.stop();
     for e in [anchor, viewer, listed, second] {
+        e.destroy();
+    }
+}
+
+#[test]
+fn a_player_reaches_a_node_that_joined_after_its_own_node_last_read_the_directory() {
+    let Some(redis) = Redis::start() else { return };
+    // b reads the directory when it joins, before a exists, and not again for REFRESH_MS.
+    let b = node(&redis, "b");
+    wait_ready(b.http_addr());
+    let a = node(&redis, "a");
+    wait_ready(a.http_addr());
+    let (anchor, _rec_anchor) = publisher(a.ws_url(), "anchor", "s");
+    let (viewer, rec_viewer) = member(b.ws_url(), "viewer");
+    rec_viewer.wait_for("the stream, from a", T, |e| {
+        matches!(e, Event::RoomStreamUpdate { update_type: UpdateType::Add, streams, .. } if streams.iter().any(|s| s.stream_id == "s"))
+    });
+    play(&viewer, "s");
+    rec_viewer.wait_until("frames through b", T, |r| r.frame_count("s") >= 10);
+    for e in [anchor, viewer] {
         e.destroy();
     }
 }

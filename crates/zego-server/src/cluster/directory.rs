@@ -90,6 +90,15 @@ pub(super) async fn release(
     Ok(())
 }
 
+/// One node's registration, read now (`None`: it has no lease).
+pub(super) async fn node_info(
+    conn: &mut MultiplexedConnection,
+    node: &str,
+) -> redis::RedisResult<Option<NodeInfo>> {
+    let text: Option<String> = conn.get(cluster::node_key(node)).await?;
+    Ok(text.and_then(|text| serde_json::from_str(&text).ok()))
+}
+
 /// The directory task of a node, until shutdown.
 pub async fn run(
     hub: Arc<Hub>,

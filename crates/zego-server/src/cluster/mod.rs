@@ -191,15 +191,32 @@ impl Cluster {
         key: &StreamKey,
         origin: &str,
     ) -> Result<(), pull::PullError> {
-        let http = self
-            .nodes
-            .lock()
-            .get(origin)
-            .map(|n| n.http.clone())
-            .ok_or(pull::PullError::UnknownNode)?;
+        let http = self.node_http(origin).await?;
         self.pulls
             .ensure(relay, key, origin, &http, &self.config.secret)
             .await
+    }
+
+    /// Where `node` answers HTTP: from the nodes last read, or else read from the directory now (a node that
+    /// joined since this one last read the directory already has streams and players).
+    async fn node_http(&self, node: &str) -> Result<String, pull::PullError> {
+        if let Some(info) = self.nodes.lock().get(node) {
+            return Ok(info.http.clone());
+        }
+        let mut conn = self
+            .connection()
+            .map_err(|_| pull::PullError::UnknownNode)?;
+        match directory::node_info(&mut conn, node).await {
+            Ok(Some(info)) => {
+                let http = info.http.clone();
+                self.nodes.lock().insert(node.to_owned(), info);
+                Ok(http)
+            }
+            Ok(None) => Err(pull::PullError::UnknownNode),
+            Err(e) => Err(pull::PullError::Unreachable(format!(
+                "the cluster directory cannot be read: {e}"
+            ))),
+        }
     }
 
     /// A relay session ended: if it was a pull, the next player opens a new one.
