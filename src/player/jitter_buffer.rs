@@ -36,10 +36,11 @@ pub(crate) const MAX_EXPAND: u32 = 10;
 const MAX_PACKETS: usize = 500;
 /// A sequence number this far from the newest is a new stream, not loss or reordering.
 const RESTART_DISTANCE: u64 = 1_000;
-/// Ticks over which the buffer must stay above its target before it accelerates.
+/// Ticks over which every packet played must have been due a frame or more before its tick (a frame above the
+/// target) before the buffer accelerates. Playing a frame earlier still plays each of them at or after its due
+/// time, which already holds the path's jitter and [`SAFETY`]; so a buffer one frame deep (a clock that started
+/// against a late packet, the tail of a stall) comes back to the target instead of keeping 20 ms in hand.
 const ACCELERATE_TICKS: u32 = 10;
-/// Above the target by more than a frame and this much, for [`ACCELERATE_TICKS`]: accelerate.
-const ACCELERATE_MARGIN: Duration = Duration::from_millis(5);
 /// Behind the target by this much: skip the packets that are overdue.
 const FLUSH_BEYOND: Duration = Duration::from_millis(200);
 /// Ticks between two concealed frames that grow the buffer while packets are here.
@@ -342,9 +343,7 @@ impl AudioJitterBuffer {
         self.lag_ticks += 1;
         let mut accelerate = false;
         if self.lag_ticks >= ACCELERATE_TICKS {
-            accelerate = self
-                .lag_min
-                .is_some_and(|m| m > self.frame() + ACCELERATE_MARGIN);
+            accelerate = self.lag_min.is_some_and(|m| m >= self.frame());
             self.lag_min = None;
             self.lag_ticks = 0;
         }
@@ -656,10 +655,39 @@ mod tests {
             .find(|(_, d)| *d == Decision::Play(Bytes::from(990u32.to_be_bytes().to_vec())))
             .unwrap();
         let delay = *at - (t0 + FRAME * 990);
+        assert!(delay <= ms(6), "back to the clean path's delay: {delay:?}");
+    }
+
+    #[test]
+    fn a_clock_started_against_a_late_first_packet_comes_back_to_the_target() {
+        let t0 = Instant::now();
+        let mut b = AudioJitterBuffer::default();
+        // The first packets waited in a queue at the start (the first 23 ms, the second 3 ms, arriving 20 ms
+        // apart as usual); every later one comes on time.
+        let arrivals = stream(t0, 500, |i| {
+            Some(match i {
+                0 => ms(23),
+                1 => ms(3),
+                _ => Duration::ZERO,
+            })
+        });
+        let ticks = drive(&mut b, arrivals, t0 + FRAME * 500);
+        let waits: Vec<Duration> = ticks
+            .iter()
+            .filter_map(|(at, d)| match d {
+                Decision::Play(p) => Some(*at - (t0 + FRAME * index(p))),
+                _ => None,
+            })
+            .collect();
+        assert!(waits[1] >= ms(20), "a frame deep at first: {:?}", waits[1]);
+        let last = &waits[waits.len() - 100..];
         assert!(
-            delay <= FRAME + ms(6),
-            "back to a frame of delay: {delay:?}"
+            last.iter().all(|w| *w <= ms(6)),
+            "still deep: {:?}",
+            last.iter().max()
         );
+        let s = b.stats();
+        assert_eq!((s.accelerated, s.concealed, s.late), (1, 0, 0), "{s:?}");
     }
 
     #[test]

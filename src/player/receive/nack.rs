@@ -17,7 +17,7 @@
 //! lost together far more rarely, for one extra retransmission per lost packet. This is where a little redundancy
 //! pays, like FEC, but only for packets actually lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// A gap is asked for this long after it is seen, so one burst of losses goes out in one NACK.
@@ -40,7 +40,10 @@ const TAIL_WAIT: Duration = Duration::from_millis(8);
 const TAIL_WAIT_SPACINGS: u32 = 3;
 /// Weight of each new spacing in its moving average.
 const SPACING_WEIGHT: f64 = 1.0 / 16.0;
-/// More missing packets than this is a broken stream, not loss to repair: the oldest are forgotten.
+/// More missing packets than this is a broken stream, not loss to repair: the oldest are forgotten, and a gap
+/// this long on its own (seconds of an outage) is not asked for at all — by the time it could be repaired the
+/// frame buffer has given its frames up for a keyframe, and a thousand retransmissions in one burst would only
+/// flood the link that just came back.
 const MAX_MISSING: usize = 1000;
 
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +59,9 @@ struct Missing {
 pub(crate) struct NackRequester {
     /// Extended sequence number -> state.
     missing: BTreeMap<u64, Missing>,
+    /// `(due, seq)` of the missing packets still to be asked for (fewer than `MAX_REQUESTS` requests): the next
+    /// request is the first entry, whatever the number missing.
+    queue: BTreeSet<(Instant, u64)>,
     highest: Option<u64>,
     rtt: Option<Duration>,
     /// Packets asked for, counting each request.
@@ -90,7 +96,7 @@ impl NackRequester {
             self.newest = Some((marker, now));
             self.tail_probe = (!marker).then(|| now + self.tail_wait());
         }
-        if let Some(m) = self.missing.remove(&seq) {
+        if let Some(m) = self.remove(seq) {
             tracing::trace!(
                 seq,
                 requests = m.requests,
@@ -105,17 +111,24 @@ impl NackRequester {
                 let keep = (1.0 - LOSS_WEIGHT).powi((seq - highest).min(1000) as i32);
                 self.loss =
                     self.loss * keep + (1.0 - keep) * (lost as f64 / (seq - highest) as f64);
-                let from = (highest + 1).max(seq.saturating_sub(MAX_MISSING as u64));
+                if lost > MAX_MISSING as u64 {
+                    tracing::debug!(lost, "a gap too long to repair; not asking for any of it");
+                    self.missing.clear();
+                    self.queue.clear();
+                }
+                let from = if lost > MAX_MISSING as u64 {
+                    seq
+                } else {
+                    highest + 1
+                };
                 for lost in from..seq {
                     // Already there when it was asked for as a frame's probable tail.
-                    self.missing.entry(lost).or_insert(Missing {
-                        seen: now,
-                        due: now + FIRST_REQUEST_DELAY,
-                        requests: 0,
-                    });
+                    self.insert(lost, now, now + FIRST_REQUEST_DELAY);
                 }
                 while self.missing.len() > MAX_MISSING {
-                    self.missing.pop_first();
+                    if let Some((oldest, m)) = self.missing.pop_first() {
+                        self.queue.remove(&(m.due, oldest));
+                    }
                 }
                 self.highest = Some(seq);
             }
@@ -128,17 +141,16 @@ impl NackRequester {
     /// relay ignores requests for packets it never sent).
     pub fn ask_before(&mut self, seq: u64, count: u64, now: Instant) {
         for lost in seq.saturating_sub(count)..seq {
-            self.missing.entry(lost).or_insert(Missing {
-                seen: now,
-                due: now,
-                requests: 0,
-            });
+            self.insert(lost, now, now);
         }
     }
 
     /// The frame buffer has no use for packets before `seq` any more (decoded, or given up).
     pub fn forget_before(&mut self, seq: u64) {
-        self.missing = self.missing.split_off(&seq);
+        let kept = self.missing.split_off(&seq);
+        for (old, m) in std::mem::replace(&mut self.missing, kept) {
+            self.queue.remove(&(m.due, old));
+        }
     }
 
     /// Since when `seq` has been known to be missing.
@@ -148,10 +160,10 @@ impl NackRequester {
 
     /// When [`NackRequester::poll`] has something to send.
     pub fn deadline(&self) -> Option<Instant> {
-        self.missing
-            .values()
-            .filter(|m| m.requests < MAX_REQUESTS)
-            .map(|m| m.due)
+        self.queue
+            .first()
+            .map(|(due, _)| *due)
+            .into_iter()
             .chain(self.tail_probe)
             .min()
     }
@@ -161,29 +173,56 @@ impl NackRequester {
         if let (Some(due), Some(highest)) = (self.tail_probe, self.highest) {
             if due <= now {
                 self.tail_probe = None;
-                self.missing.entry(highest + 1).or_insert(Missing {
-                    seen: now,
-                    due: now,
-                    requests: 0,
-                });
+                self.insert(highest + 1, now, now);
             }
         }
         let retry = self.retry_interval();
         let redundant = (self.loss > REDUNDANT_ABOVE_LOSS)
             .then(|| retry.mul_f64(REDUNDANT_SPACING).max(MIN_RETRY));
-        let mut out = Vec::new();
-        for (seq, m) in self.missing.iter_mut() {
-            if m.due <= now && m.requests < MAX_REQUESTS {
-                m.requests += 1;
-                m.due = match redundant {
-                    Some(spacing) if m.requests == 1 => now + spacing,
-                    _ => now + retry,
-                };
-                out.push(*seq as u16);
+        let mut due = Vec::new();
+        while let Some(&(at, seq)) = self.queue.first() {
+            if at > now {
+                break;
+            }
+            self.queue.pop_first();
+            due.push(seq);
+        }
+        due.sort_unstable();
+        for &seq in &due {
+            let m = self
+                .missing
+                .get_mut(&seq)
+                .expect("a queued packet is missing");
+            m.requests += 1;
+            m.due = match redundant {
+                Some(spacing) if m.requests == 1 => now + spacing,
+                _ => now + retry,
+            };
+            if m.requests < MAX_REQUESTS {
+                self.queue.insert((m.due, seq));
             }
         }
-        self.requested += out.len() as u64;
-        out
+        self.requested += due.len() as u64;
+        due.into_iter().map(|seq| seq as u16).collect()
+    }
+
+    /// `seq` is missing, since `seen`, to be asked for at `due` (unless it was already).
+    fn insert(&mut self, seq: u64, seen: Instant, due: Instant) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = self.missing.entry(seq) {
+            entry.insert(Missing {
+                seen,
+                due,
+                requests: 0,
+            });
+            self.queue.insert((due, seq));
+        }
+    }
+
+    /// `seq` is no longer missing.
+    fn remove(&mut self, seq: u64) -> Option<Missing> {
+        let m = self.missing.remove(&seq)?;
+        self.queue.remove(&(m.due, seq));
+        Some(m)
     }
 
     /// How long after a packet that does not end its frame the next one is given before it is asked for.
@@ -335,14 +374,85 @@ mod tests {
         assert_eq!(n.missing_since(4), Some(t0));
     }
 
+    /// The queue holds exactly the packets still to be asked for, at their due time.
+    fn assert_queue_matches(n: &NackRequester) {
+        let expected: BTreeSet<(Instant, u64)> = n
+            .missing
+            .iter()
+            .filter(|(_, m)| m.requests < MAX_REQUESTS)
+            .map(|(seq, m)| (m.due, *seq))
+            .collect();
+        assert_eq!(n.queue, expected);
+    }
+
     #[test]
-    fn a_huge_jump_keeps_the_missing_set_bounded() {
+    fn the_request_queue_follows_every_change_of_the_missing_set() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::default();
+        n.set_rtt(MS(20));
+        // A fixed pseudo-random walk: arrivals with gaps, reordering, jumps, forgetting, polls.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut now = t0;
+        let mut seq = 1000u64;
+        for _ in 0..20_000 {
+            now += MS(next() % 4);
+            match next() % 16 {
+                0..=9 => {
+                    seq += 1 + next() % 3;
+                    n.on_packet(seq, next() % 4 == 0, now);
+                }
+                10 | 11 => n.on_packet(seq.saturating_sub(next() % 50), true, now),
+                12 => {
+                    if let Some(due) = n.deadline() {
+                        n.poll(due.max(now));
+                    }
+                }
+                13 => n.forget_before(seq.saturating_sub(next() % 100)),
+                14 => n.ask_before(seq, next() % 20, now),
+                _ => {
+                    if next() % 64 == 0 {
+                        seq += 900 + next() % 400;
+                        n.on_packet(seq, true, now);
+                    }
+                }
+            }
+            assert_queue_matches(&n);
+            let expected = n
+                .missing
+                .values()
+                .filter(|m| m.requests < MAX_REQUESTS)
+                .map(|m| m.due)
+                .chain(n.tail_probe)
+                .min();
+            assert_eq!(n.deadline(), expected);
+        }
+        assert!(n.requested > 1000, "the walk asked for {}", n.requested);
+    }
+
+    #[test]
+    fn the_missing_set_stays_bounded_and_an_outage_s_gap_is_not_asked_for() {
         let t0 = Instant::now();
         let mut n = NackRequester::default();
         n.on_packet(0, true, t0);
-        n.on_packet(50_000, true, t0);
+        // Gaps that add up past the bound: the oldest are forgotten.
+        n.on_packet(800, true, t0);
+        n.on_packet(1600, true, t0);
         assert_eq!(n.missing.len(), MAX_MISSING);
-        assert!(n.missing_since(49_999).is_some());
-        assert!(n.missing_since(1).is_none());
+        assert!(n.missing_since(1599).is_some());
+        assert!(n.missing_since(500).is_none());
+        // One gap past the bound on its own: nothing of it, nor of what was missing before, is asked for.
+        n.on_packet(50_000, true, t0);
+        assert!(n.missing.is_empty());
+        assert_eq!(n.deadline(), None);
+        assert!(n.poll(t0 + MS(10)).is_empty());
+        // Loss after it is repaired as usual.
+        n.on_packet(50_002, true, t0 + MS(20));
+        assert_eq!(n.poll(t0 + MS(30)), vec![50_001u64 as u16]);
     }
 }
