@@ -482,14 +482,14 @@ impl Engine {
     /// 4096 bytes, 1000008 a user-unregistered message shorter than its UUID, 1003001 the channel does not publish,
     /// 1003045 more than 30 in a second.
     pub fn send_sei(&self, data: &[u8], channel: PublishChannel) -> Result<()> {
-        let kind = self.core.state.lock().sei_type;
-        crate::publisher::check_sei(data, kind)?;
-        let slot = {
+        let (kind, slot) = {
             let mut state = self.core.state.lock();
+            let kind = state.sei_type;
+            crate::publisher::check_sei(data, kind)?;
             if !state.publishes.contains_key(&channel) {
                 return Err(error::PUBLISHER_NO_DATA);
             }
-            self.core.publisher(&mut state, channel)
+            (kind, self.core.publisher(&mut state, channel))
         };
         slot.publisher.send_sei(data, kind)
     }
