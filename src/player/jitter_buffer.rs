@@ -86,8 +86,10 @@ pub(crate) struct JitterStats {
     /// Packets skipped because they were far overdue, and sequence numbers jumped over (more missing at once than
     /// a stopped stream is concealed for).
     pub flushed: u64,
-    /// Packets that came after their tick had passed (or twice).
+    /// Packets that came after their tick had passed.
     pub late: u64,
+    /// Packets that came again while the first copy still waited (a retransmission that crossed the original).
+    pub duplicates: u64,
     /// New streams in the same track (sequence numbers far from the last): the buffer started over.
     pub restarts: u64,
     /// Time the played packets waited here, from arrival to their tick, summed (µs).
@@ -216,8 +218,12 @@ impl AudioJitterBuffer {
             due = due.max(now + self.frame());
         }
         let due = due + SAFETY;
-        if self.playhead.is_some_and(|head| ext < head) || self.packets.contains_key(&ext) {
+        if self.playhead.is_some_and(|head| ext < head) {
             self.stats.late += 1;
+            return None;
+        }
+        if self.packets.contains_key(&ext) {
+            self.stats.duplicates += 1;
             return None;
         }
         match self.highest {
@@ -732,6 +738,10 @@ mod tests {
             "played already"
         );
         assert_eq!(b.stats().late, 1);
+        // A copy of a packet that is still waiting is a duplicate, not late.
+        assert!(b.push(101, 960, payload(), t0 + ms(6)).is_some());
+        assert!(b.push(101, 960, payload(), t0 + ms(7)).is_none());
+        assert_eq!((b.stats().late, b.stats().duplicates), (1, 1));
         // Another publisher: far away numbers.
         let ext = b.push(40_000, 123_456, payload(), t0 + ms(20)).unwrap();
         assert_eq!(b.pull(t0 + ms(20) + SAFETY), Decision::Play(payload()));
