@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod fanout;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +21,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpPacket;
-use str0m::{change::SdpAnswer, Candidate, Event, Input, Output, Rtc};
+use str0m::{change::SdpAnswer, change::SdpOffer, Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use zego_relay::{Relay, RelayConfig, SessionId, StreamKey};
 
@@ -271,6 +273,31 @@ impl PeerFactory {
         let kernel_stamps = self.sockets.kernel_stamps;
         tokio::spawn(drive(rtc, socket, stop.clone(), role, kernel_stamps));
         stop
+    }
+
+    /// A player of another server's stream, through a socket of its own on `ip`: answers the server's SDP `offer`
+    /// and runs until `stop`, handing what it gets to `reception`. Returns the SDP answer.
+    pub async fn answering_player<R: Reception>(
+        &self,
+        ip: std::net::IpAddr,
+        offer: &str,
+        stop: Arc<AtomicBool>,
+        reception: R,
+    ) -> String {
+        let socket = UdpSocket::bind((ip, 0)).await.expect("socket");
+        if let Some(bytes) = self.sockets.recv_buffer {
+            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(bytes);
+        }
+        if self.sockets.kernel_stamps {
+            enable_kernel_timestamps(&socket);
+        }
+        let mut rtc = self.rtc(true);
+        rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
+        let offer = SdpOffer::from_sdp_string(offer).expect("an SDP offer");
+        let answer = rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+        let role = Role::Player(reception);
+        tokio::spawn(drive(rtc, socket, stop, role, self.sockets.kernel_stamps));
+        answer.to_sdp_string()
     }
 
     /// A player of `key` on `relay` until `stop`, handing what it gets to `reception`. Returns its session.
