@@ -55,13 +55,7 @@ pub(super) async fn read_video_track(
     let mut tuned_at = Instant::now();
     let mut downlink = DownlinkEstimate::default();
     loop {
-        let deadline = assembler.deadline();
-        let wait = async move {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let wait = until(assembler.deadline());
         let out = tokio::select! {
             event = track.poll() => match event {
                 // Only H.264 in the media's own sequence space (webrtc turns retransmissions back into it).
@@ -119,14 +113,7 @@ pub(super) async fn read_video_track(
                 }
                 Assembled::Nack(missing) => {
                     tracing::trace!(stream_id = %shared.stream_id, ?missing, "asking for retransmissions");
-                    let nack = TransportLayerNack {
-                        sender_ssrc: 0,
-                        media_ssrc,
-                        nacks: nack_pairs_from_sequence_numbers(&missing),
-                    };
-                    if let Err(e) = track.write_rtcp(vec![Box::new(nack)]).await {
-                        tracing::debug!("cannot send a NACK: {e}");
-                    }
+                    send_nack(&track, media_ssrc, &missing).await;
                 }
             }
         }
@@ -153,6 +140,26 @@ pub(super) async fn read_video_track(
         nacks = assembler.nacks_sent(),
         "video track ended"
     );
+}
+
+/// Completes at `deadline`; never without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Asks the sender of `media_ssrc` for the `missing` sequence numbers again (RTCP NACK).
+async fn send_nack(track: &Arc<dyn TrackRemote>, media_ssrc: u32, missing: &[u16]) {
+    let nack = TransportLayerNack {
+        sender_ssrc: 0,
+        media_ssrc,
+        nacks: nack_pairs_from_sequence_numbers(missing),
+    };
+    if let Err(e) = track.write_rtcp(vec![Box::new(nack)]).await {
+        tracing::debug!(media_ssrc, "cannot send a NACK: {e}");
+    }
 }
 
 /// Every byte of the stream received so far, video and audio, as on the wire.
@@ -194,13 +201,7 @@ pub(super) async fn read_audio_track(
     let mut highest: Option<u64> = None;
     let mut tuned_at = Instant::now();
     loop {
-        let deadline = nack.deadline();
-        let wait = async move {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let wait = until(nack.deadline());
         let missing = tokio::select! {
             event = track.poll() => match event {
                 // Opus in its own sequence space (webrtc turns retransmissions back into it).
@@ -255,14 +256,7 @@ pub(super) async fn read_audio_track(
         }
         if !missing.is_empty() {
             tracing::trace!(stream_id = %shared.stream_id, ?missing, "asking for audio retransmissions");
-            let request = TransportLayerNack {
-                sender_ssrc: 0,
-                media_ssrc,
-                nacks: nack_pairs_from_sequence_numbers(&missing),
-            };
-            if let Err(e) = track.write_rtcp(vec![Box::new(request)]).await {
-                tracing::debug!("cannot send an audio NACK: {e}");
-            }
+            send_nack(&track, media_ssrc, &missing).await;
         }
         if tuned_at.elapsed() >= Duration::from_millis(500) {
             tuned_at = Instant::now();
