@@ -20,7 +20,7 @@ mod bench_peers;
 use std::sync::atomic::Ordering;
 
 use bench_peers::fanout::{round2, run_round};
-use bench_peers::{flag_value, stream_key, ClipSpec, PeerFactory, SocketOptions};
+use bench_peers::{flag_list, flag_value, stream_key, ClipSpec, PeerFactory, SocketOptions};
 
 /// ~1 Mbps, 30 fps; the clip loops, its first frame the only IDR picture unless the relay asks for one.
 const CLIP: ClipSpec = ClipSpec {
@@ -126,14 +126,7 @@ impl Args {
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
             match arg.as_str() {
-                "--players" => {
-                    args.players = it
-                        .next()
-                        .expect("--players N,N,...")
-                        .split(',')
-                        .map(|n| n.trim().parse().expect("a number of players"))
-                        .collect();
-                }
+                "--players" => args.players = flag_list(&mut it, "--players"),
                 "--seconds" => args.seconds = flag_value(&mut it, "--seconds"),
                 "--sink" => args.sink = true,
                 "--io-threads" => args.io_threads = flag_value(&mut it, "--io-threads"),

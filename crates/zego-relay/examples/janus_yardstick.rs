@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use bench_peers::fanout::{round2, run_round, PlayerReception, PlayerStats, SeqExtender, Tally};
 use bench_peers::{
-    flag_value, stream_key, this_thread_cpu, wait_until, Clip, ClipSpec, PeerFactory, SocketOptions,
+    flag_list, flag_value, stream_key, this_thread_cpu, wait_until, Clip, ClipSpec, PeerFactory,
+    SocketOptions,
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -190,14 +191,7 @@ impl Args {
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
             match arg.as_str() {
-                "--players" => {
-                    args.players = it
-                        .next()
-                        .expect("--players N,N,...")
-                        .split(',')
-                        .map(|n| n.trim().parse().expect("a number of players"))
-                        .collect();
-                }
+                "--players" => args.players = flag_list(&mut it, "--players"),
                 "--seconds" => args.seconds = flag_value(&mut it, "--seconds"),
                 "--io-threads" => args.io_threads = flag_value(&mut it, "--io-threads"),
                 "--janus-event-loops" => {

@@ -69,6 +69,19 @@ pub fn flag_value<T: FromStr>(args: &mut impl Iterator<Item = String>, flag: &st
         .unwrap_or_else(|| panic!("{flag} N"))
 }
 
+/// The comma-separated numbers after `flag` (`--players 1,10,100`).
+pub fn flag_list(args: &mut impl Iterator<Item = String>, flag: &str) -> Vec<usize> {
+    args.next()
+        .unwrap_or_else(|| panic!("{flag} N,N,..."))
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag}: {n} is not a number"))
+        })
+        .collect()
+}
+
 /// CPU time of the calling thread: the publisher and all players run on this one.
 pub fn this_thread_cpu() -> Duration {
     let nanos = std::fs::read_to_string("/proc/thread-self/schedstat")
