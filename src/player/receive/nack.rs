@@ -111,12 +111,10 @@ impl NackRequester {
                 let keep = (1.0 - LOSS_WEIGHT).powi((seq - highest).min(1000) as i32);
                 self.loss =
                     self.loss * keep + (1.0 - keep) * (lost as f64 / (seq - highest) as f64);
-                if lost > MAX_MISSING as u64 {
+                let from = if lost > MAX_MISSING as u64 {
                     tracing::debug!(lost, "a gap too long to repair; not asking for any of it");
                     self.missing.clear();
                     self.queue.clear();
-                }
-                let from = if lost > MAX_MISSING as u64 {
                     seq
                 } else {
                     highest + 1
