@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench_peers::fanout::{round2, run_round, PlayerReception, PlayerStats, SeqExtender, Tally};
+use bench_peers::fanout::{round2, run_round, PlayerReception, PlayerStats, Tally};
 use bench_peers::{
     flag_list, flag_value, stream_key, this_thread_cpu, wait_until, Clip, ClipSpec, PeerFactory,
     SocketOptions,
@@ -741,12 +741,7 @@ async fn janus_round(
     let mut players = Vec::with_capacity(n);
     for _ in 0..n {
         let (handle, offer) = api.watch().await;
-        let stats = Arc::new(Mutex::new(PlayerStats::default()));
-        let reception = PlayerReception {
-            stats: stats.clone(),
-            sink: false,
-            seqs: SeqExtender::default(),
-        };
+        let (stats, reception) = PlayerReception::counting(false);
         let answer = peers
             .answering_player(host_ip, &offer, stop.clone(), reception)
             .await;
@@ -786,11 +781,7 @@ async fn janus_round(
         seconds: wall,
         packets_delivered: tally.delivered,
         packets_lost: tally.lost,
-        loss_fraction: if tally.expected == 0 {
-            0.0
-        } else {
-            tally.lost as f64 / tally.expected as f64
-        },
+        loss_fraction: tally.loss_fraction(),
         cpu_us_per_packet: cpu * 1e6 / delivered,
         sched_us_per_packet: sched * 1e6 / delivered,
         cpu_percent: cpu * 100.0 / wall,

@@ -51,12 +51,7 @@ pub async fn run_round(
     let stop = Arc::new(AtomicBool::new(false));
     let mut players = Vec::with_capacity(n);
     for _ in 0..n {
-        let stats = Arc::new(Mutex::new(PlayerStats::default()));
-        let reception = PlayerReception {
-            stats: stats.clone(),
-            sink,
-            seqs: SeqExtender::default(),
-        };
+        let (stats, reception) = PlayerReception::counting(sink);
         let session = peers
             .player(relay, key.clone(), stop.clone(), reception)
             .await;
@@ -79,11 +74,8 @@ pub async fn run_round(
     let (m1, cpu1, t1) = (relay.metrics(), relay.io_thread_cpu_time(), Instant::now());
     let each1 = relay.io_thread_cpu_times();
     let peers_cpu = this_thread_cpu() - peers_cpu0;
-    let Tally {
-        lost,
-        expected,
-        delivered,
-    } = Tally::of(players.iter().map(|p| &p.stats));
+    let tally = Tally::of(players.iter().map(|p| &p.stats));
+    let (lost, delivered) = (tally.lost, tally.delivered);
 
     stop.store(true, Ordering::Relaxed);
     for p in &players {
@@ -116,11 +108,7 @@ pub async fn run_round(
         overload_drops: delta(|m| m.overload_drops),
         packets_lost: lost,
         packets_delivered: delivered,
-        loss_fraction: if expected == 0 {
-            0.0
-        } else {
-            lost as f64 / expected as f64
-        },
+        loss_fraction: tally.loss_fraction(),
         retransmissions: delta(|m| m.retransmissions),
         peers_cpu_percent: peers_cpu.as_secs_f64() * 100.0 / wall.as_secs_f64(),
     }
@@ -158,6 +146,15 @@ impl Tally {
         }
         tally
     }
+
+    /// The share of the expected packets that were lost.
+    pub fn loss_fraction(&self) -> f64 {
+        if self.expected == 0 {
+            0.0
+        } else {
+            self.lost as f64 / self.expected as f64
+        }
+    }
 }
 
 #[derive(Default)]
@@ -178,6 +175,19 @@ pub struct PlayerReception {
     /// Once connected, media is counted from its clear RTP header and not handed to str0m.
     pub sink: bool,
     pub seqs: SeqExtender,
+}
+
+impl PlayerReception {
+    /// A player's reception and the statistics it fills.
+    pub fn counting(sink: bool) -> (Arc<Mutex<PlayerStats>>, PlayerReception) {
+        let stats = Arc::new(Mutex::new(PlayerStats::default()));
+        let reception = PlayerReception {
+            stats: stats.clone(),
+            sink,
+            seqs: SeqExtender::default(),
+        };
+        (stats, reception)
+    }
 }
 
 impl Reception for PlayerReception {
